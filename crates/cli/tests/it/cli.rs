@@ -1,0 +1,187 @@
+//! The binary as a user runs it: exit codes, messages, outputs, dead letters.
+
+use std::io::Write;
+
+use crate::{root, sluice, text};
+
+fn write(dir: &std::path::Path, name: &str, body: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write test file");
+    p
+}
+
+const BID_DDL: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, \
+    url VARCHAR, date_time TIMESTAMP(3), extra VARCHAR) WITH ('connector' = 'filesystem', \
+    'path' = '__PATH__', 'format' = 'json');\n";
+
+fn bid_ddl(path: &std::path::Path) -> String {
+    BID_DDL.replace("__PATH__", &path.display().to_string())
+}
+
+#[test]
+fn readme_example_runs_and_prints_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples").join("quickstart.sql");
+    let out = sluice(dir.path(), &["run", example.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stdout.lines().any(|l| l.starts_with("+I[")), "stdout: {stdout}");
+    assert!(stderr.contains("Finished"), "stderr: {stderr}");
+}
+
+#[test]
+fn print_sink_shows_flink_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("tests/data/bids.json");
+    let sql = bid_ddl(&data)
+        + "CREATE TABLE out (auction BIGINT, price BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'print');\n\
+           INSERT INTO out SELECT auction, price, date_time FROM bid WHERE bidder = 2000 AND price < 200;";
+    let f = write(dir.path(), "p.sql", &sql);
+    let out = sluice(dir.path(), &["run", "-q", "--workers", "1", f.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "+I[1123, 100, 2024-01-01 00:00:00.000]");
+}
+
+#[test]
+fn bad_sql_exits_2_with_location_and_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(dir.path(), "bad.sql", "CREATE TABLE t (a BIGINT) WITH ('connector' = 'print');\nINSERT INTO t\nSELEC a FROM t;\n");
+    let out = sluice(dir.path(), &["run", f.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("bad.sql:3:1"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+}
+
+#[test]
+fn user_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("CREATE TABLE t (a BIGINT) WITH ('connector' = 'nope');", "unknown connector 'nope'"),
+        (
+            "CREATE TABLE s (a BIGINT) WITH ('connector' = 'filesystem', 'path' = 'missing.json', 'format' = 'json');\n\
+             CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT a FROM s;",
+            "cannot read 'missing.json'",
+        ),
+        (
+            "CREATE TABLE s (a STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '1');\n\
+             CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT a FROM s;",
+            "type mismatch",
+        ),
+        ("CREATE TABLE t (a BIGINT) WITH ('connector' = 'print');", "nothing to run"),
+    ];
+    for (sql, expect) in cases {
+        let f = write(dir.path(), "e.sql", sql);
+        let out = sluice(dir.path(), &["run", f.to_str().unwrap()]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{sql}\n{stderr}");
+        assert!(stderr.contains(expect), "{sql}\nexpected '{expect}' in: {stderr}");
+        assert!(stderr.contains("e.sql:"), "no location: {stderr}");
+    }
+    let out = sluice(dir.path(), &["run", "no-such-file.sql"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn explain_shows_tasks_parallelism_and_edges() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("tests/data/bids.json");
+    let sql = bid_ddl(&data)
+        + "CREATE TABLE out (auction BIGINT, price BIGINT) WITH ('connector' = 'blackhole');\n\
+           CREATE TABLE keyed (auction BIGINT, price BIGINT, PRIMARY KEY (auction) NOT ENFORCED) WITH ('connector' = 'print', 'sink.parallelism' = '3');\n\
+           INSERT INTO out SELECT auction, price FROM bid WHERE price > 10;\n\
+           INSERT INTO keyed SELECT auction, price FROM bid;";
+    let f = write(dir.path(), "x.sql", &sql);
+    let out = sluice(dir.path(), &["explain", "--workers", "2", f.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    for needle in ["parallelism 2", "Source: bid (filesystem, json)", "Filter", "FORWARD", "HASH[#0]", "parallelism 3", "Sink: out (blackhole)"] {
+        assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
+    }
+}
+
+#[test]
+fn dead_letters_are_written_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("tests/data/bad_bids.json");
+    let sql = bid_ddl(&data)
+        + "CREATE TABLE out (auction BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO out SELECT auction FROM bid;";
+    let f = write(dir.path(), "d.sql", &sql);
+    let out = sluice(dir.path(), &["run", f.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("3 rows in") && stderr.contains("5 dead letters"), "{stderr}");
+    let dl = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("dead letter file");
+    let letters: Vec<serde_json::Value> = dl.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(letters.len(), 5);
+    for l in &letters {
+        assert_eq!(l["table"], "bid");
+        assert!(l["source"].as_str().is_some_and(|s| s.ends_with("bad_bids.json")));
+        assert!(l["offset"].as_u64().is_some());
+        assert!(l["reason"].as_str().is_some_and(|r| !r.is_empty()));
+        assert!(l.get("raw").is_some() || l.get("raw_base64").is_some());
+    }
+    assert!(letters.iter().any(|l| l.get("raw_base64").is_some()), "non-UTF-8 kept as base64");
+}
+
+#[test]
+fn hostile_files_reach_dead_letters_without_crashing() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("hostile.json");
+    {
+        let mut f = std::fs::File::create(&input).unwrap();
+        writeln!(f, "{{\"auction\": 1, \"price\": 2}}").unwrap();
+        let huge = format!("{{\"auction\": 2, \"extra\": \"{}\"}}", "x".repeat(10 << 20));
+        writeln!(f, "{huge}").unwrap();
+        f.write_all(b"{\"auction\": 3, \"price\"").unwrap();
+    }
+    let sql = bid_ddl(&input)
+        + "CREATE TABLE out (auction BIGINT) WITH ('connector' = 'print');\nINSERT INTO out SELECT auction FROM bid;";
+    let f = write(dir.path(), "h.sql", &sql);
+    let out = sluice(dir.path(), &["run", "--workers", "1", f.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.trim(), "+I[1]");
+    assert!(stderr.contains("2 dead letters"), "{stderr}");
+    let dl = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).unwrap();
+    assert!(dl.contains("over the") && dl.contains("\"truncated\":true"), "{}", &dl[..dl.len().min(300)]);
+}
+
+#[test]
+fn worker_count_does_not_change_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("tests/data/bids.json");
+    let mut outputs = Vec::new();
+    for w in ["1", "3"] {
+        let sql = bid_ddl(&data)
+            + "CREATE TABLE out (auction BIGINT, channel STRING) WITH ('connector' = 'print');\n\
+               INSERT INTO out SELECT auction, upper(channel) FROM bid WHERE price > 1000;";
+        let f = write(dir.path(), "w.sql", &sql);
+        let out = sluice(dir.path(), &["run", "-q", "--workers", w, f.to_str().unwrap()]);
+        assert!(out.status.success());
+        let mut rows: Vec<String> = text(&out)
+            .0
+            .lines()
+            .map(|l| l.split_once("> ").map(|(_, r)| r).unwrap_or(l).to_string())
+            .collect();
+        rows.sort();
+        outputs.push(rows);
+    }
+    assert!(!outputs[0].is_empty());
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+#[test]
+fn gen_nexmark_writes_bids_as_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sluice(dir.path(), &["gen", "nexmark", "--events", "1000", "--out", "bids.json"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let body = std::fs::read_to_string(dir.path().join("bids.json")).unwrap();
+    let lines: Vec<&str> = body.lines().collect();
+    assert!(lines.len() > 800 && lines.len() <= 1000, "{}", lines.len());
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for k in ["auction", "bidder", "price", "channel", "url", "date_time", "extra"] {
+        assert!(v.get(k).is_some(), "missing {k} in {v}");
+    }
+}

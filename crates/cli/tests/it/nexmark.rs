@@ -1,0 +1,109 @@
+//! The Nexmark suite's files run unchanged (q0, q1, q2, q14, q21, q22 over ddl_gen.sql +
+//! ddl_views.sql), and each query's streaming answer equals DataFusion's batch answer
+//! over the same events written to a JSON file.
+
+use std::collections::BTreeMap;
+
+use sluice_runtime::{Job, JobConfig};
+use sluice_sql::{Pipeline, PipelineOptions, batch_oracle};
+
+use crate::{root, sluice, text};
+
+const QUERIES: [&str; 6] = ["q0", "q1", "q2", "q14", "q21", "q22"];
+const EVENTS: u64 = 20_000;
+
+fn suite(file: &str) -> String {
+    std::fs::read_to_string(root().join("tests/nexmark").join(file)).expect("suite file")
+}
+
+fn defines(extra: &[(&str, String)]) -> BTreeMap<String, String> {
+    let mut d: BTreeMap<String, String> = [
+        ("TPS", "10000000".to_string()),
+        ("EVENTS_NUM", EVENTS.to_string()),
+        ("PERSON_PROPORTION", "1".to_string()),
+        ("AUCTION_PROPORTION", "3".to_string()),
+        ("BID_PROPORTION", "46".to_string()),
+        ("NEXMARK_TABLE", "datagen".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        d.insert(k.to_string(), v.clone());
+    }
+    d
+}
+
+fn options(defines: BTreeMap<String, String>, workers: usize) -> PipelineOptions {
+    PipelineOptions {
+        file: "nexmark.sql".into(),
+        workers: Some(workers),
+        default_workers: workers,
+        defines,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_queries_run_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    for q in QUERIES {
+        let text = format!("{}\n{}\n{}", suite("ddl_gen.sql"), suite("ddl_views.sql"), suite(&format!("{q}.sql")));
+        let pipeline = Pipeline::plan(&text, &options(defines(&[]), 2))
+            .await
+            .unwrap_or_else(|e| panic!("{q} does not plan: {e}"));
+        let config = JobConfig {
+            name: q.into(),
+            dead_letter_path: dir.path().join("dl.jsonl"),
+            ..Default::default()
+        };
+        let summary = Job::new(pipeline.graph, config).unwrap().run().await.unwrap_or_else(|e| panic!("{q} fails: {e}"));
+        assert_eq!(summary.rows_in, EVENTS, "{q}");
+        assert_eq!(summary.dead_letters, 0, "{q}");
+        if q != "q2" && q != "q14" {
+            assert!(summary.rows_out > 0, "{q} wrote nothing");
+        }
+    }
+}
+
+/// The query file as a bare SELECT (its INSERT target removed), results captured.
+fn as_select(q: &str) -> String {
+    let body = suite(&format!("{q}.sql"));
+    let insert = format!("INSERT INTO nexmark_{q}");
+    body.replace(&insert, "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suite_queries_match_the_batch_oracle() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.json");
+    let out = sluice(
+        dir.path(),
+        &["gen", "nexmark", "--table", "all", "--events", &EVENTS.to_string(), "--base-time", "2024-01-01 00:00:00", "--out", events.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let gen_ddl = suite("ddl_gen.sql").replace(
+        "'bid.proportion' = '${BID_PROPORTION}'",
+        "'bid.proportion' = '${BID_PROPORTION}', 'base-time' = '2024-01-01 00:00:00'",
+    );
+    for q in QUERIES {
+        let select = as_select(q);
+        let streaming_sql = format!("{gen_ddl}\n{}\n{select}", suite("ddl_views.sql"));
+        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut opts = options(defines(&[]), 2);
+        opts.capture = Some(captured.clone());
+        let pipeline = Pipeline::plan(&streaming_sql, &opts).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        let config = JobConfig { name: q.into(), dead_letter_path: dir.path().join("dl.jsonl"), ..Default::default() };
+        Job::new(pipeline.graph, config).unwrap().run().await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        let mut got = sluice_testkit::format_batches(&captured.lock().unwrap());
+
+        let oracle_sql = format!("{}\n{}\n{select}", suite("ddl_file.sql"), suite("ddl_views.sql"));
+        let oracle_opts = options(defines(&[("EVENTS_FILE", events.display().to_string())]), 1);
+        let mut want = sluice_testkit::format_batches(&batch_oracle(&oracle_sql, &oracle_opts).await.unwrap_or_else(|e| panic!("{q} oracle: {e}")));
+        got.sort();
+        want.sort();
+        assert!(!want.is_empty() || q == "q2" || q == "q14", "{q}: the oracle found no rows");
+        assert_eq!(got.len(), want.len(), "{q}: row counts differ");
+        assert_eq!(got, want, "{q}: streaming and batch answers differ");
+    }
+}

@@ -1,0 +1,243 @@
+//! The filesystem source: each subtask reads its share of byte-range splits, frames
+//! lines and decodes them into batches; bad records go to the dead letters.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use sluice_formats::Decoder;
+use sluice_formats::framing::{Frame, LineFramer};
+use sluice_runtime::{
+    DeadLetterOutput, JobMetrics, Source, SourceEvent, SourceFactory, SourceOffsets, TaskInfo,
+};
+use sluice_types::{CheckpointId, DeadLetter};
+
+use super::config::FilesystemSourceConfig;
+use super::splits::{FileSplit, list_files, plan_splits};
+use crate::{ConnectorTable, Error, Result};
+
+const CHUNK: usize = 1 << 20;
+
+/// Plans splits once and hands each subtask its share.
+pub struct FilesystemSourceFactory {
+    table: ConnectorTable,
+    config: FilesystemSourceConfig,
+    files: Vec<(PathBuf, u64)>,
+}
+
+impl FilesystemSourceFactory {
+    /// Checks that the path exists and the format accepts the schema.
+    pub fn new(table: &ConnectorTable, config: FilesystemSourceConfig) -> Result<Self> {
+        let files = list_files(&config.path).map_err(|source| Error::Input {
+            table: table.name.clone(),
+            path: config.path.display().to_string(),
+            source,
+        })?;
+        sluice_formats::decoder_for(&config.format, &config.format_options(table)).map_err(|source| {
+            Error::Format {
+                table: table.name.clone(),
+                source,
+            }
+        })?;
+        Ok(FilesystemSourceFactory {
+            table: table.clone(),
+            config,
+            files,
+        })
+    }
+}
+
+impl SourceFactory for FilesystemSourceFactory {
+    fn name(&self) -> String {
+        format!("Source: {} (filesystem, {})", self.table.name, self.config.format)
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.table.schema.clone()
+    }
+
+    fn bounded(&self) -> bool {
+        self.config.monitor_interval.is_none()
+    }
+
+    fn create(&self, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> sluice_runtime::Result<Box<dyn Source>> {
+        let splits: Vec<FileSplit> = plan_splits(&self.files, task.parallelism)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % task.parallelism == task.subtask)
+            .map(|(_, s)| s)
+            .collect();
+        let decoder = sluice_formats::decoder_for(&self.config.format, &self.config.format_options(&self.table))
+            .map_err(|source| Error::Format {
+                table: self.table.name.clone(),
+                source,
+            })?;
+        Ok(Box::new(FilesystemSource {
+            table: self.table.name.clone(),
+            config: self.config.clone(),
+            pending: splits.into_iter().rev().collect(),
+            current: None,
+            decoder,
+            metrics: metrics.clone(),
+            seen: self.files.iter().map(|(p, _)| p.clone()).collect(),
+            subtask: task.subtask,
+            parallelism: task.parallelism,
+            last_scan: Instant::now(),
+            buf: vec![0; CHUNK],
+        }))
+    }
+}
+
+struct Reader {
+    split: FileSplit,
+    path: String,
+    file: File,
+    framer: LineFramer,
+}
+
+/// Reads one subtask's splits in order.
+struct FilesystemSource {
+    table: String,
+    config: FilesystemSourceConfig,
+    /// Splits still to read (next one last).
+    pending: Vec<FileSplit>,
+    current: Option<Reader>,
+    decoder: Box<dyn Decoder>,
+    metrics: Arc<JobMetrics>,
+    seen: HashSet<PathBuf>,
+    subtask: usize,
+    parallelism: usize,
+    last_scan: Instant,
+    buf: Vec<u8>,
+}
+
+impl FilesystemSource {
+    fn input_error(&self, path: &str, source: std::io::Error) -> sluice_runtime::Error {
+        Error::Input {
+            table: self.table.clone(),
+            path: path.to_string(),
+            source,
+        }
+        .into()
+    }
+
+    fn open_next(&mut self) -> sluice_runtime::Result<bool> {
+        let Some(split) = self.pending.pop() else {
+            return Ok(false);
+        };
+        let path = split.path.display().to_string();
+        let framer = LineFramer::for_split(split.start, split.end).with_max_record_bytes(self.config.max_record_size);
+        let mut file = File::open(&split.path).map_err(|e| self.input_error(&path, e))?;
+        file.seek(SeekFrom::Start(framer.read_from())).map_err(|e| self.input_error(&path, e))?;
+        self.current = Some(Reader { split, path, file, framer });
+        Ok(true)
+    }
+
+    /// Files that appeared since the last scan, this subtask's share (by path hash).
+    fn scan_new_files(&mut self) {
+        let Ok(files) = list_files(&self.config.path) else { return };
+        for (path, _) in files {
+            if self.seen.insert(path.clone()) {
+                let h = path.to_string_lossy().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                if (h % self.parallelism as u64) as usize == self.subtask {
+                    self.pending.insert(0, FileSplit { path, start: 0, end: None });
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, dead: &dyn DeadLetterOutput) -> sluice_runtime::Result<Option<SourceEvent>> {
+        let decoded = self.decoder.flush().map_err(|source| Error::Format {
+            table: self.table.clone(),
+            source,
+        })?;
+        for d in decoded.dead_letters {
+            dead.send(d);
+        }
+        Ok(decoded.batch.map(SourceEvent::Batch))
+    }
+}
+
+#[async_trait]
+impl Source for FilesystemSource {
+    async fn open(&mut self, _task: &TaskInfo, restored: Option<SourceOffsets>) -> sluice_runtime::Result<()> {
+        if restored.is_some() {
+            tracing::warn!(table = %self.table, "Restoring filesystem offsets arrives with checkpoints; reading from the start.");
+        }
+        Ok(())
+    }
+
+    async fn next(&mut self, dead: &dyn DeadLetterOutput) -> sluice_runtime::Result<SourceEvent> {
+        loop {
+            if self.current.is_none() && !self.open_next()? {
+                if let Some(ev) = self.flush(dead)? {
+                    return Ok(ev);
+                }
+                let Some(interval) = self.config.monitor_interval else {
+                    return Ok(SourceEvent::End);
+                };
+                if self.last_scan.elapsed() >= interval {
+                    self.last_scan = Instant::now();
+                    self.scan_new_files();
+                    continue;
+                }
+                tokio::time::sleep(interval.min(std::time::Duration::from_millis(100))).await;
+                return Ok(SourceEvent::Idle);
+            }
+            let Some(reader) = self.current.as_mut() else { continue };
+            let n = match reader.file.read(&mut self.buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let path = reader.path.clone();
+                    return Err(self.input_error(&path, e));
+                }
+            };
+            JobMetrics::add(&self.metrics.source_bytes, n as u64);
+            let table = &self.table;
+            let decoder = &mut self.decoder;
+            let path = reader.path.as_str();
+            let mut on_frame = |f: Frame<'_>| -> sluice_formats::Result<()> {
+                match f {
+                    Frame::Record { offset, bytes } => decoder.decode(bytes, path, offset),
+                    Frame::Oversized(o) => {
+                        dead.send(DeadLetter::new(table.clone(), path, o.offset, o.reason(), o.head));
+                        Ok(())
+                    }
+                }
+            };
+            let fed = if n == 0 {
+                reader.framer.finish(&mut on_frame)
+            } else {
+                reader.framer.feed(&self.buf[..n], &mut on_frame)
+            };
+            fed.map_err(|source| Error::Format {
+                table: self.table.clone(),
+                source,
+            })?;
+            let done = n == 0 || reader.framer.is_done();
+            if done {
+                tracing::debug!(split = %reader.split.id(), "Split read.");
+                self.current = None;
+            }
+            if self.decoder.buffered_records() >= self.config.batch_size {
+                if let Some(ev) = self.flush(dead)? {
+                    return Ok(ev);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> sluice_runtime::Result<SourceOffsets> {
+        let mut o = SourceOffsets::new();
+        if let Some(r) = &self.current {
+            o.insert(r.split.id(), serde_json::json!(r.framer.resume_offset()));
+        }
+        Ok(o)
+    }
+}

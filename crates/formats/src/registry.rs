@@ -1,0 +1,136 @@
+//! The format registry: every format Sluice knows, as a plain list.
+//!
+//! Owns: the [`FormatFactory`] trait, the list [`formats`], lookup by the `'format'`
+//! option's value ([`decoder_for`], [`encoder_for`]) and validation of `<format>.*`
+//! option keys with a "did you mean" suggestion ([`validate_options`]).
+//! Does not own: the options' values (each factory checks its own).
+
+use std::collections::BTreeMap;
+
+use crate::csv::CsvFormat;
+use crate::json::JsonFormat;
+use crate::{Decoder, Encoder, Error, FormatOptions, Result};
+
+/// One format: its name, the options it reads, and how to build its coders.
+pub trait FormatFactory: Send + Sync {
+    /// The value of `'format'` that selects it, e.g. `json`.
+    fn name(&self) -> &'static str;
+    /// The option keys it knows, without the `<name>.` prefix.
+    fn option_keys(&self) -> &'static [&'static str];
+    /// A decoder for the table; fails on a bad option value or an unsupported type.
+    fn decoder(&self, options: &FormatOptions) -> Result<Box<dyn Decoder>>;
+    /// An encoder for the table; fails on a bad option value or an unsupported type.
+    fn encoder(&self, options: &FormatOptions) -> Result<Box<dyn Encoder>>;
+}
+
+/// Every format, in the order documented.
+pub fn formats() -> Vec<Box<dyn FormatFactory>> {
+    vec![Box::new(JsonFormat), Box::new(CsvFormat)]
+}
+
+fn find(name: &str) -> Result<Box<dyn FormatFactory>> {
+    let all = formats();
+    let known: Vec<&str> = all.iter().map(|f| f.name()).collect();
+    let known = known.join(", ");
+    all.into_iter()
+        .find(|f| f.name().eq_ignore_ascii_case(name))
+        .ok_or_else(|| Error::UnknownFormat {
+            name: name.to_string(),
+            known,
+        })
+}
+
+/// A decoder for `'format' = name`, after checking the table's `<name>.*` options.
+pub fn decoder_for(name: &str, options: &FormatOptions) -> Result<Box<dyn Decoder>> {
+    validate_options(name, &options.options)?;
+    find(name)?.decoder(options)
+}
+
+/// An encoder for `'format' = name`, after checking the table's `<name>.*` options.
+pub fn encoder_for(name: &str, options: &FormatOptions) -> Result<Box<dyn Encoder>> {
+    validate_options(name, &options.options)?;
+    find(name)?.encoder(options)
+}
+
+/// Checks that every `<name>.*` key in `options` is one the format knows (other keys
+/// belong to the connector and are not looked at). An unknown key fails with
+/// [`Error::BadOption`], suggesting the closest known key.
+pub fn validate_options(name: &str, options: &BTreeMap<String, String>) -> Result<()> {
+    let factory = find(name)?;
+    let prefix = format!("{}.", factory.name());
+    let keys = factory.option_keys();
+    for key in options.keys() {
+        let Some(rest) = key.strip_prefix(&prefix) else {
+            continue;
+        };
+        if keys.contains(&rest) {
+            continue;
+        }
+        let best = keys
+            .iter()
+            .map(|k| (edit_distance(rest, k), *k))
+            .min()
+            .filter(|(d, k)| *d <= (k.len() / 3).max(2));
+        let message = match best {
+            Some((_, k)) => format!("unknown option; did you mean '{prefix}{k}'?"),
+            None => {
+                let all: Vec<String> = keys.iter().map(|k| format!("'{prefix}{k}'")).collect();
+                format!("unknown option; '{}' knows {}", factory.name(), all.join(", "))
+            }
+        };
+        return Err(Error::BadOption {
+            option: key.clone(),
+            message,
+        });
+    }
+    Ok(())
+}
+
+/// Levenshtein distance between two short strings.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::testing::{bid_schema, options};
+
+    #[test]
+    fn unknown_format_lists_the_known_ones() {
+        let err = decoder_for("xml", &options(bid_schema(), &[])).err().unwrap();
+        assert_eq!(err.to_string(), "unknown format 'xml'; known formats: json, csv");
+    }
+
+    #[test]
+    fn a_misspelt_option_gets_a_suggestion() {
+        let opts = options(bid_schema(), &[("json.ignore-parse-error", "true")]);
+        let err = decoder_for("json", &opts).err().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "option 'json.ignore-parse-error': unknown option; did you mean 'json.ignore-parse-errors'?"
+        );
+        let opts = options(bid_schema(), &[("csv.zzzzzzzzzzz", "x"), ("path", "x")]);
+        let err = validate_options("csv", &opts.options).err().unwrap();
+        assert!(err.to_string().contains("'csv' knows 'csv.field-delimiter'"), "{err}");
+    }
+
+    #[test]
+    fn every_format_builds_for_the_bid_table() {
+        for f in formats() {
+            let opts = options(bid_schema(), &[]);
+            assert!(decoder_for(f.name(), &opts).is_ok(), "{}", f.name());
+            assert!(encoder_for(f.name(), &opts).is_ok(), "{}", f.name());
+        }
+    }
+}

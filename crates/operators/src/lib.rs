@@ -1,0 +1,10 @@
+//! Operators: the implementations of [`sluice_runtime::Operator`].
+//!
+//! Owns: one folder per operator family. `stateless` holds projection and filter
+//! (DataFusion physical expressions evaluated per batch, with per-row isolation of
+//! rows that fail so that one bad row never stops a pipeline).
+//! Does not own: planning (which operator to use: `sluice-sql`) or moving batches
+//! between tasks (`sluice-runtime`).
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod stateless;

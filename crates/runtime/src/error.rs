@@ -1,0 +1,74 @@
+//! Errors of the runtime, and of the operators and connectors it runs.
+
+use sluice_types::ErrorKind;
+
+/// A job failed to start or failed while running.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A connector (source or sink) failed; `kind` tells whose fault.
+    #[error("{message}")]
+    Connector {
+        /// Whose fault.
+        kind: ErrorKind,
+        /// The connector's message.
+        message: String,
+    },
+    /// An operator failed evaluating expressions.
+    #[error("operator '{operator}': {message}")]
+    Operator {
+        /// The operator's display name.
+        operator: String,
+        /// What failed.
+        message: String,
+    },
+    /// Arrow or DataFusion failed.
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// The graph is malformed (a bug in planning).
+    #[error("invalid dataflow: {0}")]
+    InvalidGraph(String),
+    /// A task panicked or was cancelled.
+    #[error("task '{task}' failed: {message}")]
+    TaskFailed {
+        /// The task.
+        task: String,
+        /// The panic message.
+        message: String,
+    },
+    /// Writing the dead-letter file failed.
+    #[error("cannot write dead letters to '{path}': {source}")]
+    DeadLetters {
+        /// The dead-letter file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whose fault this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Connector { kind, .. } => *kind,
+            Error::Operator { .. } => ErrorKind::User,
+            Error::DataFusion(_) | Error::InvalidGraph(_) | Error::TaskFailed { .. } => {
+                ErrorKind::Internal
+            }
+            Error::DeadLetters { .. } => ErrorKind::External,
+        }
+    }
+
+    /// Whether restarting the job may help.
+    pub fn retryable(&self) -> bool {
+        self.kind() == ErrorKind::External
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for Error {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Error::DataFusion(e.into())
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

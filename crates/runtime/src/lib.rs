@@ -1,0 +1,29 @@
+//! The dataflow runtime: runs a [`StreamGraph`] as tokio tasks joined by bounded channels.
+//!
+//! Owns: the seams ([`Operator`], [`Source`], [`Sink`] and their factories), the graph
+//! ([`StreamGraph`]), operator chaining, partitioning between subtasks (forward, hash,
+//! rebalance, broadcast), the task loops, end-of-input and shutdown, dead-letter
+//! output, and the job's metrics registry.
+//! Does not own: SQL (`sluice-sql`), operator implementations (`sluice-operators`) or
+//! connectors (`sluice-connectors`).
+#![warn(missing_docs, unreachable_pub)]
+
+mod dead_letters;
+mod error;
+mod graph;
+mod job;
+pub mod metrics;
+mod partition;
+mod task;
+mod traits;
+
+pub use dead_letters::DeadLetterFile;
+pub use error::{Error, Result};
+pub use graph::{EdgeKind, NodeId, NodeKind, StreamEdge, StreamGraph, StreamNode};
+pub use job::{Job, JobConfig, JobSummary, ShutdownHandle};
+pub use metrics::JobMetrics;
+pub use partition::hash_rows;
+pub use traits::{
+    DeadLetterOutput, Delivery, Operator, OperatorContext, OperatorFactory, Sink, SinkFactory,
+    Source, SourceEvent, SourceFactory, SourceOffsets, TaskInfo,
+};

@@ -1,0 +1,376 @@
+//! One task = one subtask of a chain of nodes: a head (a source, or input channels),
+//! chained operators, and a tail (a sink, or output edges).
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use sluice_types::{CheckpointId, Message, Watermark};
+use tokio::sync::mpsc::Receiver;
+
+use crate::job::ShutdownHandle;
+use crate::metrics::{JobMetrics, OperatorMetrics};
+use crate::partition::OutputEdge;
+use crate::traits::{DeadLetterOutput, Operator, OperatorContext, Sink, Source, SourceEvent};
+use crate::{Error, Result};
+
+/// An operator inside a chain, with its context and counters.
+pub(crate) struct ChainOp {
+    pub(crate) op: Box<dyn Operator>,
+    pub(crate) ctx: OperatorContext,
+    pub(crate) metrics: Arc<OperatorMetrics>,
+}
+
+/// Where a task's rows come from.
+pub(crate) enum Head {
+    Source(Box<dyn Source>),
+    Inputs(InputSet),
+}
+
+/// Where a task's rows go.
+pub(crate) enum Tail {
+    Sink(Box<dyn Sink>, Arc<OperatorMetrics>),
+    Edges(Vec<OutputEdge>),
+}
+
+/// A runnable subtask of a chain.
+pub(crate) struct Task {
+    pub(crate) name: String,
+    pub(crate) head: Head,
+    pub(crate) source_metrics: Option<Arc<OperatorMetrics>>,
+    pub(crate) ops: Vec<ChainOp>,
+    pub(crate) tail: Tail,
+    pub(crate) job: Arc<JobMetrics>,
+    pub(crate) dead_letters: Arc<dyn DeadLetterOutput>,
+    pub(crate) shutdown: ShutdownHandle,
+    /// The head node's subtask info (what a source sees).
+    pub(crate) head_info: crate::traits::TaskInfo,
+    /// The last node's subtask info (what a sink sees).
+    pub(crate) info: crate::traits::TaskInfo,
+}
+
+impl Task {
+    pub(crate) async fn run(mut self) -> Result<()> {
+        if let Tail::Sink(sink, _) = &mut self.tail {
+            sink.open(&self.info).await?;
+        }
+        let head = std::mem::replace(&mut self.head, Head::Inputs(InputSet::new(Vec::new())));
+        match head {
+            Head::Source(source) => self.run_source(source).await,
+            Head::Inputs(inputs) => self.run_inputs(inputs).await,
+        }
+    }
+
+    async fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<()> {
+        source.open(&self.head_info, None).await?;
+        let sink_tail = matches!(self.tail, Tail::Sink(..));
+        while !self.shutdown.is_stopping() {
+            match source.next(self.dead_letters.as_ref()).await? {
+                SourceEvent::Batch(batch) => {
+                    if batch.num_rows() == 0 {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    let n = batch.num_rows() as u64;
+                    JobMetrics::add(&self.job.source_rows, n);
+                    if let Some(m) = &self.source_metrics {
+                        JobMetrics::add(&m.rows_out, n);
+                    }
+                    let out = self.push_from(0, 0, batch)?;
+                    self.emit(out).await?;
+                    if sink_tail {
+                        self.job.record_latency(started.elapsed().as_micros() as u64);
+                    }
+                }
+                SourceEvent::Idle => tokio::task::yield_now().await,
+                SourceEvent::End => break,
+            }
+        }
+        self.finish().await
+    }
+
+    async fn run_inputs(&mut self, mut inputs: InputSet) -> Result<()> {
+        loop {
+            let Some((chan, msg)) = inputs.recv().await? else {
+                break;
+            };
+            match msg {
+                Message::Batch(batch) => {
+                    let input = inputs.chans[chan].input;
+                    let out = self.push_from(0, input, batch)?;
+                    self.emit(out).await?;
+                }
+                Message::Watermark(w) => {
+                    if let Some(w) = inputs.on_watermark(chan, w) {
+                        self.watermark(w).await?;
+                    }
+                }
+                Message::Barrier(b) => {
+                    if inputs.on_barrier(chan, b.id) {
+                        self.barrier(b.id).await?;
+                    }
+                }
+                Message::End => {
+                    if let Some(w) = inputs.on_end(chan) {
+                        if w < Watermark::MAX {
+                            self.watermark(w).await?;
+                        }
+                    }
+                    if inputs.all_ended() {
+                        break;
+                    }
+                }
+            }
+        }
+        self.finish().await
+    }
+
+    /// End of input: final watermark, close every operator in order, close the tail.
+    async fn finish(&mut self) -> Result<()> {
+        self.watermark(Watermark::MAX).await?;
+        for i in 0..self.ops.len() {
+            let mut buf = Vec::new();
+            {
+                let op = &mut self.ops[i];
+                op.op.on_close(&mut op.ctx, &mut buf)?;
+            }
+            let mut out = Vec::new();
+            for b in buf {
+                out.extend(self.push_from(i + 1, 0, b)?);
+            }
+            self.emit(out).await?;
+        }
+        match &mut self.tail {
+            Tail::Sink(sink, _) => sink.close().await,
+            Tail::Edges(edges) => {
+                for e in edges {
+                    e.send_control(Message::End).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `batch` through operators `start..` (as input `input` of the first one).
+    fn push_from(&mut self, start: usize, input: usize, batch: RecordBatch) -> Result<Vec<RecordBatch>> {
+        let mut cur = vec![batch];
+        let mut input = input;
+        for op in self.ops.iter_mut().skip(start) {
+            let mut next = Vec::with_capacity(cur.len());
+            for b in cur {
+                JobMetrics::add(&op.metrics.rows_in, b.num_rows() as u64);
+                op.op.process(input, b, &mut op.ctx, &mut next)?;
+            }
+            next.retain(|b| b.num_rows() > 0);
+            let rows: usize = next.iter().map(RecordBatch::num_rows).sum();
+            JobMetrics::add(&op.metrics.rows_out, rows as u64);
+            JobMetrics::add(&op.metrics.batches_out, next.len() as u64);
+            cur = next;
+            input = 0;
+            if cur.is_empty() {
+                break;
+            }
+        }
+        Ok(cur)
+    }
+
+    /// Sends output batches to the tail.
+    async fn emit(&mut self, batches: Vec<RecordBatch>) -> Result<()> {
+        for b in batches {
+            if b.num_rows() == 0 {
+                continue;
+            }
+            match &mut self.tail {
+                Tail::Sink(sink, m) => {
+                    let n = b.num_rows() as u64;
+                    sink.write(b).await?;
+                    JobMetrics::add(&m.rows_in, n);
+                    JobMetrics::add(&self.job.sink_rows, n);
+                }
+                Tail::Edges(edges) => {
+                    for e in edges.iter_mut() {
+                        e.send_batch(b.clone()).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Event time advanced: let each operator react, then pass it on.
+    async fn watermark(&mut self, w: Watermark) -> Result<()> {
+        let mut wm = Some(w);
+        for i in 0..self.ops.len() {
+            let Some(w) = wm else { break };
+            let mut buf = Vec::new();
+            {
+                let op = &mut self.ops[i];
+                op.ctx.watermark = w;
+                wm = op.op.on_watermark(w, &mut op.ctx, &mut buf)?;
+            }
+            let mut out = Vec::new();
+            for b in buf {
+                out.extend(self.push_from(i + 1, 0, b)?);
+            }
+            self.emit(out).await?;
+        }
+        if let (Some(w), Tail::Edges(edges)) = (wm, &mut self.tail) {
+            for e in edges {
+                e.send_control(Message::Watermark(w)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A barrier is aligned: snapshot operators, pre-commit the sink, pass it on.
+    async fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+        for op in &mut self.ops {
+            op.op.on_barrier(id, &mut op.ctx)?;
+        }
+        match &mut self.tail {
+            Tail::Sink(sink, _) => sink.pre_commit(id).await,
+            Tail::Edges(edges) => {
+                for e in edges {
+                    e.send_control(Message::Barrier(sluice_types::Barrier { id })).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One input channel of a task: from one upstream subtask along one edge.
+pub(crate) struct InputChannel {
+    pub(crate) rx: Receiver<Message>,
+    /// Which input of the head operator this channel feeds.
+    pub(crate) input: usize,
+    ended: bool,
+    blocked: bool,
+    watermark: Watermark,
+}
+
+impl InputChannel {
+    pub(crate) fn new(rx: Receiver<Message>, input: usize) -> Self {
+        InputChannel {
+            rx,
+            input,
+            ended: false,
+            blocked: false,
+            watermark: Watermark::MIN,
+        }
+    }
+}
+
+/// The input channels of a task, with watermark tracking (minimum over channels) and
+/// barrier alignment (a channel that delivered barrier n is blocked until all have).
+pub(crate) struct InputSet {
+    pub(crate) chans: Vec<InputChannel>,
+    next: usize,
+    watermark: Watermark,
+    aligning: Option<CheckpointId>,
+}
+
+impl InputSet {
+    pub(crate) fn new(chans: Vec<InputChannel>) -> Self {
+        InputSet {
+            chans,
+            next: 0,
+            watermark: Watermark::MIN,
+            aligning: None,
+        }
+    }
+
+    /// The next message from any unblocked channel, fairly; `None` when all ended.
+    /// Cancellation safe (only `poll_recv` inside).
+    pub(crate) async fn recv(&mut self) -> Result<Option<(usize, Message)>> {
+        poll_fn(|cx| {
+            let n = self.chans.len();
+            let mut open = false;
+            for k in 0..n {
+                let i = (self.next + k) % n;
+                let ch = &mut self.chans[i];
+                if ch.ended {
+                    continue;
+                }
+                open = true;
+                if ch.blocked {
+                    continue;
+                }
+                match ch.rx.poll_recv(cx) {
+                    Poll::Ready(Some(m)) => {
+                        self.next = (i + 1) % n;
+                        return Poll::Ready(Ok(Some((i, m))));
+                    }
+                    Poll::Ready(None) => {
+                        return Poll::Ready(Err(Error::TaskFailed {
+                            task: "upstream".into(),
+                            message: "an upstream task stopped without finishing".into(),
+                        }));
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if open {
+                Poll::Pending
+            } else {
+                Poll::Ready(Ok(None))
+            }
+        })
+        .await
+    }
+
+    fn min_watermark(&self) -> Watermark {
+        self.chans
+            .iter()
+            .filter(|c| !c.ended)
+            .map(|c| c.watermark)
+            .min()
+            .unwrap_or(Watermark::MAX)
+    }
+
+    /// Records a watermark from `chan`; returns the task's new watermark if it advanced.
+    pub(crate) fn on_watermark(&mut self, chan: usize, w: Watermark) -> Option<Watermark> {
+        let c = &mut self.chans[chan];
+        c.watermark = c.watermark.max(w);
+        self.advance()
+    }
+
+    fn advance(&mut self) -> Option<Watermark> {
+        let min = self.min_watermark();
+        (min > self.watermark).then(|| {
+            self.watermark = min;
+            min
+        })
+    }
+
+    /// Records barrier `id` from `chan`; true when every open channel has delivered it.
+    pub(crate) fn on_barrier(&mut self, chan: usize, id: CheckpointId) -> bool {
+        self.aligning = Some(id);
+        self.chans[chan].blocked = true;
+        self.check_aligned()
+    }
+
+    fn check_aligned(&mut self) -> bool {
+        if self.aligning.is_none() || self.chans.iter().any(|c| !c.ended && !c.blocked) {
+            return false;
+        }
+        for c in &mut self.chans {
+            c.blocked = false;
+        }
+        self.aligning = None;
+        true
+    }
+
+    /// Records the end of `chan`; returns the new watermark if that advanced it.
+    pub(crate) fn on_end(&mut self, chan: usize) -> Option<Watermark> {
+        self.chans[chan].ended = true;
+        self.chans[chan].blocked = false;
+        self.advance()
+    }
+
+    pub(crate) fn all_ended(&self) -> bool {
+        self.chans.iter().all(|c| c.ended)
+    }
+}

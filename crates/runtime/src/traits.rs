@@ -1,0 +1,210 @@
+//! The seams: what an operator, a source and a sink must provide.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use sluice_state::StateTableSpec;
+use sluice_types::{CheckpointId, DeadLetter, Watermark};
+
+use crate::metrics::JobMetrics;
+use crate::Result;
+
+/// Where a subtask runs: its index among the operator's subtasks and their count.
+#[derive(Debug, Clone)]
+pub struct TaskInfo {
+    /// The job's name (the SQL file).
+    pub job: String,
+    /// The operator's display name, e.g. `Filter`, `Source: bid`.
+    pub operator: String,
+    /// 0-based index of this subtask.
+    pub subtask: usize,
+    /// How many subtasks the operator has.
+    pub parallelism: usize,
+}
+
+/// Receives the dead letters of a job (the runtime writes them to the dead-letter file).
+pub trait DeadLetterOutput: Send + Sync {
+    /// Records one rejected input record; never fails (a write problem is logged).
+    fn send(&self, letter: DeadLetter);
+}
+
+/// What an operator may use while it processes: timers and state arrive with event time.
+pub struct OperatorContext {
+    /// Where this subtask runs.
+    pub task: TaskInfo,
+    /// The current (input) watermark of this subtask.
+    pub watermark: Watermark,
+    /// Dead-letter output for rows that fail to convert.
+    pub dead_letters: Arc<dyn DeadLetterOutput>,
+}
+
+/// A stateless or stateful transformation, run as one instance per subtask.
+///
+/// Operators are synchronous: they transform in-memory batches and push results into
+/// `out`; the runtime moves batches between tasks. Hooks other than `process` have
+/// no-op defaults so that stateless operators implement one method.
+pub trait Operator: Send {
+    /// Handles one batch of input `input` (the index of the input edge, 0 for one input).
+    fn process(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()>;
+
+    /// Event time advanced to `watermark` on all inputs. Returns the watermark to pass
+    /// downstream (by default the same one) after emitting whatever it makes final.
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        _ctx: &mut OperatorContext,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<Option<Watermark>> {
+        Ok(Some(watermark))
+    }
+
+    /// A checkpoint barrier was aligned on all inputs: snapshot state for `checkpoint`.
+    fn on_barrier(&mut self, _checkpoint: CheckpointId, _ctx: &mut OperatorContext) -> Result<()> {
+        Ok(())
+    }
+
+    /// A timer registered for `time` (ms) fired.
+    fn on_timer(
+        &mut self,
+        _time: i64,
+        _ctx: &mut OperatorContext,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// All inputs ended: emit what is left. Called once.
+    fn on_close(&mut self, _ctx: &mut OperatorContext, _out: &mut Vec<RecordBatch>) -> Result<()> {
+        Ok(())
+    }
+
+    /// The key-grouped state tables this operator keeps (empty when stateless).
+    fn state_tables(&self) -> Vec<StateTableSpec> {
+        Vec::new()
+    }
+}
+
+/// Builds one operator instance per subtask.
+pub trait OperatorFactory: Send + Sync {
+    /// Display name for `explain` and metrics.
+    fn name(&self) -> String;
+    /// A one-line description of what it computes (expressions, keys) for `explain`.
+    fn describe(&self) -> String {
+        String::new()
+    }
+    /// Output schema.
+    fn schema(&self) -> SchemaRef;
+    /// Creates the instance for one subtask.
+    fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>>;
+    /// True if the operator keeps no state and so may be chained and run at any
+    /// parallelism.
+    fn stateless(&self) -> bool {
+        true
+    }
+}
+
+/// What a source's `next` produced.
+#[derive(Debug)]
+pub enum SourceEvent {
+    /// Rows in the table's physical schema.
+    Batch(RecordBatch),
+    /// Nothing available right now; the runtime calls `next` again soon.
+    Idle,
+    /// This subtask's splits are exhausted (bounded input drained).
+    End,
+}
+
+/// The serialized positions of a source subtask's splits (file offsets, sequence numbers,
+/// partition offsets), recorded in a checkpoint and handed back on restore.
+pub type SourceOffsets = BTreeMap<String, serde_json::Value>;
+
+/// Reads one share of a table's input. One instance per source subtask.
+#[async_trait]
+pub trait Source: Send {
+    /// Prepares to read, resuming from `restored` offsets if the job restarts from a
+    /// checkpoint. Fails with a user error for a missing file or bad option.
+    async fn open(&mut self, task: &TaskInfo, restored: Option<SourceOffsets>) -> Result<()>;
+
+    /// Returns the next batch, `Idle` or `End`. Must return within about 100 ms so the
+    /// runtime can react to shutdown and barriers (not cancellation safe: the runtime
+    /// never drops a pending `next`). Bad records go to `dead_letters`, never to errors.
+    async fn next(&mut self, dead_letters: &dyn DeadLetterOutput) -> Result<SourceEvent>;
+
+    /// The current read positions, consistent with every batch returned so far.
+    fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<SourceOffsets> {
+        Ok(SourceOffsets::new())
+    }
+
+    /// Checkpoint `checkpoint` is complete everywhere: acknowledge upstream if the
+    /// system needs it (commit offsets, ack messages).
+    async fn commit(&mut self, _checkpoint: CheckpointId) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How far a sink's delivery goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Rows may be lost on failure.
+    AtMostOnce,
+    /// Rows may be repeated after a failure, never lost.
+    AtLeastOnce,
+    /// Rows appear exactly once (two-phase commit or idempotent writes).
+    ExactlyOnce,
+}
+
+/// Writes rows somewhere. One instance per sink subtask.
+#[async_trait]
+pub trait Sink: Send {
+    /// Prepares to write (creates directories, connects).
+    async fn open(&mut self, task: &TaskInfo) -> Result<()>;
+    /// Writes (or buffers) one batch.
+    async fn write(&mut self, batch: RecordBatch) -> Result<()>;
+    /// Checkpoint barrier: make everything written so far durable but not yet visible.
+    async fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<()> {
+        Ok(())
+    }
+    /// The checkpoint completed: make pre-committed data visible. Must be idempotent.
+    async fn commit(&mut self, _checkpoint: CheckpointId) -> Result<()> {
+        Ok(())
+    }
+    /// End of input: flush and make everything visible. Called once.
+    async fn close(&mut self) -> Result<()>;
+    /// The guarantee this sink gives.
+    fn delivery(&self) -> Delivery;
+}
+
+/// Builds source instances for one table.
+pub trait SourceFactory: Send + Sync {
+    /// Display name, e.g. `Source: bid (filesystem, json)`.
+    fn name(&self) -> String;
+    /// The physical schema its batches have.
+    fn schema(&self) -> SchemaRef;
+    /// Whether the input ends by itself.
+    fn bounded(&self) -> bool;
+    /// Creates the instance for one subtask.
+    fn create(&self, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> Result<Box<dyn Source>>;
+}
+
+/// Builds sink instances for one table.
+pub trait SinkFactory: Send + Sync {
+    /// Display name, e.g. `Sink: out (print)`.
+    fn name(&self) -> String;
+    /// The schema it accepts.
+    fn schema(&self) -> SchemaRef;
+    /// A parallelism the sink insists on (print to a terminal, say), if any.
+    fn parallelism(&self) -> Option<usize> {
+        None
+    }
+    /// Creates the instance for one subtask.
+    fn create(&self, task: &TaskInfo) -> Result<Box<dyn Sink>>;
+}

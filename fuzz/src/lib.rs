@@ -1,0 +1,131 @@
+//! Invariant checks shared by the fuzz targets.
+
+use std::sync::Arc;
+
+use sluice_formats::framing::{Frame, LineFramer};
+use sluice_formats::{FormatOptions, decoder_for};
+use sluice_types::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+fn schema(pick: u8) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("auction", DataType::Int64, true),
+        Field::new("channel", DataType::Utf8, true),
+        Field::new("date_time", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+    ];
+    if pick & 1 == 1 {
+        fields.extend([
+            Field::new("ok", DataType::Boolean, false),
+            Field::new("dec", DataType::Decimal128(10, 2), true),
+            Field::new("d", DataType::Date32, true),
+            Field::new_list("arr", Field::new("item", DataType::Int32, true), true),
+            Field::new(
+                "row",
+                DataType::Struct(Fields::from(vec![Field::new("a", DataType::Float64, true)])),
+                true,
+            ),
+        ]);
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// Decodes `data` (first byte: option bits) and checks rows + dead letters = records.
+pub fn check_decoder(format: &str, data: &[u8]) {
+    let Some((&bits, data)) = data.split_first() else {
+        return;
+    };
+    let mut options = std::collections::BTreeMap::new();
+    if bits & 2 == 2 {
+        options.insert(format!("{format}.ignore-parse-errors"), "true".to_string());
+    } else if bits & 4 == 4 && format == "json" {
+        options.insert("json.fail-on-missing-field".into(), "true".to_string());
+    }
+    let opts = FormatOptions {
+        table: "fuzz".into(),
+        schema: schema(bits),
+        options,
+    };
+    let mut decoder = decoder_for(format, &opts).expect("valid options");
+    let mut framer = LineFramer::new().with_max_record_bytes(256);
+    let (mut records, mut out, mut header_possible) = (0usize, 0usize, false);
+    let mut on_frame = |f: Frame<'_>| -> Result<(), sluice_formats::Error> {
+        match f {
+            Frame::Record { offset, bytes } => {
+                header_possible |= offset == 0;
+                decoder.decode(bytes, "fuzz", offset)?;
+            }
+            Frame::Oversized(o) => decoder.reject("fuzz", o.offset, o.reason(), o.head, true),
+        }
+        records += 1;
+        if records % 16 == 0 {
+            let d = decoder.flush()?;
+            out += d.batch.map_or(0, |b| b.num_rows()) + d.dead_letters.len();
+        }
+        Ok(())
+    };
+    let chunk = usize::from(bits >> 3).max(1) * 7;
+    for c in data.chunks(chunk) {
+        framer.feed(c, &mut on_frame).expect("decode never fails on data");
+    }
+    framer.finish(&mut on_frame).expect("decode never fails on data");
+    let d = decoder.flush().expect("flush never fails on data");
+    out += d.batch.map_or(0, |b| b.num_rows()) + d.dead_letters.len();
+    let skipped_header = format == "csv" && header_possible && out + 1 == records;
+    assert!(out == records || skipped_header, "{out} out for {records} records");
+}
+
+/// The lines of `data` as a naive reference sees them: (offset, bytes or length).
+fn reference(data: &[u8], max: usize) -> Vec<(u64, Result<Vec<u8>, u64>)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut lines: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+    let last = lines.pop().unwrap_or_default();
+    for (line, terminated) in lines.into_iter().map(|l| (l, true)).chain([(last, false)]) {
+        let body = line.strip_suffix(b"\r").unwrap_or(line);
+        if body.len() > max {
+            out.push((start as u64, Err(body.len() as u64)));
+        } else if !body.is_empty() {
+            out.push((start as u64, Ok(body.to_vec())));
+        }
+        start += line.len() + usize::from(terminated);
+    }
+    out
+}
+
+/// Frames `data` in chunks and in splits and compares with the reference.
+pub fn check_framer(data: &[u8]) {
+    let Some((&bits, data)) = data.split_first() else {
+        return;
+    };
+    let max = usize::from(bits & 15) + 1;
+    let chunk = usize::from(bits >> 4) + 1;
+    let want = reference(data, max);
+    let run = |start: u64, end: Option<u64>| {
+        let mut framer = LineFramer::for_split(start, end).with_max_record_bytes(max);
+        let mut got = Vec::new();
+        let mut on_frame = |f: Frame<'_>| -> Result<(), ()> {
+            got.push(match f {
+                Frame::Record { offset, bytes } => (offset, Ok(bytes.to_vec())),
+                Frame::Oversized(o) => (o.offset, Err(o.len)),
+            });
+            Ok(())
+        };
+        let from = framer.read_from() as usize;
+        for c in data.get(from..).unwrap_or_default().chunks(chunk) {
+            if framer.is_done() {
+                break;
+            }
+            framer.feed(c, &mut on_frame).expect("infallible");
+        }
+        framer.finish(&mut on_frame).expect("infallible");
+        got
+    };
+    assert_eq!(run(0, None), want);
+    // Three contiguous splits cut where the data says.
+    let len = data.len() as u64;
+    let a = u64::from(data.first().copied().unwrap_or(0)) % (len + 1);
+    let b = a + u64::from(data.last().copied().unwrap_or(0)) % (len - a + 1);
+    let mut joined = run(0, Some(a));
+    joined.extend(run(a, Some(b)));
+    joined.extend(run(b, None));
+    assert_eq!(joined, want, "splits at {a} and {b}");
+}
