@@ -41,7 +41,21 @@ impl Options {
 
     /// Takes a required string option; `hint` shows an example value.
     pub fn take_required(&mut self, key: &str, hint: &str) -> Result<String> {
-        self.take(key).ok_or_else(|| Error::MissingOption {
+        if let Some(v) = self.take(key) {
+            return Ok(v);
+        }
+        // A typo of the required key is the likeliest cause: say so.
+        if let Some(typo) = self.remaining.keys().find(|k| edit_distance(k, key) <= 2) {
+            return Err(Error::BadOption {
+                table: self.table.clone(),
+                option: typo.clone(),
+                message: format!(
+                    "unknown option for connector '{}'. Did you mean '{key}'? ({hint})",
+                    self.connector
+                ),
+            });
+        }
+        Err(Error::MissingOption {
             table: self.table.clone(),
             connector: self.connector.clone(),
             option: key.to_string(),

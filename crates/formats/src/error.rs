@@ -41,9 +41,9 @@ impl Error {
     /// Whose fault this is.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::UnknownFormat { .. } | Error::BadOption { .. } | Error::UnsupportedType { .. } => {
-                ErrorKind::User
-            }
+            Error::UnknownFormat { .. }
+            | Error::BadOption { .. }
+            | Error::UnsupportedType { .. } => ErrorKind::User,
             Error::Arrow(_) => ErrorKind::Internal,
         }
     }

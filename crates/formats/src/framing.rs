@@ -199,10 +199,9 @@ impl LineFramer {
                             &self.pending
                         } else {
                             let len = (self.pending.len() + j) as u64;
-                            let cr = rest[..j].last().map_or(
-                                self.pending.last() == Some(&b'\r'),
-                                |&b| b == b'\r',
-                            );
+                            let cr = rest[..j]
+                                .last()
+                                .map_or(self.pending.last() == Some(&b'\r'), |&b| b == b'\r');
                             let keep = MAX_DEAD_LETTER_BYTES.saturating_sub(self.pending.len());
                             self.pending.truncate(MAX_DEAD_LETTER_BYTES);
                             self.pending.extend_from_slice(&rest[..j.min(keep)]);
@@ -312,7 +311,8 @@ impl LineFramer {
     /// Keeps the first bytes of an oversized line for its dead letter.
     fn keep_head(&mut self, bytes: &[u8]) {
         let room = MAX_DEAD_LETTER_BYTES.saturating_sub(self.pending.len());
-        self.pending.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.pending
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
     fn oversized(&self, offset: u64, len: u64) -> Frame<'_> {

@@ -75,7 +75,11 @@ pub fn validate_options(name: &str, options: &BTreeMap<String, String>) -> Resul
             Some((_, k)) => format!("unknown option; did you mean '{prefix}{k}'?"),
             None => {
                 let all: Vec<String> = keys.iter().map(|k| format!("'{prefix}{k}'")).collect();
-                format!("unknown option; '{}' knows {}", factory.name(), all.join(", "))
+                format!(
+                    "unknown option; '{}' knows {}",
+                    factory.name(),
+                    all.join(", ")
+                )
             }
         };
         return Err(Error::BadOption {
@@ -108,8 +112,13 @@ mod tests {
 
     #[test]
     fn unknown_format_lists_the_known_ones() {
-        let err = decoder_for("xml", &options(bid_schema(), &[])).err().unwrap();
-        assert_eq!(err.to_string(), "unknown format 'xml'; known formats: json, csv");
+        let err = decoder_for("xml", &options(bid_schema(), &[]))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "unknown format 'xml'; known formats: json, csv"
+        );
     }
 
     #[test]
@@ -122,7 +131,11 @@ mod tests {
         );
         let opts = options(bid_schema(), &[("csv.zzzzzzzzzzz", "x"), ("path", "x")]);
         let err = validate_options("csv", &opts.options).err().unwrap();
-        assert!(err.to_string().contains("'csv' knows 'csv.field-delimiter'"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("'csv' knows 'csv.field-delimiter'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,11 +34,37 @@ pub fn parse_statement(file: &str, tokens: Vec<TokenWithSpan>, location: &Locati
 }
 
 /// Flink spellings DataFusion does not know, rewritten in place:
-/// `TIMESTAMP_LTZ(p)` in casts → `TIMESTAMP(p) WITH TIME ZONE` (UTC session zone).
+/// - `TIMESTAMP_LTZ(p)` in casts → `TIMESTAMP(p) WITH TIME ZONE` (UTC session zone);
+/// - an unaliased `a.b` in a SELECT list is named `b`, as Flink names it (DataFusion
+///   would name a struct field access `t.a[b]`).
 pub(crate) fn rewrite_flink(st: &mut ast::Statement) {
     struct Rewriter;
+    fn name_compound_items(body: &mut ast::SetExpr) {
+        match body {
+            ast::SetExpr::Select(select) => {
+                for item in &mut select.projection {
+                    if let ast::SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts)) = item {
+                        if let Some(last) = parts.last().cloned() {
+                            let expr = SqlExpr::CompoundIdentifier(parts.clone());
+                            *item = ast::SelectItem::ExprWithAlias { expr, alias: last };
+                        }
+                    }
+                }
+            }
+            ast::SetExpr::SetOperation { left, right, .. } => {
+                name_compound_items(left);
+                name_compound_items(right);
+            }
+            ast::SetExpr::Query(q) => name_compound_items(&mut q.body),
+            _ => {}
+        }
+    }
     impl VisitorMut for Rewriter {
         type Break = ();
+        fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+            name_compound_items(&mut query.body);
+            ControlFlow::Continue(())
+        }
         fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
             if let SqlExpr::Cast { data_type, .. } = expr {
                 if let SqlType::Custom(name, args) = data_type {

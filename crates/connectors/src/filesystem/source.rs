@@ -206,7 +206,9 @@ impl Source for FilesystemSource {
                 match f {
                     Frame::Record { offset, bytes } => decoder.decode(bytes, path, offset),
                     Frame::Oversized(o) => {
-                        dead.send(DeadLetter::new(table.clone(), path, o.offset, o.reason(), o.head));
+                        let mut letter = DeadLetter::new(table.clone(), path, o.offset, o.reason(), o.head);
+                        letter.truncated = true;
+                        dead.send(letter);
                         Ok(())
                     }
                 }

@@ -9,8 +9,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, ListArray, PrimitiveBuilder, StringArray, StringBuilder,
-    StructArray,
+    Array, ArrayRef, AsArray, ListArray, PrimitiveBuilder, StringArray, StringBuilder, StructArray,
 };
 use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
@@ -137,7 +136,10 @@ impl Fixups {
             };
             let value = shorten(text.value(i));
             let ty = sql_type_name(data_type);
-            errors.push((row, format!("field '{name}': cannot parse \"{value}\" as {ty}")));
+            errors.push((
+                row,
+                format!("field '{name}': cannot parse \"{value}\" as {ty}"),
+            ));
         }
     }
 
@@ -159,7 +161,10 @@ impl Fixups {
             // A blank field is a NULL array (the encoder writes NULL that way).
             let value = value.filter(|v| !v.is_empty());
             valid.push(value.is_some());
-            for part in value.into_iter().flat_map(|v| v.split(char::from(delimiter))) {
+            for part in value
+                .into_iter()
+                .flat_map(|v| v.split(char::from(delimiter)))
+            {
                 flat.append_value(part);
                 count = count.saturating_add(1);
             }
@@ -168,8 +173,16 @@ impl Fixups {
         let flat = flat.finish();
         let offsets = OffsetBuffer::new(offsets.into());
         let (values, failed) = parse_strings(&flat, item.data_type())?;
-        self.report(field.name(), item.data_type(), &flat, &failed, Some(&offsets), errors);
-        let list = ListArray::try_new(item.clone(), offsets, values, Some(NullBuffer::from(valid)))?;
+        self.report(
+            field.name(),
+            item.data_type(),
+            &flat,
+            &failed,
+            Some(&offsets),
+            errors,
+        );
+        let list =
+            ListArray::try_new(item.clone(), offsets, values, Some(NullBuffer::from(valid)))?;
         Ok(Arc::new(list))
     }
 
@@ -183,7 +196,8 @@ impl Fixups {
         let DataType::Struct(children) = field.data_type() else {
             return Ok(Arc::new(text.clone()));
         };
-        let mut builders: Vec<StringBuilder> = children.iter().map(|_| StringBuilder::new()).collect();
+        let mut builders: Vec<StringBuilder> =
+            children.iter().map(|_| StringBuilder::new()).collect();
         let mut valid = Vec::with_capacity(text.len());
         for (row, value) in text.iter().enumerate() {
             let value = value.filter(|v| !v.is_empty());
@@ -246,17 +260,18 @@ pub(crate) fn shorten(value: &str) -> String {
 /// Parses text into `data_type`; returns the array and the positions that held text
 /// that did not parse (null in the array). Blank text is null, not an error, except
 /// for VARCHAR.
-pub(crate) fn parse_strings(text: &StringArray, data_type: &DataType) -> Result<(ArrayRef, Vec<usize>)> {
+pub(crate) fn parse_strings(
+    text: &StringArray,
+    data_type: &DataType,
+) -> Result<(ArrayRef, Vec<usize>)> {
     match data_type {
         DataType::Utf8 => Ok((Arc::new(text.clone()), Vec::new())),
-        DataType::Timestamp(unit, tz) => {
-            Ok(match unit {
-                TimeUnit::Second => parse_ts::<TimestampSecondType>(text, *unit, tz),
-                TimeUnit::Millisecond => parse_ts::<TimestampMillisecondType>(text, *unit, tz),
-                TimeUnit::Microsecond => parse_ts::<TimestampMicrosecondType>(text, *unit, tz),
-                TimeUnit::Nanosecond => parse_ts::<TimestampNanosecondType>(text, *unit, tz),
-            })
-        }
+        DataType::Timestamp(unit, tz) => Ok(match unit {
+            TimeUnit::Second => parse_ts::<TimestampSecondType>(text, *unit, tz),
+            TimeUnit::Millisecond => parse_ts::<TimestampMillisecondType>(text, *unit, tz),
+            TimeUnit::Microsecond => parse_ts::<TimestampMicrosecondType>(text, *unit, tz),
+            TimeUnit::Nanosecond => parse_ts::<TimestampNanosecondType>(text, *unit, tz),
+        }),
         _ => {
             let options = CastOptions {
                 safe: true,
@@ -264,7 +279,9 @@ pub(crate) fn parse_strings(text: &StringArray, data_type: &DataType) -> Result<
             };
             let array = cast_with_options(text, data_type, &options)?;
             let failed = (0..text.len())
-                .filter(|&i| text.is_valid(i) && array.is_null(i) && !text.value(i).trim().is_empty())
+                .filter(|&i| {
+                    text.is_valid(i) && array.is_null(i) && !text.value(i).trim().is_empty()
+                })
                 .collect();
             Ok((array, failed))
         }
@@ -292,5 +309,8 @@ fn parse_ts<T: ArrowTimestampType>(
             },
         }
     }
-    (Arc::new(builder.finish().with_timezone_opt(tz.clone())), failed)
+    (
+        Arc::new(builder.finish().with_timezone_opt(tz.clone())),
+        failed,
+    )
 }

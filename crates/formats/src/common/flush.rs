@@ -122,9 +122,8 @@ impl Flusher {
                 self.stack.push(seg.start..p);
                 continue;
             }
-            let result = guarded(|| engine.finish()).unwrap_or_else(|| {
-                Err(ArrowError::ComputeError("internal decoder error".into()))
-            });
+            let result = guarded(|| engine.finish())
+                .unwrap_or_else(|| Err(ArrowError::ComputeError("internal decoder error".into())));
             match result {
                 Ok(Some(batch)) if batch.num_rows() == seg.len() => {
                     self.pieces.push((seg.start, batch));
@@ -195,10 +194,8 @@ impl Flusher {
                     }
                 }
             };
-            if let Some(reason) = reason {
-                if let Some(dl) = records.dead_letter(i, reason) {
-                    dead_letters.push(dl);
-                }
+            if let Some(dl) = reason.and_then(|r| records.dead_letter(i, r)) {
+                dead_letters.push(dl);
             }
         }
         let batch = match batch {

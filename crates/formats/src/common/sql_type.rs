@@ -81,7 +81,10 @@ mod tests {
     fn names_match_flink() {
         assert_eq!(sql_type_name(&DataType::Int64), "BIGINT");
         assert_eq!(
-            sql_type_name(&DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))),
+            sql_type_name(&DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some("UTC".into())
+            )),
             "TIMESTAMP_LTZ(3)"
         );
         let list = DataType::List(Arc::new(Field::new("item", DataType::Int32, true)));

@@ -307,9 +307,18 @@ mod tests {
     fn parses_sql_iso_zulu_offset_date_and_epoch_millis() {
         let ms = TimeUnit::Millisecond;
         let base = 1_704_067_200_000; // 2024-01-01T00:00:00Z
-        assert_eq!(parse_timestamp("2024-01-01 00:00:00.123", ms), Some(base + 123));
-        assert_eq!(parse_timestamp("2024-01-01T00:00:00.123", ms), Some(base + 123));
-        assert_eq!(parse_timestamp("2024-01-01T00:00:00.123Z", ms), Some(base + 123));
+        assert_eq!(
+            parse_timestamp("2024-01-01 00:00:00.123", ms),
+            Some(base + 123)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00.123", ms),
+            Some(base + 123)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-01T00:00:00.123Z", ms),
+            Some(base + 123)
+        );
         assert_eq!(parse_timestamp("2024-01-01T01:00:00+01:00", ms), Some(base));
         assert_eq!(parse_timestamp("2024-01-01 00:00", ms), Some(base));
         assert_eq!(parse_timestamp("2024-01-01", ms), Some(base));
@@ -322,18 +331,37 @@ mod tests {
             parse_timestamp("2024-01-01 00:00:00.123456789", TimeUnit::Nanosecond),
             Some(base * 1_000_000 + 123_456_789)
         );
-        for bad in ["", "abc", "2024-13-01 00:00:00", "2024-02-30", "2024-01-01 25:00:00", "2024-01-01x"] {
+        for bad in [
+            "",
+            "abc",
+            "2024-13-01 00:00:00",
+            "2024-02-30",
+            "2024-01-01 25:00:00",
+            "2024-01-01x",
+        ] {
             assert_eq!(parse_timestamp(bad, ms), None, "{bad}");
         }
-        assert_eq!(parse_timestamp("9999-12-31 23:59:59", TimeUnit::Nanosecond), None);
+        assert_eq!(
+            parse_timestamp("9999-12-31 23:59:59", TimeUnit::Nanosecond),
+            None
+        );
     }
 
     #[test]
     fn writes_flink_forms_with_trimmed_fraction() {
         let ms = TimeUnit::Millisecond;
-        assert_eq!(ts(1_704_067_200_123, ms, TimestampStyle::Sql), "2024-01-01 00:00:00.123");
-        assert_eq!(ts(1_704_067_200_100, ms, TimestampStyle::Iso), "2024-01-01T00:00:00.1");
-        assert_eq!(ts(1_704_067_200_000, ms, TimestampStyle::Sql), "2024-01-01 00:00:00");
+        assert_eq!(
+            ts(1_704_067_200_123, ms, TimestampStyle::Sql),
+            "2024-01-01 00:00:00.123"
+        );
+        assert_eq!(
+            ts(1_704_067_200_100, ms, TimestampStyle::Iso),
+            "2024-01-01T00:00:00.1"
+        );
+        assert_eq!(
+            ts(1_704_067_200_000, ms, TimestampStyle::Sql),
+            "2024-01-01 00:00:00"
+        );
         assert_eq!(ts(-1, ms, TimestampStyle::Sql), "1969-12-31 23:59:59.999");
         let mut out = Vec::new();
         write_time(45_296_789, ms, &mut out);

@@ -34,7 +34,11 @@ pub(crate) fn bid_schema() -> SchemaRef {
         Field::new("price", DataType::Int64, true),
         Field::new("channel", DataType::Utf8, true),
         Field::new("url", DataType::Utf8, true),
-        Field::new("date_time", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        Field::new(
+            "date_time",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        ),
         Field::new("extra", DataType::Utf8, true),
     ]))
 }

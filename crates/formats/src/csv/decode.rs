@@ -132,7 +132,8 @@ impl Decoder for CsvDecoder {
     }
 
     fn flush(&mut self) -> Result<Decoded> {
-        self.flusher.flush(&mut self.engine, &mut self.records, &self.fixups)
+        self.flusher
+            .flush(&mut self.engine, &mut self.records, &self.fixups)
     }
 }
 
@@ -192,7 +193,10 @@ impl Engine for CsvEngine {
 
     fn diagnose(&mut self, record: &[u8], error: Option<&ArrowError>) -> String {
         if let Err(e) = std::str::from_utf8(record) {
-            return format!("record is not valid UTF-8 (invalid byte at {})", e.valid_up_to());
+            return format!(
+                "record is not valid UTF-8 (invalid byte at {})",
+                e.valid_up_to()
+            );
         }
         let o = &self.options;
         match split_fields(record, o.delimiter, o.quote, o.escape) {

@@ -10,8 +10,8 @@ use std::io::Write;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type,
-    Int32Type, Int64Type, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type,
+    Int64Type, Time32MillisecondType, Time32SecondType, Time64MicrosecondType,
     Time64NanosecondType, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType,
 };
@@ -76,8 +76,16 @@ impl Encoder for CsvEncoder {
                     continue;
                 }
                 scratch.clear();
-                write_value(column.as_ref(), row, self.options.array_delimiter, &mut scratch);
-                match (self.options.quote, scratch.is_empty() && batch.num_columns() == 1) {
+                write_value(
+                    column.as_ref(),
+                    row,
+                    self.options.array_delimiter,
+                    &mut scratch,
+                );
+                match (
+                    self.options.quote,
+                    scratch.is_empty() && batch.num_columns() == 1,
+                ) {
                     // An empty line would be skipped by the reader: quote the empty value.
                     (Some(q), true) => out.extend_from_slice(&[q, q]),
                     _ => self.write_field(&scratch, out),
@@ -115,12 +123,15 @@ fn write_value(array: &dyn Array, row: usize, element_delimiter: u8, out: &mut V
             v => write_float(f64::from(v), out),
         },
         DataType::Float64 => write_float(array.as_primitive::<Float64Type>().value(row), out),
-        DataType::Decimal128(_, scale) => {
-            write_decimal(array.as_primitive::<Decimal128Type>().value(row), *scale, out)
-        }
-        DataType::Date32 => {
-            write_date(i64::from(array.as_primitive::<Date32Type>().value(row)), out)
-        }
+        DataType::Decimal128(_, scale) => write_decimal(
+            array.as_primitive::<Decimal128Type>().value(row),
+            *scale,
+            out,
+        ),
+        DataType::Date32 => write_date(
+            i64::from(array.as_primitive::<Date32Type>().value(row)),
+            out,
+        ),
         DataType::Time32(TimeUnit::Second) => write_time(
             i64::from(array.as_primitive::<Time32SecondType>().value(row)),
             TimeUnit::Second,
@@ -144,8 +155,12 @@ fn write_value(array: &dyn Array, row: usize, element_delimiter: u8, out: &mut V
         DataType::Timestamp(unit, tz) => {
             let v = match unit {
                 TimeUnit::Second => array.as_primitive::<TimestampSecondType>().value(row),
-                TimeUnit::Millisecond => array.as_primitive::<TimestampMillisecondType>().value(row),
-                TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().value(row),
+                TimeUnit::Millisecond => {
+                    array.as_primitive::<TimestampMillisecondType>().value(row)
+                }
+                TimeUnit::Microsecond => {
+                    array.as_primitive::<TimestampMicrosecondType>().value(row)
+                }
                 TimeUnit::Nanosecond => array.as_primitive::<TimestampNanosecondType>().value(row),
             };
             write_timestamp(v, *unit, sql, tz.is_some(), out);

@@ -1,7 +1,9 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Fields, Int64Type, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{
+    DataType, Field, Fields, Int64Type, Schema, SchemaRef, TimeUnit,
+};
 
 use super::*;
 use crate::common::testing::{Rng, bid_schema, decode_all, options, rows};
@@ -52,7 +54,12 @@ fn decodes_bids_and_skips_a_header_at_offset_zero() {
     assert_eq!(i64_col(&batch, 2), vec![Some(31415), Some(31415)]);
     // A header-like line anywhere else is data, and bad data at that.
     d.decode(BID.as_bytes(), "f", 0).unwrap();
-    d.decode(b"auction,bidder,price,channel,url,date_time,extra", "f", 200).unwrap();
+    d.decode(
+        b"auction,bidder,price,channel,url,date_time,extra",
+        "f",
+        200,
+    )
+    .unwrap();
     let out = d.flush().unwrap();
     assert_eq!(rows(&out), 1);
     assert_eq!(
@@ -101,9 +108,17 @@ fn all_types_schema() -> SchemaRef {
         Field::new("d", DataType::Date32, true),
         Field::new("t3", DataType::Time32(TimeUnit::Millisecond), true),
         Field::new("t6", DataType::Time64(TimeUnit::Microsecond), true),
-        Field::new("ts3", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+        Field::new(
+            "ts3",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        ),
         Field::new("ts9", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
-        Field::new("ltz", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new(
+            "ltz",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
         Field::new_list("arr", Field::new("item", DataType::Int32, true), true),
         Field::new(
             "row",
@@ -126,9 +141,15 @@ fn every_type_round_trips_decode_encode_decode() {
     let first = decode_lines(&mut d, &[ALL_TYPES.as_bytes(), nulls.as_bytes()]);
     assert_eq!(reasons(&first), Vec::<String>::new());
     let batch = first.batch.unwrap();
-    assert!(batch.column(4).is_null(1) && batch.column(8).is_valid(1), "empty VARCHAR is ''");
+    assert!(
+        batch.column(4).is_null(1) && batch.column(8).is_valid(1),
+        "empty VARCHAR is ''"
+    );
     let text = encode(schema.clone(), &[], &batch);
-    assert_eq!(text.lines().next().unwrap(), ALL_TYPES.replace("T00:00:00.123456789", " 00:00:00.123456789"));
+    assert_eq!(
+        text.lines().next().unwrap(),
+        ALL_TYPES.replace("T00:00:00.123456789", " 00:00:00.123456789")
+    );
     let lines: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
     let second = decode_lines(&mut d, &lines);
     assert_eq!(reasons(&second), Vec::<String>::new());
@@ -166,7 +187,10 @@ fn delimiter_quote_escape_comment_and_null_options() {
     assert_eq!(names.value(0), "it's\ta tab");
     assert!(names.is_null(1) && names.value(2).is_empty());
     let text = encode(schema.clone(), &opts, &batch);
-    assert_eq!(text, "1\t'it\\'s\ta tab'\ta|b\nNULL\tNULL\tNULL\n2\t\tNULL\n");
+    assert_eq!(
+        text,
+        "1\t'it\\'s\ta tab'\ta|b\nNULL\tNULL\tNULL\n2\t\tNULL\n"
+    );
     let lines: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
     assert_eq!(decode_lines(&mut d, &lines).batch.unwrap(), batch);
 
@@ -181,11 +205,7 @@ fn delimiter_quote_escape_comment_and_null_options() {
 #[test]
 fn ignore_parse_errors_nulls_bad_fields_but_not_ragged_rows() {
     let mut d = decoder(bid_schema(), &[("csv.ignore-parse-errors", "true")]);
-    let lines: [&[u8]; 3] = [
-        b"abc,1,2,c,u,not a time,x",
-        b"1,2",
-        BID.as_bytes(),
-    ];
+    let lines: [&[u8]; 3] = [b"abc,1,2,c,u,not a time,x", b"1,2", BID.as_bytes()];
     let out = decode_lines(&mut d, &lines);
     let batch = out.batch.as_ref().unwrap();
     assert_eq!(i64_col(batch, 0), vec![None, Some(1007)]);
@@ -200,8 +220,13 @@ fn bad_option_values_are_errors() {
         ("csv.quote-character", ""),
         ("csv.allow-comments", "maybe"),
     ] {
-        let err = CsvDecoder::new(&options(bid_schema(), &[(k, v)])).err().unwrap();
-        assert!(matches!(err, Error::BadOption { ref option, .. } if option == k), "{err}");
+        let err = CsvDecoder::new(&options(bid_schema(), &[(k, v)]))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, Error::BadOption { ref option, .. } if option == k),
+            "{err}"
+        );
     }
     let map = Arc::new(Schema::new(vec![Field::new(
         "m",
@@ -277,9 +302,24 @@ fn a_10_mb_line_and_empty_input() {
 #[test]
 fn random_bytes_never_panic_and_every_record_is_accounted_for() {
     let mut rng = Rng::new(99);
-    let pieces: [&[u8]; 10] = [b",", b"\"", b"1", b"-2.5", b"abc", b"2024-01-01 00:00:00", b";", b"\xff", b"\"\"", b" "];
+    let pieces: [&[u8]; 10] = [
+        b",",
+        b"\"",
+        b"1",
+        b"-2.5",
+        b"abc",
+        b"2024-01-01 00:00:00",
+        b";",
+        b"\xff",
+        b"\"\"",
+        b" ",
+    ];
     for pass in 0..20 {
-        let schema = if pass % 2 == 0 { bid_schema() } else { all_types_schema() };
+        let schema = if pass % 2 == 0 {
+            bid_schema()
+        } else {
+            all_types_schema()
+        };
         let ignore = if pass % 4 == 1 { "true" } else { "false" };
         let mut d = decoder(schema, &[("csv.ignore-parse-errors", ignore)]);
         let mut records = Vec::new();
@@ -298,13 +338,16 @@ fn random_bytes_never_panic_and_every_record_is_accounted_for() {
             }
             records.push(r);
         }
-        let mut offset = 1; // not 0: no header detection
-        for r in &records {
+        // Offsets from 1: no header detection.
+        for (offset, r) in (1..).zip(&records) {
             d.decode(r, "f", offset).unwrap();
-            offset += 1;
         }
         let out = d.flush().unwrap();
-        assert_eq!(rows(&out) + out.dead_letters.len(), records.len(), "pass {pass}");
+        assert_eq!(
+            rows(&out) + out.dead_letters.len(),
+            records.len(),
+            "pass {pass}"
+        );
         assert!(out.dead_letters.iter().all(|l| !l.reason.is_empty()));
     }
 }

@@ -26,10 +26,7 @@ fn collect(framer: &mut LineFramer, chunks: &[&[u8]]) -> Vec<Got> {
 
 fn frames_in_chunks_of(data: &[u8], size: usize, max: usize) -> Vec<Got> {
     let chunks: Vec<&[u8]> = data.chunks(size.max(1)).collect();
-    collect(
-        &mut LineFramer::new().with_max_record_bytes(max),
-        &chunks,
-    )
+    collect(&mut LineFramer::new().with_max_record_bytes(max), &chunks)
 }
 
 fn line(offset: u64, s: &str) -> Got {
@@ -48,7 +45,11 @@ fn any_chunking_gives_the_same_frames() {
     let data = b"{\"a\":1}\r\n{\"b\":22}\n\n\r\nxyz\r\nlast";
     let whole = frames_in_chunks_of(data, data.len(), 1000);
     for size in 1..data.len() {
-        assert_eq!(frames_in_chunks_of(data, size, 1000), whole, "chunk size {size}");
+        assert_eq!(
+            frames_in_chunks_of(data, size, 1000),
+            whole,
+            "chunk size {size}"
+        );
     }
 }
 
@@ -80,9 +81,15 @@ fn a_10_mb_line_is_reported_once_and_not_buffered() {
             line(9 + 10 * 1024 * 1024 + 2, "{\"ok\":2}"),
         ]
     );
-    assert!(framer.pending.capacity() < 2 * 1024 * 1024, "the line was buffered");
+    assert!(
+        framer.pending.capacity() < 2 * 1024 * 1024,
+        "the line was buffered"
+    );
     // In one chunk the same.
-    assert_eq!(frames_in_chunks_of(&data, data.len(), DEFAULT_MAX_RECORD_BYTES), got);
+    assert_eq!(
+        frames_in_chunks_of(&data, data.len(), DEFAULT_MAX_RECORD_BYTES),
+        got
+    );
     let reason = Oversized {
         offset: 0,
         head: b"",
@@ -90,7 +97,10 @@ fn a_10_mb_line_is_reported_once_and_not_buffered() {
         limit: DEFAULT_MAX_RECORD_BYTES,
     }
     .reason();
-    assert_eq!(reason, "record is 10485760 bytes, over the 8388608-byte limit");
+    assert_eq!(
+        reason,
+        "record is 10485760 bytes, over the 8388608-byte limit"
+    );
 }
 
 #[test]
@@ -153,7 +163,10 @@ fn a_split_starting_exactly_at_a_line_start_owns_that_line() {
     assert_eq!(read_split(data, 3, Some(6), 2), vec![line(3, "bb")]);
     assert_eq!(read_split(data, 6, None, 2), vec![line(6, "cc")]);
     // A split that starts mid-line skips it; one that ends mid-line reads it whole.
-    assert_eq!(read_split(data, 0, Some(4), 2), vec![line(0, "aa"), line(3, "bb")]);
+    assert_eq!(
+        read_split(data, 0, Some(4), 2),
+        vec![line(0, "aa"), line(3, "bb")]
+    );
     assert_eq!(read_split(data, 4, None, 2), vec![line(6, "cc")]);
     // Empty splits own nothing.
     assert_eq!(read_split(data, 0, Some(0), 2), vec![]);
@@ -175,9 +188,7 @@ fn contiguous_splits_yield_every_line_exactly_once() {
                 _ => data.push(b'\n'),
             }
         }
-        for _ in 0..rng.below(3) {
-            data.push(b'z');
-        }
+        data.extend(std::iter::repeat_n(b'z', rng.below(3) as usize));
         let whole = read_split(&data, 0, None, data.len().max(1));
         // Random cut points.
         let mut cuts: Vec<u64> = (0..rng.below(8))

@@ -73,7 +73,12 @@ impl JsonDecoder {
         // Surface schema problems now rather than at the first flush.
         engine.start(1)?;
         let required = json.fail_on_missing_field.then(|| {
-            let names: Vec<String> = options.schema.fields().iter().map(|f| f.name().clone()).collect();
+            let names: Vec<String> = options
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
             let seen = vec![false; names.len()];
             (names, seen)
         });
@@ -89,14 +94,15 @@ impl JsonDecoder {
 
 impl Decoder for JsonDecoder {
     fn decode(&mut self, record: &[u8], source: &str, offset: u64) -> Result<()> {
-        if let Some((names, seen)) = self.required.as_mut() {
-            if let Some(missing) = missing_field(record, names, seen) {
-                let reason = format!(
-                    "field '{missing}' is missing (json.fail-on-missing-field is true)"
-                );
-                self.records.reject(source, offset, reason, record, false);
-                return Ok(());
-            }
+        let missing = match self.required.as_mut() {
+            Some((names, seen)) => missing_field(record, names, seen),
+            None => None,
+        };
+        if let Some(missing) = missing {
+            let reason =
+                format!("field '{missing}' is missing (json.fail-on-missing-field is true)");
+            self.records.reject(source, offset, reason, record, false);
+            return Ok(());
         }
         self.records.push(record, source, offset);
         Ok(())
@@ -111,7 +117,8 @@ impl Decoder for JsonDecoder {
     }
 
     fn flush(&mut self) -> Result<Decoded> {
-        self.flusher.flush(&mut self.engine, &mut self.records, &self.fixups)
+        self.flusher
+            .flush(&mut self.engine, &mut self.records, &self.fixups)
     }
 }
 

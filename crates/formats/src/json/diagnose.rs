@@ -20,7 +20,11 @@ pub(crate) const MAX_DEPTH: usize = 100;
 /// True when `record` nests arrays/objects deeper than [`MAX_DEPTH`]. Cheap for
 /// ordinary records: it only scans closely when the record has many brackets.
 pub(crate) fn too_deep(record: &[u8]) -> bool {
-    if memchr::memchr2_iter(b'[', b'{', record).take(MAX_DEPTH + 1).count() <= MAX_DEPTH {
+    if memchr::memchr2_iter(b'[', b'{', record)
+        .take(MAX_DEPTH + 1)
+        .count()
+        <= MAX_DEPTH
+    {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -54,7 +58,10 @@ pub(crate) fn diagnose(record: &[u8], error: Option<&ArrowError>, fields: &Field
     let text = match std::str::from_utf8(record) {
         Ok(t) => t,
         Err(e) => {
-            return format!("record is not valid UTF-8 (invalid byte at {})", e.valid_up_to());
+            return format!(
+                "record is not valid UTF-8 (invalid byte at {})",
+                e.valid_up_to()
+            );
         }
     };
     let trimmed = text.trim_start();
@@ -95,7 +102,11 @@ fn syntax_reason(e: &serde_json::Error) -> String {
         }
     };
     if e.line() > 1 {
-        format!("invalid JSON at line {}, column {}: {message}", e.line(), e.column())
+        format!(
+            "invalid JSON at line {}, column {}: {message}",
+            e.line(),
+            e.column()
+        )
     } else {
         format!("invalid JSON at byte {}: {message}", e.column())
     }
@@ -130,7 +141,10 @@ fn field_reason(
     match (value, type_at_path(fields, &path)) {
         (Some(value), Some(ty)) => {
             let value = shorten(&value.to_string());
-            format!("field '{name}': cannot parse {value} as {}", sql_type_name(ty))
+            format!(
+                "field '{name}': cannot parse {value} as {}",
+                sql_type_name(ty)
+            )
         }
         _ => format!("field '{name}': {}", shorten(rest)),
     }
@@ -142,7 +156,12 @@ fn field_reason(
 pub(crate) fn missing_field(record: &[u8], names: &[String], seen: &mut [bool]) -> Option<String> {
     seen.iter_mut().for_each(|s| *s = false);
     let mut de = serde_json::Deserializer::from_slice(record);
-    KeyScan { names, seen: &mut *seen }.deserialize(&mut de).ok()?;
+    KeyScan {
+        names,
+        seen: &mut *seen,
+    }
+    .deserialize(&mut de)
+    .ok()?;
     de.end().ok()?;
     seen.iter().position(|s| !s).map(|i| names[i].clone())
 }

@@ -50,7 +50,11 @@ impl Encoder for JsonEncoder {
             return Ok(());
         }
         let array = StructArray::from(batch.clone());
-        let field: FieldRef = Arc::new(Field::new_struct("", batch.schema().fields().clone(), false));
+        let field: FieldRef = Arc::new(Field::new_struct(
+            "",
+            batch.schema().fields().clone(),
+            false,
+        ));
         let mut encoder = make_encoder(&field, &array, &self.options)?;
         for row in 0..batch.num_rows() {
             encoder.encode(row, out);
@@ -78,9 +82,15 @@ impl EncoderFactory for FlinkEncoders {
             DataType::Timestamp(unit, tz) => {
                 let values: &'a [i64] = match unit {
                     TimeUnit::Second => &array.as_primitive::<TimestampSecondType>().values()[..],
-                    TimeUnit::Millisecond => &array.as_primitive::<TimestampMillisecondType>().values()[..],
-                    TimeUnit::Microsecond => &array.as_primitive::<TimestampMicrosecondType>().values()[..],
-                    TimeUnit::Nanosecond => &array.as_primitive::<TimestampNanosecondType>().values()[..],
+                    TimeUnit::Millisecond => {
+                        &array.as_primitive::<TimestampMillisecondType>().values()[..]
+                    }
+                    TimeUnit::Microsecond => {
+                        &array.as_primitive::<TimestampMicrosecondType>().values()[..]
+                    }
+                    TimeUnit::Nanosecond => {
+                        &array.as_primitive::<TimestampNanosecondType>().values()[..]
+                    }
                 };
                 Box::new(TimestampEncoder {
                     values,
@@ -89,9 +99,10 @@ impl EncoderFactory for FlinkEncoders {
                     zulu: tz.is_some(),
                 })
             }
-            DataType::Time32(TimeUnit::Second) => {
-                time32(&array.as_primitive::<Time32SecondType>().values()[..], TimeUnit::Second)
-            }
+            DataType::Time32(TimeUnit::Second) => time32(
+                &array.as_primitive::<Time32SecondType>().values()[..],
+                TimeUnit::Second,
+            ),
             DataType::Time32(TimeUnit::Millisecond) => time32(
                 &array.as_primitive::<Time32MillisecondType>().values()[..],
                 TimeUnit::Millisecond,
@@ -104,7 +115,9 @@ impl EncoderFactory for FlinkEncoders {
                 values: &array.as_primitive::<Time64NanosecondType>().values()[..],
                 unit: TimeUnit::Nanosecond,
             }),
-            DataType::Date32 => Box::new(DateEncoder(&array.as_primitive::<Date32Type>().values()[..])),
+            DataType::Date32 => Box::new(DateEncoder(
+                &array.as_primitive::<Date32Type>().values()[..],
+            )),
             DataType::Float64 => {
                 let values: &'a [f64] = &array.as_primitive::<Float64Type>().values()[..];
                 if values.iter().all(|v| v.is_finite()) {

@@ -53,13 +53,15 @@ impl JsonOptions {
         };
         options.get_bool("json", "encode.decimal-as-plain-number", false)?;
         let ignore_null_fields = options.get_bool("json", "encode.ignore-null-fields", false)?;
-        if let Some(mode) = options.get("json", "map-null-key.mode") {
-            if !["FAIL", "DROP", "LITERAL"].iter().any(|m| m.eq_ignore_ascii_case(mode)) {
-                return Err(Error::BadOption {
-                    option: "json.map-null-key.mode".into(),
-                    message: format!("'{mode}' is not a mode; write 'FAIL', 'DROP' or 'LITERAL'"),
-                });
-            }
+        let mode = options.get("json", "map-null-key.mode").unwrap_or("FAIL");
+        if !["FAIL", "DROP", "LITERAL"]
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(mode))
+        {
+            return Err(Error::BadOption {
+                option: "json.map-null-key.mode".into(),
+                message: format!("'{mode}' is not a mode; write 'FAIL', 'DROP' or 'LITERAL'"),
+            });
         }
         for field in options.schema.fields() {
             check_type(field, field.data_type())?;
@@ -92,7 +94,9 @@ fn check_type(column: &Field, data_type: &DataType) -> Result<()> {
         | DataType::Null => true,
         DataType::List(item) => return check_type(column, item.data_type()),
         DataType::Struct(fields) => {
-            return fields.iter().try_for_each(|f| check_type(column, f.data_type()));
+            return fields
+                .iter()
+                .try_for_each(|f| check_type(column, f.data_type()));
         }
         DataType::Map(entries, _) => match entries.data_type() {
             DataType::Struct(kv) if kv.len() == 2 && kv[0].data_type() == &DataType::Utf8 => {

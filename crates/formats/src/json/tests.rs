@@ -91,9 +91,21 @@ fn all_types_schema() -> SchemaRef {
         Field::new("d", DataType::Date32, true),
         Field::new("t3", DataType::Time32(TimeUnit::Millisecond), true),
         Field::new("t6", DataType::Time64(TimeUnit::Microsecond), true),
-        Field::new("ts3", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-        Field::new("ts6", DataType::Timestamp(TimeUnit::Microsecond, None), true),
-        Field::new("ltz", DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())), true),
+        Field::new(
+            "ts3",
+            DataType::Timestamp(TimeUnit::Millisecond, None),
+            true,
+        ),
+        Field::new(
+            "ts6",
+            DataType::Timestamp(TimeUnit::Microsecond, None),
+            true,
+        ),
+        Field::new(
+            "ltz",
+            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            true,
+        ),
         Field::new("row", DataType::Struct(row), true),
         Field::new_list("arr", Field::new("item", DataType::Int64, true), true),
         Field::new("map", DataType::Map(Arc::new(map_entries), false), true),
@@ -131,7 +143,10 @@ fn every_type_round_trips_decode_encode_decode() {
             assert!(text.contains(&expected), "{expected} not in {text}");
         }
         // Nulls are written explicitly.
-        assert!(text.lines().nth(1).unwrap().contains(r#""s":null"#), "{text}");
+        assert!(
+            text.lines().nth(1).unwrap().contains(r#""s":null"#),
+            "{text}"
+        );
     }
 }
 
@@ -139,11 +154,18 @@ fn every_type_round_trips_decode_encode_decode() {
 fn non_finite_floats_round_trip_as_strings() {
     let schema = one_col("f", DataType::Float64);
     let mut d = decoder(schema.clone(), &[]);
-    let lines: [&[u8]; 3] = [br#"{"f":"NaN"}"#, br#"{"f":"Infinity"}"#, br#"{"f":"-Infinity"}"#];
+    let lines: [&[u8]; 3] = [
+        br#"{"f":"NaN"}"#,
+        br#"{"f":"Infinity"}"#,
+        br#"{"f":"-Infinity"}"#,
+    ];
     let out = decode_lines(&mut d, &lines);
     assert_eq!(reasons(&out), Vec::<String>::new());
     let text = encode(schema, &[], &out.batch.unwrap());
-    assert_eq!(text, "{\"f\":\"NaN\"}\n{\"f\":\"Infinity\"}\n{\"f\":\"-Infinity\"}\n");
+    assert_eq!(
+        text,
+        "{\"f\":\"NaN\"}\n{\"f\":\"Infinity\"}\n{\"f\":\"-Infinity\"}\n"
+    );
 }
 
 #[test]
@@ -179,7 +201,12 @@ fn numbers_and_booleans_are_accepted_for_varchar() {
     let mut d = decoder(one_col("s", DataType::Utf8), &[]);
     let out = decode_lines(&mut d, &[br#"{"s":12}"#, br#"{"s":true}"#, br#"{"s":1.5}"#]);
     let batch = out.batch.unwrap();
-    let s: Vec<_> = batch.column(0).as_string::<i32>().iter().flatten().collect();
+    let s: Vec<_> = batch
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .flatten()
+        .collect();
     assert_eq!(s, vec!["12", "true", "1.5"]);
 }
 
@@ -229,17 +256,31 @@ fn bad_option_values_are_errors() {
         ("json.timestamp-format.standard", "RFC"),
         ("json.map-null-key.mode", "KEEP"),
     ] {
-        let err = JsonDecoder::new(&options(bid_schema(), &[(k, v)])).err().unwrap();
-        assert!(matches!(err, Error::BadOption { ref option, .. } if option == k), "{err}");
+        let err = JsonDecoder::new(&options(bid_schema(), &[(k, v)]))
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, Error::BadOption { ref option, .. } if option == k),
+            "{err}"
+        );
     }
-    let both = [("json.ignore-parse-errors", "true"), ("json.fail-on-missing-field", "true")];
+    let both = [
+        ("json.ignore-parse-errors", "true"),
+        ("json.fail-on-missing-field", "true"),
+    ];
     assert!(JsonDecoder::new(&options(bid_schema(), &both)).is_err());
     // Map-null-key options are accepted.
-    let map = [("json.map-null-key.mode", "LITERAL"), ("json.map-null-key.literal", "null")];
+    let map = [
+        ("json.map-null-key.mode", "LITERAL"),
+        ("json.map-null-key.literal", "null"),
+    ];
     assert!(JsonEncoder::new(&options(bid_schema(), &map)).is_ok());
     let bin = one_col("b", DataType::Binary);
     let err = JsonDecoder::new(&options(bin, &[])).err().unwrap();
-    assert_eq!(err.to_string(), "format 'json' cannot handle column 'b' of type Binary");
+    assert_eq!(
+        err.to_string(),
+        "format 'json' cannot handle column 'b' of type Binary"
+    );
 }
 
 #[test]
@@ -335,7 +376,10 @@ fn not_null_columns_reject_records_without_them() {
         Field::new("v", DataType::Utf8, true),
     ]));
     let mut d = decoder(schema.clone(), &[]);
-    let out = decode_lines(&mut d, &[br#"{"id":1}"#, br#"{"v":"x"}"#, br#"{"id":null}"#]);
+    let out = decode_lines(
+        &mut d,
+        &[br#"{"id":1}"#, br#"{"v":"x"}"#, br#"{"id":null}"#],
+    );
     assert_eq!(out.batch.as_ref().unwrap().schema(), schema);
     assert_eq!(
         reasons(&out),
@@ -351,11 +395,27 @@ fn not_null_columns_reject_records_without_them() {
 fn random_bytes_never_panic_and_every_record_is_accounted_for() {
     let mut rng = Rng::new(42);
     let pieces: [&[u8]; 14] = [
-        b"{", b"}", b"[", b"]", b"\"auction\":", b"\"price\":", b"1", b"-2.5e3", b"\"x\"",
-        b",", b"null", b"\"date_time\":\"2024-01-01 00:00:00\"", b"\xff", b"\\u00",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"auction\":",
+        b"\"price\":",
+        b"1",
+        b"-2.5e3",
+        b"\"x\"",
+        b",",
+        b"null",
+        b"\"date_time\":\"2024-01-01 00:00:00\"",
+        b"\xff",
+        b"\\u00",
     ];
     for pass in 0..20 {
-        let schema = if pass % 2 == 0 { bid_schema() } else { all_types_schema() };
+        let schema = if pass % 2 == 0 {
+            bid_schema()
+        } else {
+            all_types_schema()
+        };
         let ignore = if pass % 4 == 1 { "true" } else { "false" };
         let mut d = decoder(schema, &[("json.ignore-parse-errors", ignore)]);
         let mut records = Vec::new();
@@ -377,7 +437,11 @@ fn random_bytes_never_panic_and_every_record_is_accounted_for() {
         }
         let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
         let out = decode_lines(&mut d, &refs);
-        assert_eq!(rows(&out) + out.dead_letters.len(), records.len(), "pass {pass}");
+        assert_eq!(
+            rows(&out) + out.dead_letters.len(),
+            records.len(),
+            "pass {pass}"
+        );
         assert!(out.dead_letters.iter().all(|l| !l.reason.is_empty()));
     }
 }
