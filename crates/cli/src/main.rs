@@ -22,12 +22,18 @@ pub(crate) struct Failure {
 impl Failure {
     /// Bad usage, bad SQL, bad options: exit 2.
     pub(crate) fn user(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 2, error: error.into() }
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
     }
 
     /// The pipeline failed while running: exit 1.
     pub(crate) fn runtime(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 1, error: error.into() }
+        Failure {
+            code: 1,
+            error: error.into(),
+        }
     }
 }
 

@@ -21,7 +21,9 @@ pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, Failure
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Reads and plans a pipeline file.
@@ -39,10 +41,12 @@ pub(crate) async fn plan(args: &PlanArgs) -> Result<Pipeline, Failure> {
 
 /// Plans SQL text, mapping errors to exit codes.
 pub(crate) async fn plan_text(text: &str, options: &PipelineOptions) -> Result<Pipeline, Failure> {
-    Pipeline::plan(text, options).await.map_err(|e| match e.kind() {
-        ErrorKind::User => Failure::user(e),
-        _ => Failure::runtime(e),
-    })
+    Pipeline::plan(text, options)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::User => Failure::user(e),
+            _ => Failure::runtime(e),
+        })
 }
 
 fn read_sql(path: &Path) -> Result<String, Failure> {
@@ -70,7 +74,11 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let dead_letters = args
         .dead_letters
         .clone()
-        .or_else(|| pipeline.setting("sluice.dead-letter.path").map(PathBuf::from))
+        .or_else(|| {
+            pipeline
+                .setting("sluice.dead-letter.path")
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| PathBuf::from("dead-letters.jsonl"));
     let config = JobConfig {
         name: pipeline
@@ -89,7 +97,11 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
 }
 
 /// Runs a planned pipeline with Ctrl-C handling and the progress line.
-pub(crate) async fn execute(pipeline: Pipeline, config: JobConfig, show_progress: bool) -> Result<JobSummary, Failure> {
+pub(crate) async fn execute(
+    pipeline: Pipeline,
+    config: JobConfig,
+    show_progress: bool,
+) -> Result<JobSummary, Failure> {
     let job = Job::new(pipeline.graph, config).map_err(Failure::runtime)?;
     let shutdown = job.shutdown_handle();
     tokio::spawn(async move {
@@ -102,11 +114,18 @@ pub(crate) async fn execute(pipeline: Pipeline, config: JobConfig, show_progress
             }
         }
     });
-    let bar = if show_progress { progress::spawn(job.metrics()) } else { None };
+    let bar = if show_progress {
+        progress::spawn(job.metrics())
+    } else {
+        None
+    };
     let result = job.run().await;
     progress::stop(bar);
     result.map_err(|e| match e.kind() {
-        ErrorKind::User => Failure { code: 1, error: anyhow!("the pipeline failed: {e}") },
+        ErrorKind::User => Failure {
+            code: 1,
+            error: anyhow!("the pipeline failed: {e}"),
+        },
         _ => Failure::runtime(anyhow!("the pipeline failed: {e}")),
     })
 }

@@ -9,8 +9,8 @@
 pub mod blackhole;
 pub mod datagen;
 mod error;
-pub mod memory;
 pub mod filesystem;
+pub mod memory;
 pub mod nexmark;
 mod options;
 pub mod print;

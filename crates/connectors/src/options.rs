@@ -64,10 +64,18 @@ impl Options {
     }
 
     /// Takes an optional value parsed with `FromStr`.
-    pub fn take_parsed<T: std::str::FromStr>(&mut self, key: &str, what: &str) -> Result<Option<T>> {
+    pub fn take_parsed<T: std::str::FromStr>(
+        &mut self,
+        key: &str,
+        what: &str,
+    ) -> Result<Option<T>> {
         match self.take(key) {
             None => Ok(None),
-            Some(v) => v.trim().parse::<T>().map(Some).map_err(|_| self.bad(key, &format!("'{v}' is not {what}"))),
+            Some(v) => v
+                .trim()
+                .parse::<T>()
+                .map(Some)
+                .map_err(|_| self.bad(key, &format!("'{v}' is not {what}"))),
         }
     }
 
@@ -77,7 +85,10 @@ impl Options {
             None => Ok(default),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(self.bad(key, &format!("'{v}' is not a boolean; write 'true' or 'false'"))),
+            Some(v) => Err(self.bad(
+                key,
+                &format!("'{v}' is not a boolean; write 'true' or 'false'"),
+            )),
         }
     }
 
@@ -164,6 +175,9 @@ mod tests {
         let mut o = Options::new("t", "filesystem", &m);
         assert!(o.take("path").is_none());
         let err = o.finish().err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("'pth'") && err.contains("Did you mean 'path'"), "{err}");
+        assert!(
+            err.contains("'pth'") && err.contains("Did you mean 'path'"),
+            "{err}"
+        );
     }
 }

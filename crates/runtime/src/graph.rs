@@ -174,9 +174,10 @@ impl StreamGraph {
     pub fn chains(&self) -> Vec<Vec<NodeId>> {
         let mut chains = Vec::new();
         for n in &self.nodes {
-            let head = self.inputs(n.id).next().is_none_or(|e| {
-                !(self.inputs(n.id).count() == 1 && self.is_chained(e))
-            });
+            let head = self
+                .inputs(n.id)
+                .next()
+                .is_none_or(|e| !(self.inputs(n.id).count() == 1 && self.is_chained(e)));
             if !head {
                 continue;
             }
@@ -204,7 +205,11 @@ impl StreamGraph {
             let _ = writeln!(out, "Task {} (parallelism {}):", i + 1, head.parallelism);
             for (j, id) in chain.iter().enumerate() {
                 let node = &self.nodes[id.0];
-                let arrow = if j == 0 { "  " } else { "  -> (forward, chained) " };
+                let arrow = if j == 0 {
+                    "  "
+                } else {
+                    "  -> (forward, chained) "
+                };
                 let desc = match &node.kind {
                     NodeKind::Operator(o) => o.describe(),
                     _ => String::new(),

@@ -14,7 +14,7 @@ use crate::dead_letters::DeadLetterFile;
 use crate::graph::{EdgeKind, NodeId, NodeKind, StreamGraph};
 use crate::metrics::JobMetrics;
 use crate::partition::OutputEdge;
-use crate::task::{ChainOp, Head, InputChannel, InputSet, Task, Tail};
+use crate::task::{ChainOp, Head, InputChannel, InputSet, Tail, Task};
 use crate::traits::{DeadLetterOutput, OperatorContext, TaskInfo};
 use crate::{Error, Result};
 
@@ -73,6 +73,8 @@ pub struct JobSummary {
     pub dead_letter_path: PathBuf,
     /// True when the job was stopped (Ctrl-C) rather than drained.
     pub stopped: bool,
+    /// Batch latency percentiles (p50, p99, p99.9, max) in µs, for chained pipelines.
+    pub latency_us: Option<Vec<u64>>,
 }
 
 /// A job ready to run.
@@ -89,7 +91,10 @@ impl Job {
     pub fn new(graph: StreamGraph, config: JobConfig) -> Result<Self> {
         graph.validate()?;
         let metrics = Arc::new(JobMetrics::default());
-        let dead_letters = Arc::new(DeadLetterFile::new(&config.dead_letter_path, metrics.clone()));
+        let dead_letters = Arc::new(DeadLetterFile::new(
+            &config.dead_letter_path,
+            metrics.clone(),
+        ));
         Ok(Job {
             graph,
             config,
@@ -118,7 +123,10 @@ impl Job {
         for t in tasks {
             let name = t.name.clone();
             let span = tracing::debug_span!("subtask", task = %name);
-            set.spawn(tracing::Instrument::instrument(async move { (name, t.run().await) }, span));
+            set.spawn(tracing::Instrument::instrument(
+                async move { (name, t.run().await) },
+                span,
+            ));
         }
         let mut failure: Option<Error> = None;
         while let Some(joined) = set.join_next().await {
@@ -153,6 +161,7 @@ impl Job {
             dead_letters: JobMetrics::get(&self.metrics.dead_letters),
             dead_letter_path: self.config.dead_letter_path.clone(),
             stopped: self.shutdown.is_stopping(),
+            latency_us: self.metrics.latency_percentiles(&[0.5, 0.99, 0.999, 1.0]),
         })
     }
 
@@ -203,7 +212,9 @@ impl Job {
                         source_metrics = Some(self.metrics.operator(&head.name()));
                         Head::Source(f.create(&info(head.id), &self.metrics)?)
                     }
-                    _ => Head::Inputs(InputSet::new(inputs.remove(&(head.id, s)).unwrap_or_default())),
+                    _ => Head::Inputs(InputSet::new(
+                        inputs.remove(&(head.id, s)).unwrap_or_default(),
+                    )),
                 };
                 let mut ops = Vec::new();
                 let mut tail = None;

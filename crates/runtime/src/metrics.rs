@@ -4,9 +4,9 @@
 //! progress line and exit summary read them, and the Prometheus endpoint will export
 //! them under `sluice_<thing>_<unit>` names.
 
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// Counters of one operator (summed over its subtasks).
 #[derive(Debug, Default)]

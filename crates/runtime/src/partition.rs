@@ -104,7 +104,11 @@ pub(crate) fn split_by_hash(
     let hashes = hash_rows(&columns, batch.num_rows())?;
     let mut indices: Vec<Vec<u32>> = vec![Vec::new(); targets];
     for (row, h) in hashes.iter().enumerate() {
-        let target = subtask_for_group(key_group(*h, DEFAULT_KEY_GROUPS), DEFAULT_KEY_GROUPS, targets);
+        let target = subtask_for_group(
+            key_group(*h, DEFAULT_KEY_GROUPS),
+            DEFAULT_KEY_GROUPS,
+            targets,
+        );
         indices[target].push(row as u32);
     }
     indices
@@ -131,8 +135,7 @@ mod tests {
     fn hash_split_keeps_every_row_once_and_equal_keys_together() {
         let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
         let keys: Vec<i64> = (0..1000).map(|i| i % 37).collect();
-        let batch =
-            RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(keys))]).unwrap();
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from(keys))]).unwrap();
         let parts = split_by_hash(&batch, &[0], 3).unwrap();
         let mut total = 0;
         let mut owner = std::collections::HashMap::new();
@@ -141,10 +144,20 @@ mod tests {
             total += p.num_rows();
             let col = p.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
             for v in col.values() {
-                assert_eq!(*owner.entry(*v).or_insert(t), t, "key {v} split across subtasks");
+                assert_eq!(
+                    *owner.entry(*v).or_insert(t),
+                    t,
+                    "key {v} split across subtasks"
+                );
             }
         }
         assert_eq!(total, 1000);
-        assert_eq!(owner.values().collect::<std::collections::HashSet<_>>().len(), 3);
+        assert_eq!(
+            owner
+                .values()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            3
+        );
     }
 }

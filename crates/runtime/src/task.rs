@@ -81,7 +81,8 @@ impl Task {
                     let out = self.push_from(0, 0, batch)?;
                     self.emit(out).await?;
                     if sink_tail {
-                        self.job.record_latency(started.elapsed().as_micros() as u64);
+                        self.job
+                            .record_latency(started.elapsed().as_micros() as u64);
                     }
                 }
                 SourceEvent::Idle => tokio::task::yield_now().await,
@@ -154,7 +155,12 @@ impl Task {
     }
 
     /// Runs `batch` through operators `start..` (as input `input` of the first one).
-    fn push_from(&mut self, start: usize, input: usize, batch: RecordBatch) -> Result<Vec<RecordBatch>> {
+    fn push_from(
+        &mut self,
+        start: usize,
+        input: usize,
+        batch: RecordBatch,
+    ) -> Result<Vec<RecordBatch>> {
         let mut cur = vec![batch];
         let mut input = input;
         for op in self.ops.iter_mut().skip(start) {
@@ -233,7 +239,8 @@ impl Task {
             Tail::Sink(sink, _) => sink.pre_commit(id).await,
             Tail::Edges(edges) => {
                 for e in edges {
-                    e.send_control(Message::Barrier(sluice_types::Barrier { id })).await?;
+                    e.send_control(Message::Barrier(sluice_types::Barrier { id }))
+                        .await?;
                 }
                 Ok(())
             }

@@ -9,8 +9,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use sluice_state::StateTableSpec;
 use sluice_types::{CheckpointId, DeadLetter, Watermark};
 
-use crate::metrics::JobMetrics;
 use crate::Result;
+use crate::metrics::JobMetrics;
 
 /// Where a subtask runs: its index among the operator's subtasks and their count.
 #[derive(Debug, Clone)]

@@ -50,7 +50,10 @@ impl TableProvider for ConnectorTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        not_impl_err!("table '{}' is read by Sluice's streaming runtime, not by DataFusion", self.table)
+        not_impl_err!(
+            "table '{}' is read by Sluice's streaming runtime, not by DataFusion",
+            self.table
+        )
     }
 }
 
@@ -108,7 +111,10 @@ impl Catalog {
             }
             return Err(Error::sql(
                 &def.location,
-                format!("table '{}' already exists; use another name or CREATE TABLE IF NOT EXISTS", def.name),
+                format!(
+                    "table '{}' already exists; use another name or CREATE TABLE IF NOT EXISTS",
+                    def.name
+                ),
             ));
         }
         let provider = Arc::new(ConnectorTableProvider {
@@ -128,12 +134,26 @@ impl Catalog {
     }
 
     /// Registers a view (also used for a table's computed columns).
-    pub fn add_view(&mut self, name: &str, plan: LogicalPlan, sql: Option<String>, location: &Location) -> Result<()> {
-        if self.views.iter().any(|v| v == name) || (self.tables.contains_key(name) && !self.tables[name].has_computed_columns()) {
-            return Err(Error::sql(location, format!("'{name}' already exists; choose another view name")));
+    pub fn add_view(
+        &mut self,
+        name: &str,
+        plan: LogicalPlan,
+        sql: Option<String>,
+        location: &Location,
+    ) -> Result<()> {
+        if self.views.iter().any(|v| v == name)
+            || (self.tables.contains_key(name) && !self.tables[name].has_computed_columns())
+        {
+            return Err(Error::sql(
+                location,
+                format!("'{name}' already exists; choose another view name"),
+            ));
         }
         self.ctx
-            .register_table(TableReference::bare(name), Arc::new(ViewTable::new(plan, sql)))
+            .register_table(
+                TableReference::bare(name),
+                Arc::new(ViewTable::new(plan, sql)),
+            )
             .map_err(|e| internal(location, e))?;
         if !self.tables.contains_key(name) {
             self.views.push(name.to_string());
@@ -167,7 +187,9 @@ impl Catalog {
             before != self.views.len()
         };
         let _ = self.ctx.deregister_table(TableReference::bare(name));
-        let _ = self.ctx.deregister_table(TableReference::bare(physical_name(name)));
+        let _ = self
+            .ctx
+            .deregister_table(TableReference::bare(physical_name(name)));
         existed
     }
 
@@ -182,7 +204,11 @@ impl Catalog {
                 ColumnKind::Metadata { .. } => None,
             })
             .collect();
-        format!("SELECT {} FROM {}", cols.join(", "), quote(&physical_name(&def.name)))
+        format!(
+            "SELECT {} FROM {}",
+            cols.join(", "),
+            quote(&physical_name(&def.name))
+        )
     }
 }
 

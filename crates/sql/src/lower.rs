@@ -102,7 +102,11 @@ impl<'a> Lowering<'a> {
     }
 
     /// Lowers a plan; returns the streams whose union is the plan's output.
-    pub fn lower<'b>(&'b mut self, plan: &'b LogicalPlan, location: &'b Location) -> BoxFuture<'b, Result<Vec<Stream>>> {
+    pub fn lower<'b>(
+        &'b mut self,
+        plan: &'b LogicalPlan,
+        location: &'b Location,
+    ) -> BoxFuture<'b, Result<Vec<Stream>>> {
         Box::pin(async move {
             if !has_table_scan(plan) {
                 return self.constant(plan, location).await;
@@ -114,13 +118,21 @@ impl<'a> Lowering<'a> {
                     let exprs = self.physical(&p.expr, p.input.schema(), location)?;
                     let schema = arrow_schema(&p.schema);
                     let op = Projection::new(exprs, schema);
-                    Ok(vec![self.operator(NodeKind::Operator(Arc::new(op)), &inputs)])
+                    Ok(vec![
+                        self.operator(NodeKind::Operator(Arc::new(op)), &inputs),
+                    ])
                 }
                 LogicalPlan::Filter(f) => {
                     let inputs = self.lower(&f.input, location).await?;
-                    let pred = self.physical(std::slice::from_ref(&f.predicate), f.input.schema(), location)?;
+                    let pred = self.physical(
+                        std::slice::from_ref(&f.predicate),
+                        f.input.schema(),
+                        location,
+                    )?;
                     let op = Filter::new(pred[0].clone(), arrow_schema(f.input.schema()));
-                    Ok(vec![self.operator(NodeKind::Operator(Arc::new(op)), &inputs)])
+                    Ok(vec![
+                        self.operator(NodeKind::Operator(Arc::new(op)), &inputs),
+                    ])
                 }
                 LogicalPlan::SubqueryAlias(a) => self.lower(&a.input, location).await,
                 LogicalPlan::Union(u) => {
@@ -135,19 +147,35 @@ impl<'a> Lowering<'a> {
         })
     }
 
-    fn physical(&self, exprs: &[Expr], schema: &DFSchema, location: &Location) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
+    fn physical(
+        &self,
+        exprs: &[Expr],
+        schema: &DFSchema,
+        location: &Location,
+    ) -> Result<Vec<Arc<dyn PhysicalExpr>>> {
         exprs
             .iter()
-            .map(|e| create_physical_expr(e, schema, &self.props, &Default::default()).map_err(|e| crate::planner::plan_error(e, location)))
+            .map(|e| {
+                create_physical_expr(e, schema, &self.props, &Default::default())
+                    .map_err(|e| crate::planner::plan_error(e, location))
+            })
             .collect()
     }
 
     /// Adds an operator fed by `inputs`; forward edges where parallelism matches.
     fn operator(&mut self, kind: NodeKind, inputs: &[Stream]) -> Stream {
-        let parallelism = inputs.iter().map(|s| s.parallelism).max().unwrap_or(self.workers);
+        let parallelism = inputs
+            .iter()
+            .map(|s| s.parallelism)
+            .max()
+            .unwrap_or(self.workers);
         let node = self.graph.add_node(kind, parallelism);
         for s in inputs {
-            let edge = if s.parallelism == parallelism { EdgeKind::Forward } else { EdgeKind::Rebalance };
+            let edge = if s.parallelism == parallelism {
+                EdgeKind::Forward
+            } else {
+                EdgeKind::Rebalance
+            };
             self.graph.connect(s.node, node, edge, 0);
         }
         Stream { node, parallelism }
@@ -179,33 +207,48 @@ impl<'a> Lowering<'a> {
             return Ok(vec![stream]);
         }
         // Select the scan's columns out of what the source reads.
-        let source_schema = full_schema.project(&source.1).map_err(|e| Error::Internal {
-            location: location.clone(),
-            message: e.to_string(),
-        })?;
+        let source_schema = full_schema
+            .project(&source.1)
+            .map_err(|e| Error::Internal {
+                location: location.clone(),
+                message: e.to_string(),
+            })?;
         let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
         for idx in &wanted {
             let pos = source.1.iter().position(|c| c == idx).unwrap_or(0);
             let name = source_schema.field(pos).name().clone();
-            exprs.push(Arc::new(datafusion::physical_expr::expressions::Column::new(&name, pos)));
+            exprs.push(Arc::new(
+                datafusion::physical_expr::expressions::Column::new(&name, pos),
+            ));
         }
         let out_schema = Arc::new(full_schema.project(&wanted).map_err(|e| Error::Internal {
             location: location.clone(),
             message: e.to_string(),
         })?);
         let op = Projection::new(exprs, out_schema);
-        Ok(vec![self.operator(NodeKind::Operator(Arc::new(op)), &[stream])])
+        Ok(vec![
+            self.operator(NodeKind::Operator(Arc::new(op)), &[stream]),
+        ])
     }
 
     /// The (shared) source node of `table` and the columns it reads.
-    fn source(&mut self, table: &str, full_schema: &SchemaRef, location: &Location) -> Result<(NodeId, Vec<usize>)> {
+    fn source(
+        &mut self,
+        table: &str,
+        full_schema: &SchemaRef,
+        location: &Location,
+    ) -> Result<(NodeId, Vec<usize>)> {
         if let Some(s) = self.sources.get(table) {
             return Ok((s.node, s.columns.clone()));
         }
-        let def = self.catalog.tables.get(table).ok_or_else(|| Error::Internal {
-            location: location.clone(),
-            message: format!("table '{table}' missing from the catalog"),
-        })?;
+        let def = self
+            .catalog
+            .tables
+            .get(table)
+            .ok_or_else(|| Error::Internal {
+                location: location.clone(),
+                message: format!("table '{table}' missing from the catalog"),
+            })?;
         let options = resolve_options(def)?;
         let columns: Vec<usize> = if supports_projection(&options) {
             self.needed
@@ -233,7 +276,13 @@ impl<'a> Lowering<'a> {
                 source,
             })?;
         let node = self.graph.add_node(NodeKind::Source(factory), self.workers);
-        self.sources.insert(table.to_string(), SourceNode { node, columns: columns.clone() });
+        self.sources.insert(
+            table.to_string(),
+            SourceNode {
+                node,
+                columns: columns.clone(),
+            },
+        );
         Ok((node, columns))
     }
 
@@ -246,19 +295,35 @@ impl<'a> Lowering<'a> {
             .execute_logical_plan(plan.clone())
             .await
             .map_err(|e| crate::planner::plan_error(e, location))?;
-        let batches = df.collect().await.map_err(|e| crate::planner::plan_error(e, location))?;
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| crate::planner::plan_error(e, location))?;
         let schema = arrow_schema(plan.schema());
         let factory = ValuesSourceFactory::new("VALUES", schema, batches);
         let node = self.graph.add_node(NodeKind::Source(Arc::new(factory)), 1);
-        Ok(vec![Stream { node, parallelism: 1 }])
+        Ok(vec![Stream {
+            node,
+            parallelism: 1,
+        }])
     }
 
     /// Connects `inputs` to the sink of `table` (created on first use). Rows are hashed
     /// by the primary key when the table has one, so that upserts of one key stay in order.
-    pub fn sink(&mut self, table: &str, factory: Arc<dyn SinkFactory>, key: Vec<usize>, inputs: &[Stream]) {
-        let parallelism = factory
-            .parallelism()
-            .unwrap_or_else(|| inputs.iter().map(|s| s.parallelism).max().unwrap_or(self.workers));
+    pub fn sink(
+        &mut self,
+        table: &str,
+        factory: Arc<dyn SinkFactory>,
+        key: Vec<usize>,
+        inputs: &[Stream],
+    ) {
+        let parallelism = factory.parallelism().unwrap_or_else(|| {
+            inputs
+                .iter()
+                .map(|s| s.parallelism)
+                .max()
+                .unwrap_or(self.workers)
+        });
         let node = *self
             .sinks
             .entry(table.to_string())
@@ -291,7 +356,9 @@ fn has_table_scan(plan: &LogicalPlan) -> bool {
 
 /// The Arrow schema of a plan node's output (field names unqualified).
 pub fn arrow_schema(schema: &DFSchema) -> SchemaRef {
-    Arc::new(Schema::new(schema.fields().iter().cloned().collect::<Vec<_>>()))
+    Arc::new(Schema::new(
+        schema.fields().iter().cloned().collect::<Vec<_>>(),
+    ))
 }
 
 fn unsupported(plan: &LogicalPlan, location: &Location) -> Error {

@@ -2,8 +2,6 @@
 //! input files. A streaming run over bounded input must reach exactly its answer; the
 //! golden tests compare the two.
 
-
-
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::TableReference;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions};
@@ -17,27 +15,46 @@ use crate::{Error, Result};
 /// Registers a filesystem table as a DataFusion listing table over its files.
 pub(crate) async fn register_file_table(catalog: &mut Catalog, def: TableDef) -> Result<()> {
     if catalog.exists(&def.name) {
-        return Err(Error::sql(&def.location, format!("table '{}' already exists", def.name)));
+        return Err(Error::sql(
+            &def.location,
+            format!("table '{}' already exists", def.name),
+        ));
     }
     let options = resolve_options(&def)?;
     let schema = def.physical_schema();
-    let reg = if def.has_computed_columns() { physical_name(&def.name) } else { def.name.clone() };
+    let reg = if def.has_computed_columns() {
+        physical_name(&def.name)
+    } else {
+        def.name.clone()
+    };
     let reg = TableReference::bare(reg);
     let unsupported = || Error::Unsupported {
         location: def.location.clone(),
-        message: format!("the batch oracle reads only filesystem json/csv tables, not '{}'", def.name),
+        message: format!(
+            "the batch oracle reads only filesystem json/csv tables, not '{}'",
+            def.name
+        ),
     };
     if options.get("connector").map(String::as_str) == Some("filesystem") {
         let path = options.get("path").cloned().unwrap_or_default();
         let res = match options.get("format").map(String::as_str) {
             Some("json") => {
-                let o = JsonReadOptions::default().schema(&schema).file_extension("");
+                let o = JsonReadOptions::default()
+                    .schema(&schema)
+                    .file_extension("");
                 catalog.ctx.register_json(reg, &path, o).await
             }
             Some("csv") => {
                 let header = first_line_is_header(&path, &schema);
-                let delim = options.get("csv.field-delimiter").and_then(|d| d.bytes().next()).unwrap_or(b',');
-                let o = CsvReadOptions::new().schema(&schema).has_header(header).delimiter(delim).file_extension("");
+                let delim = options
+                    .get("csv.field-delimiter")
+                    .and_then(|d| d.bytes().next())
+                    .unwrap_or(b',');
+                let o = CsvReadOptions::new()
+                    .schema(&schema)
+                    .has_header(header)
+                    .delimiter(delim)
+                    .file_extension("");
                 catalog.ctx.register_csv(reg, &path, o).await
             }
             _ => return Err(unsupported()),
@@ -48,18 +65,7 @@ pub(crate) async fn register_file_table(catalog: &mut Catalog, def: TableDef) ->
     {
         return Err(unsupported());
     }
-    let name = def.name.clone();
-    let location = def.location.clone();
-    let computed = def.has_computed_columns().then(|| Catalog::computed_columns_sql(&def));
     catalog.tables.insert(def.name.clone(), def);
-    if let Some(sql) = computed {
-        let statements = crate::script::split(&location.file, &sql)?;
-        if let Some(st) = statements.first() {
-            let ast = crate::planner::parse_statement(&location.file, st.tokens.clone(), &location)?;
-            let plan = crate::planner::plan_statement(catalog, ast, &location).await?;
-            catalog.add_view(&name, plan, None, &location)?;
-        }
-    }
     Ok(())
 }
 
@@ -78,8 +84,15 @@ fn first_line_is_header(path: &str, schema: &datafusion::arrow::datatypes::Schem
     else {
         return false;
     };
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().to_ascii_lowercase()).collect();
-    let cells: Vec<String> = first.split(',').map(|c| c.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let names: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| f.name().to_ascii_lowercase())
+        .collect();
+    let cells: Vec<String> = first
+        .split(',')
+        .map(|c| c.trim().trim_matches('"').to_ascii_lowercase())
+        .collect();
     names == cells
 }
 
@@ -99,8 +112,11 @@ pub async fn batch_oracle(text: &str, opts: &PipelineOptions) -> Result<Vec<Reco
             .execute_logical_plan(ins.plan)
             .await
             .map_err(|e| crate::planner::plan_error(e, &ins.location))?;
-        out.extend(df.collect().await.map_err(|e| crate::planner::plan_error(e, &ins.location))?);
+        out.extend(
+            df.collect()
+                .await
+                .map_err(|e| crate::planner::plan_error(e, &ins.location))?,
+        );
     }
     Ok(out)
 }
-

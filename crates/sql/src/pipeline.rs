@@ -91,7 +91,13 @@ impl Pipeline {
         }
         for (ins, plan) in inserts.iter().zip(&optimized) {
             let streams = lowering.lower(plan, &ins.location).await?;
-            let (name, factory, key) = sink_for(&catalog, &ins.target, plan, &ins.location, opts.capture.as_ref())?;
+            let (name, factory, key) = sink_for(
+                &catalog,
+                &ins.target,
+                plan,
+                &ins.location,
+                opts.capture.as_ref(),
+            )?;
             lowering.sink(&name, factory, key, &streams);
         }
         let graph = lowering.graph;
@@ -105,7 +111,10 @@ impl Pipeline {
             settings: catalog.settings.clone(),
             inserts: inserts.len(),
             bounded,
-            plans: optimized.iter().map(|p| p.display_indent().to_string()).collect(),
+            plans: optimized
+                .iter()
+                .map(|p| p.display_indent().to_string())
+                .collect(),
         })
     }
 
@@ -127,7 +136,10 @@ impl Pipeline {
         out.push_str(&self.graph.explain());
         if verbose {
             for (i, p) in self.plans.iter().enumerate() {
-                out.push_str(&format!("\n== Optimized logical plan of INSERT {} ==\n{p}\n", i + 1));
+                out.push_str(&format!(
+                    "\n== Optimized logical plan of INSERT {} ==\n{p}\n",
+                    i + 1
+                ));
             }
         }
         out
@@ -136,7 +148,11 @@ impl Pipeline {
 
 /// Applies every statement of `text` to `catalog`; returns the planned INSERTs and
 /// queries in order.
-pub(crate) async fn apply_statements(catalog: &mut Catalog, text: &str, opts: &PipelineOptions) -> Result<Vec<PlannedInsert>> {
+pub(crate) async fn apply_statements(
+    catalog: &mut Catalog,
+    text: &str,
+    opts: &PipelineOptions,
+) -> Result<Vec<PlannedInsert>> {
     let text = script::substitute(text, &opts.defines);
     let statements = script::split(&opts.file, &text)?;
     let mut inserts: Vec<PlannedInsert> = Vec::new();
@@ -145,7 +161,9 @@ pub(crate) async fn apply_statements(catalog: &mut Catalog, text: &str, opts: &P
         match st.kind {
             StatementKind::CreateTable => create_table(catalog, st).await?,
             StatementKind::CreateView => create_view(catalog, st).await?,
-            StatementKind::CreateFunction => catalog.add_function(&ddl::parse_create_function(st)?)?,
+            StatementKind::CreateFunction => {
+                catalog.add_function(&ddl::parse_create_function(st)?)?
+            }
             StatementKind::Set => {
                 if let Some((k, v)) = ddl::parse_set(st)? {
                     catalog.settings.insert(k, v);
@@ -161,11 +179,18 @@ pub(crate) async fn apply_statements(catalog: &mut Catalog, text: &str, opts: &P
             StatementKind::Query => {
                 let ast = parse_statement(&st.location.file, st.tokens.clone(), &st.location)?;
                 let plan = plan_statement(catalog, ast, &st.location).await?;
-                inserts.push(PlannedInsert { target: Target::Stdout, plan, location: st.location.clone() });
+                inserts.push(PlannedInsert {
+                    target: Target::Stdout,
+                    plan,
+                    location: st.location.clone(),
+                });
             }
             StatementKind::BeginStatementSet => {
                 if in_set.is_some() {
-                    return Err(Error::sql(&st.location, "statement sets cannot be nested; close the first with END;"));
+                    return Err(Error::sql(
+                        &st.location,
+                        "statement sets cannot be nested; close the first with END;",
+                    ));
                 }
                 in_set = Some(st.location.clone());
             }
@@ -177,7 +202,14 @@ pub(crate) async fn apply_statements(catalog: &mut Catalog, text: &str, opts: &P
             StatementKind::Drop => {
                 let d = ddl::parse_drop(st)?;
                 if !catalog.drop(&d.name) && !d.if_exists && d.what != "FUNCTION" {
-                    return Err(Error::sql(&st.location, format!("cannot drop '{}': no such {}", d.name, d.what.to_lowercase())));
+                    return Err(Error::sql(
+                        &st.location,
+                        format!(
+                            "cannot drop '{}': no such {}",
+                            d.name,
+                            d.what.to_lowercase()
+                        ),
+                    ));
                 }
             }
             StatementKind::Ignored => {
@@ -186,11 +218,18 @@ pub(crate) async fn apply_statements(catalog: &mut Catalog, text: &str, opts: &P
         }
     }
     if let Some(loc) = in_set {
-        return Err(Error::sql(&loc, "the statement set is never closed; add END; after its INSERTs"));
+        return Err(Error::sql(
+            &loc,
+            "the statement set is never closed; add END; after its INSERTs",
+        ));
     }
     if inserts.is_empty() && !opts.allow_empty {
         return Err(Error::sql(
-            &Location { file: opts.file.clone(), line: 0, column: 0 },
+            &Location {
+                file: opts.file.clone(),
+                line: 0,
+                column: 0,
+            },
             "the file has no INSERT INTO or SELECT statement, so there is nothing to run; \
              add INSERT INTO <sink> SELECT … FROM <source>",
         ));
@@ -199,15 +238,24 @@ pub(crate) async fn apply_statements(catalog: &mut Catalog, text: &str, opts: &P
 }
 
 fn setting_usize(catalog: &Catalog, key: &str) -> Option<usize> {
-    catalog.settings.get(key).and_then(|v| v.trim().parse().ok()).filter(|n: &usize| *n > 0)
+    catalog
+        .settings
+        .get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n: &usize| *n > 0)
 }
 
 async fn create_table(catalog: &mut Catalog, st: &Statement) -> Result<()> {
     let def = ddl::parse_create_table(st)?;
     if let Some(c) = def.connector() {
-        connector_for(c).map_err(|source| Error::Connector { location: def.location.clone(), source })?;
+        connector_for(c).map_err(|source| Error::Connector {
+            location: def.location.clone(),
+            source,
+        })?;
     }
-    let computed = def.has_computed_columns().then(|| Catalog::computed_columns_sql(&def));
+    let computed = def
+        .has_computed_columns()
+        .then(|| Catalog::computed_columns_sql(&def));
     let name = def.name.clone();
     let location = def.location.clone();
     if catalog.oracle {
@@ -217,7 +265,9 @@ async fn create_table(catalog: &mut Catalog, st: &Statement) -> Result<()> {
     }
     if let Some(sql) = computed {
         let statements = script::split(&location.file, &sql)?;
-        let Some(view_st) = statements.first() else { return Ok(()) };
+        let Some(view_st) = statements.first() else {
+            return Ok(());
+        };
         let ast = parse_statement(&location.file, view_st.tokens.clone(), &location)?;
         let plan = plan_statement(catalog, ast, &location).await?;
         catalog.add_view(&name, plan, None, &location)?;
@@ -235,7 +285,9 @@ fn parse_create_view(st: &Statement) -> Result<(String, bool, Box<ast::Query>)> 
     let if_not_exists = c.words(&["IF", "NOT", "EXISTS"]);
     let name = c.identifier("a view name")?.value;
     if c.peek() == Token::LParen {
-        return Err(c.error("a column list on CREATE VIEW is not supported; alias the columns in the SELECT"));
+        return Err(c.error(
+            "a column list on CREATE VIEW is not supported; alias the columns in the SELECT",
+        ));
     }
     c.expect_word("AS", "Write CREATE VIEW name AS SELECT ….")?;
     let query = c.p.parse_query().map_err(|e| c.parser_error(e))?;
@@ -257,10 +309,16 @@ async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
 async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
     let ast = parse_statement(&st.location.file, st.tokens.clone(), &st.location)?;
     let ast::Statement::Insert(ins) = ast else {
-        return Err(Error::sql(&st.location, "expected INSERT INTO table SELECT …"));
+        return Err(Error::sql(
+            &st.location,
+            "expected INSERT INTO table SELECT …",
+        ));
     };
     let TableObject::TableName(name) = &ins.table else {
-        return Err(Error::sql(&st.location, "INSERT INTO a table function is not supported"));
+        return Err(Error::sql(
+            &st.location,
+            "INSERT INTO a table function is not supported",
+        ));
     };
     let table = name
         .0
@@ -269,19 +327,36 @@ async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
         .map(|i| i.value.clone())
         .unwrap_or_default();
     let Some(def) = catalog.tables.get(&table) else {
-        let hint = if catalog.views.contains(&table) { " (it is a view; INSERT needs a table)" } else { "" };
+        let hint = if catalog.views.contains(&table) {
+            " (it is a view; INSERT needs a table)"
+        } else {
+            ""
+        };
         return Err(Error::sql(
             &st.location,
-            format!("cannot INSERT INTO '{table}': no such table{hint}. Declare it with CREATE TABLE {table} (…) WITH ('connector' = …)"),
+            format!(
+                "cannot INSERT INTO '{table}': no such table{hint}. Declare it with CREATE TABLE {table} (…) WITH ('connector' = …)"
+            ),
         ));
     };
     let Some(source) = ins.source.clone() else {
-        return Err(Error::sql(&st.location, "INSERT needs a query: INSERT INTO t SELECT … or INSERT INTO t VALUES (…)"));
+        return Err(Error::sql(
+            &st.location,
+            "INSERT needs a query: INSERT INTO t SELECT … or INSERT INTO t VALUES (…)",
+        ));
     };
     let plan = plan_statement(catalog, ast::Statement::Query(source), &st.location).await?;
-    let columns: Vec<Ident> = ins.columns.iter().filter_map(|c| c.0.last().and_then(|p| p.as_ident()).cloned()).collect();
+    let columns: Vec<Ident> = ins
+        .columns
+        .iter()
+        .filter_map(|c| c.0.last().and_then(|p| p.as_ident()).cloned())
+        .collect();
     let plan = align_to_sink(plan, def, &columns, &st.location)?;
-    Ok(PlannedInsert { target: Target::Table(table), plan, location: st.location.clone() })
+    Ok(PlannedInsert {
+        target: Target::Table(table),
+        plan,
+        location: st.location.clone(),
+    })
 }
 
 /// The sink factory, its name and key column indices for an INSERT's target.
@@ -295,17 +370,26 @@ fn sink_for(
     match target {
         Target::Stdout if capture.is_some() => {
             let out = capture.cloned().unwrap_or_default();
-            let f = sluice_connectors::memory::MemorySinkFactory::new(arrow_schema(plan.schema()), out);
+            let f =
+                sluice_connectors::memory::MemorySinkFactory::new(arrow_schema(plan.schema()), out);
             Ok(("results".into(), Arc::new(f), vec![]))
         }
         Target::Stdout => {
             let mut options = BTreeMap::new();
             options.insert("connector".to_string(), "print".to_string());
             options.insert("sink.parallelism".to_string(), "1".to_string());
-            let ct = ConnectorTable { name: "stdout".into(), schema: arrow_schema(plan.schema()), options, primary_key: vec![] };
+            let ct = ConnectorTable {
+                name: "stdout".into(),
+                schema: arrow_schema(plan.schema()),
+                options,
+                primary_key: vec![],
+            };
             let f = sluice_connectors::print::PrintConnector
                 .sink(&ct)
-                .map_err(|source| Error::Connector { location: location.clone(), source })?;
+                .map_err(|source| Error::Connector {
+                    location: location.clone(),
+                    source,
+                })?;
             // Results of a bare SELECT print in order from one subtask.
             Ok((format!("stdout#{}", location.line), f, vec![]))
         }
@@ -320,8 +404,15 @@ fn sink_for(
             };
             let f = connector_for(def.connector().unwrap_or_default())
                 .and_then(|c| c.sink(&ct))
-                .map_err(|source| Error::Connector { location: def.location.clone(), source })?;
-            let key = def.primary_key.iter().filter_map(|k| schema.index_of(k).ok()).collect();
+                .map_err(|source| Error::Connector {
+                    location: def.location.clone(),
+                    source,
+                })?;
+            let key = def
+                .primary_key
+                .iter()
+                .filter_map(|k| schema.index_of(k).ok())
+                .collect();
             Ok((name.clone(), f, key))
         }
     }

@@ -19,11 +19,18 @@ use crate::ddl::parser::{DIALECT, split_location};
 use crate::{Error, Result};
 
 /// Parses a statement's tokens into a sqlparser AST, with located errors.
-pub fn parse_statement(file: &str, tokens: Vec<TokenWithSpan>, location: &Location) -> Result<ast::Statement> {
+pub fn parse_statement(
+    file: &str,
+    tokens: Vec<TokenWithSpan>,
+    location: &Location,
+) -> Result<ast::Statement> {
     let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
     let mut st = parser.parse_statement().map_err(|e| {
         let msg = e.to_string();
-        let msg = msg.strip_prefix("sql parser error: ").unwrap_or(&msg).to_string();
+        let msg = msg
+            .strip_prefix("sql parser error: ")
+            .unwrap_or(&msg)
+            .to_string();
         match split_location(file, &msg) {
             Some((loc, m)) => Error::sql(&loc, m),
             None => Error::sql(location, msg),
@@ -71,8 +78,16 @@ pub(crate) fn rewrite_flink(st: &mut ast::Statement) {
                     let is_ltz = name.0.len() == 1
                         && matches!(&name.0[0], ObjectNamePart::Identifier(i) if i.value.eq_ignore_ascii_case("TIMESTAMP_LTZ"));
                     if is_ltz {
-                        let p = args.first().and_then(|a| a.parse::<u64>().ok()).unwrap_or(6);
-                        let p = match p { 0 => 0, 1..=3 => 3, 4..=6 => 6, _ => 9 };
+                        let p = args
+                            .first()
+                            .and_then(|a| a.parse::<u64>().ok())
+                            .unwrap_or(6);
+                        let p = match p {
+                            0 => 0,
+                            1..=3 => 3,
+                            4..=6 => 6,
+                            _ => 9,
+                        };
                         *data_type = SqlType::Timestamp(Some(p), TimezoneInfo::WithTimeZone);
                     }
                 }
@@ -84,7 +99,11 @@ pub(crate) fn rewrite_flink(st: &mut ast::Statement) {
 }
 
 /// Plans a query (or any statement DataFusion plans) against the catalog.
-pub async fn plan_statement(catalog: &Catalog, st: ast::Statement, location: &Location) -> Result<LogicalPlan> {
+pub async fn plan_statement(
+    catalog: &Catalog,
+    st: ast::Statement,
+    location: &Location,
+) -> Result<LogicalPlan> {
     let state = catalog.ctx.state();
     state
         .statement_to_plan(DfStatement::Statement(Box::new(st)))
@@ -105,16 +124,25 @@ pub fn plan_error(e: DataFusionError, location: &Location) -> Error {
     }
     let raw = e.strip_backtrace();
     let mut msg = raw.as_str();
-    for prefix in ["Error during planning: ", "Schema error: ", "This feature is not implemented: ", "Optimizer rule"] {
+    for prefix in [
+        "Error during planning: ",
+        "Schema error: ",
+        "This feature is not implemented: ",
+        "Optimizer rule",
+    ] {
         if let Some(m) = msg.strip_prefix(prefix) {
             msg = m;
         }
     }
     let mut message = msg.to_string();
     if message.contains("No field named") {
-        message.push_str(". Column names are case-sensitive, as in Flink; quote names with backquotes if needed");
+        message.push_str(
+            ". Column names are case-sensitive, as in Flink; quote names with backquotes if needed",
+        );
     } else if message.contains("table") && message.contains("not found") {
-        message.push_str(". Declare it first with CREATE TABLE … WITH ('connector' = …) or CREATE VIEW");
+        message.push_str(
+            ". Declare it first with CREATE TABLE … WITH ('connector' = …) or CREATE VIEW",
+        );
     } else if message.contains("Invalid function") || message.contains("Invalid scalar function") {
         message.push_str(". See docs/functions.md for the functions Sluice supports");
     }

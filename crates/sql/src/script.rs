@@ -131,7 +131,13 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             Token::SemiColon if depth <= 0 => {
-                push_statement(file, text, &starts, std::mem::take(&mut current), &mut statements)?;
+                push_statement(
+                    file,
+                    text,
+                    &starts,
+                    std::mem::take(&mut current),
+                    &mut statements,
+                )?;
                 depth = 0;
                 continue;
             }
@@ -178,15 +184,21 @@ fn push_statement(
             })
             .unwrap_or(tokens.len());
         let marker: Vec<TokenWithSpan> = tokens.drain(..cut).collect();
-        out.push(make(file, text, starts, StatementKind::BeginStatementSet, marker));
+        out.push(make(
+            file,
+            text,
+            starts,
+            StatementKind::BeginStatementSet,
+            marker,
+        ));
         return push_statement(file, text, starts, tokens, out);
     }
     let kind = match (w(0), w(1), w(2)) {
         ("CREATE", "TABLE", _) | ("CREATE", "TEMPORARY", "TABLE") => StatementKind::CreateTable,
         ("CREATE", "VIEW", _) | ("CREATE", "TEMPORARY", "VIEW") => StatementKind::CreateView,
-        ("CREATE", "FUNCTION", _) | ("CREATE", "TEMPORARY", "FUNCTION") | ("CREATE", "TEMPORARY", "SYSTEM") => {
-            StatementKind::CreateFunction
-        }
+        ("CREATE", "FUNCTION", _)
+        | ("CREATE", "TEMPORARY", "FUNCTION")
+        | ("CREATE", "TEMPORARY", "SYSTEM") => StatementKind::CreateFunction,
         ("SET", _, _) => StatementKind::Set,
         ("RESET", _, _) => StatementKind::Reset,
         ("INSERT", _, _) => StatementKind::Insert,
@@ -194,8 +206,13 @@ fn push_statement(
         ("BEGIN", "STATEMENT", "SET") => StatementKind::BeginStatementSet,
         ("END", "", _) => StatementKind::End,
         ("DROP", _, _) => StatementKind::Drop,
-        ("USE", _, _) | ("SHOW", _, _) | ("DESCRIBE", _, _) | ("DESC", _, _) | ("EXPLAIN", _, _)
-        | ("ADD", "JAR", _) | ("LOAD", "MODULE", _) => StatementKind::Ignored,
+        ("USE", _, _)
+        | ("SHOW", _, _)
+        | ("DESCRIBE", _, _)
+        | ("DESC", _, _)
+        | ("EXPLAIN", _, _)
+        | ("ADD", "JAR", _)
+        | ("LOAD", "MODULE", _) => StatementKind::Ignored,
         _ if tokens.first().is_some_and(|t| t.token == Token::LParen) => StatementKind::Query,
         _ => {
             let st = make(file, text, starts, StatementKind::Ignored, tokens);
@@ -277,7 +294,9 @@ mod tests {
 
     #[test]
     fn unclosed_quote_is_located() {
-        let err = split("f.sql", "SELECT 1;\nSELECT 'abc").unwrap_err().to_string();
+        let err = split("f.sql", "SELECT 1;\nSELECT 'abc")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("f.sql:2:"), "{err}");
     }
 }

@@ -38,7 +38,12 @@ pub fn format_batches(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let mut rows = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
-            rows.push(b.columns().iter().map(|c| format_value(c.as_ref(), r)).collect());
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| format_value(c.as_ref(), r))
+                    .collect(),
+            );
         }
     }
     rows

@@ -46,7 +46,11 @@ impl SluiceDb {
             .replace("__DATA__", &self.data.display().to_string())
     }
 
-    fn options(&self, capture: Option<sluice_connectors::memory::Collected>, allow_empty: bool) -> PipelineOptions {
+    fn options(
+        &self,
+        capture: Option<sluice_connectors::memory::Collected>,
+        allow_empty: bool,
+    ) -> PipelineOptions {
         PipelineOptions {
             file: "test.sql".into(),
             workers: Some(self.workers),
@@ -57,7 +61,11 @@ impl SluiceDb {
         }
     }
 
-    async fn run_job(&self, text: &str, capture: Option<sluice_connectors::memory::Collected>) -> Result<u64, TestError> {
+    async fn run_job(
+        &self,
+        text: &str,
+        capture: Option<sluice_connectors::memory::Collected>,
+    ) -> Result<u64, TestError> {
         let pipeline = Pipeline::plan(text, &self.options(capture, false))
             .await
             .map_err(|e| TestError(e.to_string()))?;
@@ -72,7 +80,10 @@ impl SluiceDb {
     }
 
     fn first_word(sql: &str) -> String {
-        sql.split_whitespace().next().unwrap_or("").to_ascii_uppercase()
+        sql.split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase()
     }
 }
 
@@ -110,7 +121,10 @@ impl sqllogictest::AsyncDB for SluiceDb {
                 if rows.is_empty() {
                     rows = Vec::new();
                 }
-                Ok(DBOutput::Rows { types: vec![DefaultColumnType::Any; width], rows })
+                Ok(DBOutput::Rows {
+                    types: vec![DefaultColumnType::Any; width],
+                    rows,
+                })
             }
             "INSERT" | "EXECUTE" | "BEGIN" => {
                 let n = self.run_job(&text, None).await?;
@@ -151,6 +165,9 @@ pub async fn run_golden_file(path: &Path, workers: usize, complete: bool) -> Res
             .await
             .map_err(|e| e.to_string())
     } else {
-        runner.run_file_async(path).await.map_err(|e| e.display(true).to_string())
+        runner
+            .run_file_async(path)
+            .await
+            .map_err(|e| e.display(true).to_string())
     }
 }

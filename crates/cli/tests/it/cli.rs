@@ -25,7 +25,10 @@ fn readme_example_runs_and_prints_rows() {
     let out = sluice(dir.path(), &["run", example.to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "stderr: {stderr}");
-    assert!(stdout.lines().any(|l| l.contains("+I[")), "stdout: {stdout}");
+    assert!(
+        stdout.lines().any(|l| l.contains("+I[")),
+        "stdout: {stdout}"
+    );
     assert!(stderr.contains("Finished"), "stderr: {stderr}");
 }
 
@@ -37,28 +40,44 @@ fn print_sink_shows_flink_rows() {
         + "CREATE TABLE out (auction BIGINT, price BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'print');\n\
            INSERT INTO out SELECT auction, price, date_time FROM bid WHERE bidder = 2000 AND price < 200;";
     let f = write(dir.path(), "p.sql", &sql);
-    let out = sluice(dir.path(), &["run", "-q", "--workers", "1", f.to_str().unwrap()]);
+    let out = sluice(
+        dir.path(),
+        &["run", "-q", "--workers", "1", f.to_str().unwrap()],
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(stdout.trim(), "+I[1123, 100, 2024-01-01 00:00:00.000]\n+I[1730, 112, 2024-01-01 12:24:24.444]");
+    assert_eq!(
+        stdout.trim(),
+        "+I[1123, 100, 2024-01-01 00:00:00.000]\n+I[1730, 112, 2024-01-01 12:24:24.444]"
+    );
 }
 
 #[test]
 fn bad_sql_exits_2_with_location_and_no_panic() {
     let dir = tempfile::tempdir().unwrap();
-    let f = write(dir.path(), "bad.sql", "CREATE TABLE t (a BIGINT) WITH ('connector' = 'print');\nINSERT INTO t\nSELEC a FROM t;\n");
+    let f = write(
+        dir.path(),
+        "bad.sql",
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'print');\nINSERT INTO t\nSELEC a FROM t;\n",
+    );
     let out = sluice(dir.path(), &["run", f.to_str().unwrap()]);
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("bad.sql:3:1"), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn user_errors_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("CREATE TABLE t (a BIGINT) WITH ('connector' = 'nope');", "unknown connector 'nope'"),
+        (
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'nope');",
+            "unknown connector 'nope'",
+        ),
         (
             "CREATE TABLE s (a BIGINT) WITH ('connector' = 'filesystem', 'path' = 'missing.json', 'format' = 'json');\n\
              CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT a FROM s;",
@@ -69,14 +88,20 @@ fn user_errors_exit_2() {
              CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t SELECT a FROM s;",
             "type mismatch",
         ),
-        ("CREATE TABLE t (a BIGINT) WITH ('connector' = 'print');", "nothing to run"),
+        (
+            "CREATE TABLE t (a BIGINT) WITH ('connector' = 'print');",
+            "nothing to run",
+        ),
     ];
     for (sql, expect) in cases {
         let f = write(dir.path(), "e.sql", sql);
         let out = sluice(dir.path(), &["run", f.to_str().unwrap()]);
         let (_, stderr) = text(&out);
         assert_eq!(out.status.code(), Some(2), "{sql}\n{stderr}");
-        assert!(stderr.contains(expect), "{sql}\nexpected '{expect}' in: {stderr}");
+        assert!(
+            stderr.contains(expect),
+            "{sql}\nexpected '{expect}' in: {stderr}"
+        );
         assert!(stderr.contains("e.sql:"), "no location: {stderr}");
     }
     let out = sluice(dir.path(), &["run", "no-such-file.sql"]);
@@ -93,10 +118,21 @@ fn explain_shows_tasks_parallelism_and_edges() {
            INSERT INTO out SELECT auction, price FROM bid WHERE price > 10;\n\
            INSERT INTO keyed SELECT auction, price FROM bid;";
     let f = write(dir.path(), "x.sql", &sql);
-    let out = sluice(dir.path(), &["explain", "--workers", "2", f.to_str().unwrap()]);
+    let out = sluice(
+        dir.path(),
+        &["explain", "--workers", "2", f.to_str().unwrap()],
+    );
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    for needle in ["parallelism 2", "Source: bid (filesystem, json)", "Filter", "FORWARD", "HASH[#0]", "parallelism 3", "Sink: out (blackhole)"] {
+    for needle in [
+        "parallelism 2",
+        "Source: bid (filesystem, json)",
+        "Filter",
+        "FORWARD",
+        "HASH[#0]",
+        "parallelism 3",
+        "Sink: out (blackhole)",
+    ] {
         assert!(stdout.contains(needle), "missing '{needle}' in:\n{stdout}");
     }
 }
@@ -111,18 +147,32 @@ fn dead_letters_are_written_counted_and_reported() {
     let out = sluice(dir.path(), &["run", f.to_str().unwrap()]);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("3 rows in") && stderr.contains("5 dead letters"), "{stderr}");
-    let dl = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("dead letter file");
-    let letters: Vec<serde_json::Value> = dl.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert!(
+        stderr.contains("3 rows in") && stderr.contains("5 dead letters"),
+        "{stderr}"
+    );
+    let dl =
+        std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("dead letter file");
+    let letters: Vec<serde_json::Value> = dl
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(letters.len(), 5);
     for l in &letters {
         assert_eq!(l["table"], "bid");
-        assert!(l["source"].as_str().is_some_and(|s| s.ends_with("bad_bids.json")));
+        assert!(
+            l["source"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("bad_bids.json"))
+        );
         assert!(l["offset"].as_u64().is_some());
         assert!(l["reason"].as_str().is_some_and(|r| !r.is_empty()));
         assert!(l.get("raw").is_some() || l.get("raw_base64").is_some());
     }
-    assert!(letters.iter().any(|l| l.get("raw_base64").is_some()), "non-UTF-8 kept as base64");
+    assert!(
+        letters.iter().any(|l| l.get("raw_base64").is_some()),
+        "non-UTF-8 kept as base64"
+    );
 }
 
 #[test]
@@ -132,7 +182,10 @@ fn hostile_files_reach_dead_letters_without_crashing() {
     {
         let mut f = std::fs::File::create(&input).unwrap();
         writeln!(f, "{{\"auction\": 1, \"price\": 2}}").unwrap();
-        let huge = format!("{{\"auction\": 2, \"extra\": \"{}\"}}", "x".repeat(10 << 20));
+        let huge = format!(
+            "{{\"auction\": 2, \"extra\": \"{}\"}}",
+            "x".repeat(10 << 20)
+        );
         writeln!(f, "{huge}").unwrap();
         f.write_all(b"{\"auction\": 3, \"price\"").unwrap();
     }
@@ -145,7 +198,11 @@ fn hostile_files_reach_dead_letters_without_crashing() {
     assert_eq!(stdout.trim(), "+I[1]");
     assert!(stderr.contains("2 dead letters"), "{stderr}");
     let dl = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).unwrap();
-    assert!(dl.contains("over the") && dl.contains("\"truncated\":true"), "{}", &dl[..dl.len().min(300)]);
+    assert!(
+        dl.contains("over the") && dl.contains("\"truncated\":true"),
+        "{}",
+        &dl[..dl.len().min(300)]
+    );
 }
 
 #[test]
@@ -158,7 +215,10 @@ fn worker_count_does_not_change_results() {
             + "CREATE TABLE out (auction BIGINT, channel STRING) WITH ('connector' = 'print');\n\
                INSERT INTO out SELECT auction, upper(channel) FROM bid WHERE price > 1000;";
         let f = write(dir.path(), "w.sql", &sql);
-        let out = sluice(dir.path(), &["run", "-q", "--workers", w, f.to_str().unwrap()]);
+        let out = sluice(
+            dir.path(),
+            &["run", "-q", "--workers", w, f.to_str().unwrap()],
+        );
         assert!(out.status.success());
         let mut rows: Vec<String> = text(&out)
             .0
@@ -175,13 +235,24 @@ fn worker_count_does_not_change_results() {
 #[test]
 fn gen_nexmark_writes_bids_as_json_lines() {
     let dir = tempfile::tempdir().unwrap();
-    let out = sluice(dir.path(), &["gen", "nexmark", "--events", "1000", "--out", "bids.json"]);
+    let out = sluice(
+        dir.path(),
+        &["gen", "nexmark", "--events", "1000", "--out", "bids.json"],
+    );
     assert!(out.status.success(), "{}", text(&out).1);
     let body = std::fs::read_to_string(dir.path().join("bids.json")).unwrap();
     let lines: Vec<&str> = body.lines().collect();
     assert!(lines.len() > 800 && lines.len() <= 1000, "{}", lines.len());
     let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-    for k in ["auction", "bidder", "price", "channel", "url", "date_time", "extra"] {
+    for k in [
+        "auction",
+        "bidder",
+        "price",
+        "channel",
+        "url",
+        "date_time",
+        "extra",
+    ] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
 }

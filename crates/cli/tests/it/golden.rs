@@ -18,7 +18,10 @@ async fn golden_sql_files() {
     let only = std::env::var("SLUICE_GOLDEN").ok();
     let mut failures = Vec::new();
     for f in &files {
-        let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
             continue;
         }
@@ -26,5 +29,9 @@ async fn golden_sql_files() {
             failures.push(format!("{name}:\n{e}"));
         }
     }
-    assert!(failures.is_empty(), "golden files failed:\n{}", failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "golden files failed:\n{}",
+        failures.join("\n\n")
+    );
 }

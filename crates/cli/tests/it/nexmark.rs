@@ -48,7 +48,12 @@ fn options(defines: BTreeMap<String, String>, workers: usize) -> PipelineOptions
 async fn suite_queries_run_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     for q in QUERIES {
-        let text = format!("{}\n{}\n{}", suite("ddl_gen.sql"), suite("ddl_views.sql"), suite(&format!("{q}.sql")));
+        let text = format!(
+            "{}\n{}\n{}",
+            suite("ddl_gen.sql"),
+            suite("ddl_views.sql"),
+            suite(&format!("{q}.sql"))
+        );
         let pipeline = Pipeline::plan(&text, &options(defines(&[]), 2))
             .await
             .unwrap_or_else(|e| panic!("{q} does not plan: {e}"));
@@ -57,7 +62,11 @@ async fn suite_queries_run_unchanged() {
             dead_letter_path: dir.path().join("dl.jsonl"),
             ..Default::default()
         };
-        let summary = Job::new(pipeline.graph, config).unwrap().run().await.unwrap_or_else(|e| panic!("{q} fails: {e}"));
+        let summary = Job::new(pipeline.graph, config)
+            .unwrap()
+            .run()
+            .await
+            .unwrap_or_else(|e| panic!("{q} fails: {e}"));
         assert_eq!(summary.rows_in, EVENTS, "{q}");
         assert_eq!(summary.dead_letters, 0, "{q}");
         if q != "q2" && q != "q14" {
@@ -79,7 +88,18 @@ async fn suite_queries_match_the_batch_oracle() {
     let events = dir.path().join("events.json");
     let out = sluice(
         dir.path(),
-        &["gen", "nexmark", "--table", "all", "--events", &EVENTS.to_string(), "--base-time", "2024-01-01 00:00:00", "--out", events.to_str().unwrap()],
+        &[
+            "gen",
+            "nexmark",
+            "--table",
+            "all",
+            "--events",
+            &EVENTS.to_string(),
+            "--base-time",
+            "2024-01-01 00:00:00",
+            "--out",
+            events.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out).1);
     let gen_ddl = suite("ddl_gen.sql").replace(
@@ -92,17 +112,38 @@ async fn suite_queries_match_the_batch_oracle() {
         let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut opts = options(defines(&[]), 2);
         opts.capture = Some(captured.clone());
-        let pipeline = Pipeline::plan(&streaming_sql, &opts).await.unwrap_or_else(|e| panic!("{q}: {e}"));
-        let config = JobConfig { name: q.into(), dead_letter_path: dir.path().join("dl.jsonl"), ..Default::default() };
-        Job::new(pipeline.graph, config).unwrap().run().await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        let pipeline = Pipeline::plan(&streaming_sql, &opts)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        let config = JobConfig {
+            name: q.into(),
+            dead_letter_path: dir.path().join("dl.jsonl"),
+            ..Default::default()
+        };
+        Job::new(pipeline.graph, config)
+            .unwrap()
+            .run()
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
         let mut got = sluice_testkit::format_batches(&captured.lock().unwrap());
 
-        let oracle_sql = format!("{}\n{}\n{select}", suite("ddl_file.sql"), suite("ddl_views.sql"));
+        let oracle_sql = format!(
+            "{}\n{}\n{select}",
+            suite("ddl_file.sql"),
+            suite("ddl_views.sql")
+        );
         let oracle_opts = options(defines(&[("EVENTS_FILE", events.display().to_string())]), 1);
-        let mut want = sluice_testkit::format_batches(&batch_oracle(&oracle_sql, &oracle_opts).await.unwrap_or_else(|e| panic!("{q} oracle: {e}")));
+        let mut want = sluice_testkit::format_batches(
+            &batch_oracle(&oracle_sql, &oracle_opts)
+                .await
+                .unwrap_or_else(|e| panic!("{q} oracle: {e}")),
+        );
         got.sort();
         want.sort();
-        assert!(!want.is_empty() || q == "q2" || q == "q14", "{q}: the oracle found no rows");
+        assert!(
+            !want.is_empty() || q == "q2" || q == "q14",
+            "{q}: the oracle found no rows"
+        );
         assert_eq!(got.len(), want.len(), "{q}: row counts differ");
         assert_eq!(got, want, "{q}: streaming and batch answers differ");
     }

@@ -73,12 +73,8 @@ impl SourceFactory for DatagenSourceFactory {
     fn create(
         &self,
         task: &TaskInfo,
-        metrics: &Arc<JobMetrics>,
+        _metrics: &Arc<JobMetrics>,
     ) -> sluice_runtime::Result<Box<dyn Source>> {
-        Ok(Box::new(DatagenSource::new(
-            self.shared.clone(),
-            task,
-            metrics,
-        )))
+        Ok(Box::new(DatagenSource::new(self.shared.clone(), task)))
     }
 }

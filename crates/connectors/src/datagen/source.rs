@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
-use sluice_runtime::metrics::JobMetrics;
 use sluice_runtime::{DeadLetterOutput, Source, SourceEvent, SourceOffsets, TaskInfo};
 use sluice_types::CheckpointId;
 
@@ -57,7 +56,6 @@ impl Shared {
 /// One subtask of a datagen table.
 pub(crate) struct DatagenSource {
     shared: Arc<Shared>,
-    metrics: Arc<JobMetrics>,
     subtask: u64,
     parallelism: u64,
     limit: Option<u64>,
@@ -71,10 +69,9 @@ pub(crate) struct DatagenSource {
 }
 
 impl DatagenSource {
-    pub(crate) fn new(shared: Arc<Shared>, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, task: &TaskInfo) -> Self {
         DatagenSource {
             seed: shared.seed,
-            metrics: metrics.clone(),
             subtask: task.subtask as u64,
             parallelism: task.parallelism.max(1) as u64,
             limit: None,
@@ -120,7 +117,6 @@ impl DatagenSource {
             RecordBatch::try_new_with_options(self.shared.schema.clone(), columns, &options)
                 .map_err(Error::from)?;
         self.emitted += rows;
-        JobMetrics::add(&self.metrics.source_rows, rows);
         Ok(batch)
     }
 }

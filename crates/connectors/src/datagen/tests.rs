@@ -85,8 +85,6 @@ async fn run(t: &ConnectorTable, subtask: usize, parallelism: usize) -> Vec<Reco
     for b in &batches {
         assert_eq!(b.schema(), t.schema);
     }
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    assert_eq!(JobMetrics::get(&metrics.source_rows), rows as u64);
     batches
 }
 

@@ -44,7 +44,10 @@ pub struct FilesystemSinkConfig {
     pub parallelism: Option<usize>,
 }
 
-fn take_format(o: &mut Options, table: &ConnectorTable) -> Result<(String, BTreeMap<String, String>)> {
+fn take_format(
+    o: &mut Options,
+    table: &ConnectorTable,
+) -> Result<(String, BTreeMap<String, String>)> {
     let format = o.take_required("format", "Add 'format' = 'json' or 'format' = 'csv'.")?;
     let opts = o.take_prefixed(&format!("{format}."));
     sluice_formats::validate_options(&format, &opts).map_err(|source| Error::Format {
@@ -83,19 +86,32 @@ impl FilesystemSourceConfig {
     /// Reads and validates a source table's options.
     pub fn from_table(table: &ConnectorTable) -> Result<Self> {
         let mut o = Options::new(&table.name, "filesystem", &table.options);
-        let path = o.take_required("path", "Add 'path' = '/data/events.json' (a file or directory).")?;
+        let path = o.take_required(
+            "path",
+            "Add 'path' = '/data/events.json' (a file or directory).",
+        )?;
         let (format, format_options) = take_format(&mut o, table)?;
         let monitor_interval = take_duration(&mut o, "source.monitor-interval")?;
         let max_record_size = match o.take("source.max-record-size") {
             None => 8 << 20,
-            Some(v) => parse_size(&v).ok_or_else(|| o.bad("source.max-record-size", "write a size such as '16mb'"))? as usize,
+            Some(v) => parse_size(&v)
+                .ok_or_else(|| o.bad("source.max-record-size", "write a size such as '16mb'"))?
+                as usize,
         };
-        let batch_size = o.take_parsed::<usize>("source.batch-size", "a positive integer")?.unwrap_or(8192).max(1);
+        let batch_size = o
+            .take_parsed::<usize>("source.batch-size", "a positive integer")?
+            .unwrap_or(8192)
+            .max(1);
         let _ = o.take("source.path.regex-pattern");
         // Sink-side options are accepted on a table that is also written to elsewhere.
-        for k in ["sink.rolling-policy.file-size", "sink.rolling-policy.rollover-interval",
-            "sink.rolling-policy.check-interval", "sink.parallelism", "auto-compaction",
-            "partition.default-name"] {
+        for k in [
+            "sink.rolling-policy.file-size",
+            "sink.rolling-policy.rollover-interval",
+            "sink.rolling-policy.check-interval",
+            "sink.parallelism",
+            "auto-compaction",
+            "partition.default-name",
+        ] {
             let _ = o.take(k);
         }
         o.finish()?;
@@ -123,18 +139,32 @@ impl FilesystemSinkConfig {
     /// Reads and validates a sink table's options.
     pub fn from_table(table: &ConnectorTable) -> Result<Self> {
         let mut o = Options::new(&table.name, "filesystem", &table.options);
-        let path = o.take_required("path", "Add 'path' = '/data/out' (a directory for part files).")?;
+        let path = o.take_required(
+            "path",
+            "Add 'path' = '/data/out' (a directory for part files).",
+        )?;
         let (format, format_options) = take_format(&mut o, table)?;
         let file_size = match o.take("sink.rolling-policy.file-size") {
             None => 128 << 20,
-            Some(v) => parse_size(&v).ok_or_else(|| o.bad("sink.rolling-policy.file-size", "write a size such as '128MB'"))?,
+            Some(v) => parse_size(&v).ok_or_else(|| {
+                o.bad(
+                    "sink.rolling-policy.file-size",
+                    "write a size such as '128MB'",
+                )
+            })?,
         };
         let rollover_interval = take_duration(&mut o, "sink.rolling-policy.rollover-interval")?
             .unwrap_or(Duration::from_secs(30 * 60));
         let _ = take_duration(&mut o, "sink.rolling-policy.check-interval")?;
         let parallelism = o.take_parsed::<usize>("sink.parallelism", "a positive integer")?;
-        for k in ["source.monitor-interval", "source.max-record-size", "source.batch-size",
-            "auto-compaction", "partition.default-name", "source.path.regex-pattern"] {
+        for k in [
+            "source.monitor-interval",
+            "source.max-record-size",
+            "source.batch-size",
+            "auto-compaction",
+            "partition.default-name",
+            "source.path.regex-pattern",
+        ] {
             let _ = o.take(k);
         }
         o.finish()?;

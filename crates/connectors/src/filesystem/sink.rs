@@ -57,7 +57,10 @@ fn encoder(table: &ConnectorTable, config: &FilesystemSinkConfig) -> Result<Box<
 
 impl SinkFactory for FilesystemSinkFactory {
     fn name(&self) -> String {
-        format!("Sink: {} (filesystem, {})", self.table.name, self.config.format)
+        format!(
+            "Sink: {} (filesystem, {})",
+            self.table.name, self.config.format
+        )
     }
 
     fn schema(&self) -> SchemaRef {
@@ -140,7 +143,10 @@ impl FilesystemSink {
             return Ok(());
         };
         part.writer.flush().map_err(|e| self.io(&part.tmp, e))?;
-        let file = part.writer.into_inner().map_err(|e| self.io(&part.tmp, e.into_error()))?;
+        let file = part
+            .writer
+            .into_inner()
+            .map_err(|e| self.io(&part.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| self.io(&part.tmp, e))?;
         let dest = self.dir.join(self.part_name());
         std::fs::rename(&part.tmp, &dest).map_err(|e| self.io(&dest, e))?;
@@ -191,4 +197,3 @@ impl Sink for FilesystemSink {
         Delivery::ExactlyOnce
     }
 }
-

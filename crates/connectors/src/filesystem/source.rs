@@ -38,12 +38,12 @@ impl FilesystemSourceFactory {
             path: config.path.display().to_string(),
             source,
         })?;
-        sluice_formats::decoder_for(&config.format, &config.format_options(table)).map_err(|source| {
-            Error::Format {
+        sluice_formats::decoder_for(&config.format, &config.format_options(table)).map_err(
+            |source| Error::Format {
                 table: table.name.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         Ok(FilesystemSourceFactory {
             table: table.clone(),
             config,
@@ -54,7 +54,10 @@ impl FilesystemSourceFactory {
 
 impl SourceFactory for FilesystemSourceFactory {
     fn name(&self) -> String {
-        format!("Source: {} (filesystem, {})", self.table.name, self.config.format)
+        format!(
+            "Source: {} (filesystem, {})",
+            self.table.name, self.config.format
+        )
     }
 
     fn schema(&self) -> SchemaRef {
@@ -65,18 +68,25 @@ impl SourceFactory for FilesystemSourceFactory {
         self.config.monitor_interval.is_none()
     }
 
-    fn create(&self, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> sluice_runtime::Result<Box<dyn Source>> {
+    fn create(
+        &self,
+        task: &TaskInfo,
+        metrics: &Arc<JobMetrics>,
+    ) -> sluice_runtime::Result<Box<dyn Source>> {
         let splits: Vec<FileSplit> = plan_splits(&self.files, task.parallelism)
             .into_iter()
             .enumerate()
             .filter(|(i, _)| i % task.parallelism == task.subtask)
             .map(|(_, s)| s)
             .collect();
-        let decoder = sluice_formats::decoder_for(&self.config.format, &self.config.format_options(&self.table))
-            .map_err(|source| Error::Format {
-                table: self.table.name.clone(),
-                source,
-            })?;
+        let decoder = sluice_formats::decoder_for(
+            &self.config.format,
+            &self.config.format_options(&self.table),
+        )
+        .map_err(|source| Error::Format {
+            table: self.table.name.clone(),
+            source,
+        })?;
         Ok(Box::new(FilesystemSource {
             table: self.table.name.clone(),
             config: self.config.clone(),
@@ -131,27 +141,49 @@ impl FilesystemSource {
             return Ok(false);
         };
         let path = split.path.display().to_string();
-        let framer = LineFramer::for_split(split.start, split.end).with_max_record_bytes(self.config.max_record_size);
+        let framer = LineFramer::for_split(split.start, split.end)
+            .with_max_record_bytes(self.config.max_record_size);
         let mut file = File::open(&split.path).map_err(|e| self.input_error(&path, e))?;
-        file.seek(SeekFrom::Start(framer.read_from())).map_err(|e| self.input_error(&path, e))?;
-        self.current = Some(Reader { split, path, file, framer });
+        file.seek(SeekFrom::Start(framer.read_from()))
+            .map_err(|e| self.input_error(&path, e))?;
+        self.current = Some(Reader {
+            split,
+            path,
+            file,
+            framer,
+        });
         Ok(true)
     }
 
     /// Files that appeared since the last scan, this subtask's share (by path hash).
     fn scan_new_files(&mut self) {
-        let Ok(files) = list_files(&self.config.path) else { return };
+        let Ok(files) = list_files(&self.config.path) else {
+            return;
+        };
         for (path, _) in files {
             if self.seen.insert(path.clone()) {
-                let h = path.to_string_lossy().bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+                let h = path
+                    .to_string_lossy()
+                    .bytes()
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
                 if (h % self.parallelism as u64) as usize == self.subtask {
-                    self.pending.insert(0, FileSplit { path, start: 0, end: None });
+                    self.pending.insert(
+                        0,
+                        FileSplit {
+                            path,
+                            start: 0,
+                            end: None,
+                        },
+                    );
                 }
             }
         }
     }
 
-    fn flush(&mut self, dead: &dyn DeadLetterOutput) -> sluice_runtime::Result<Option<SourceEvent>> {
+    fn flush(
+        &mut self,
+        dead: &dyn DeadLetterOutput,
+    ) -> sluice_runtime::Result<Option<SourceEvent>> {
         let decoded = self.decoder.flush().map_err(|source| Error::Format {
             table: self.table.clone(),
             source,
@@ -165,7 +197,11 @@ impl FilesystemSource {
 
 #[async_trait]
 impl Source for FilesystemSource {
-    async fn open(&mut self, _task: &TaskInfo, restored: Option<SourceOffsets>) -> sluice_runtime::Result<()> {
+    async fn open(
+        &mut self,
+        _task: &TaskInfo,
+        restored: Option<SourceOffsets>,
+    ) -> sluice_runtime::Result<()> {
         if restored.is_some() {
             tracing::warn!(table = %self.table, "Restoring filesystem offsets arrives with checkpoints; reading from the start.");
         }
@@ -189,7 +225,9 @@ impl Source for FilesystemSource {
                 tokio::time::sleep(interval.min(std::time::Duration::from_millis(100))).await;
                 return Ok(SourceEvent::Idle);
             }
-            let Some(reader) = self.current.as_mut() else { continue };
+            let Some(reader) = self.current.as_mut() else {
+                continue;
+            };
             let n = match reader.file.read(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -206,7 +244,8 @@ impl Source for FilesystemSource {
                 match f {
                     Frame::Record { offset, bytes } => decoder.decode(bytes, path, offset),
                     Frame::Oversized(o) => {
-                        let mut letter = DeadLetter::new(table.clone(), path, o.offset, o.reason(), o.head);
+                        let mut letter =
+                            DeadLetter::new(table.clone(), path, o.offset, o.reason(), o.head);
                         letter.truncated = true;
                         dead.send(letter);
                         Ok(())

@@ -68,10 +68,18 @@ pub(crate) fn plan_splits(files: &[(PathBuf, u64)], parallelism: usize) -> Vec<F
         loop {
             let end = start + target;
             if end >= *len {
-                out.push(FileSplit { path: path.clone(), start, end: None });
+                out.push(FileSplit {
+                    path: path.clone(),
+                    start,
+                    end: None,
+                });
                 break;
             }
-            out.push(FileSplit { path: path.clone(), start, end: Some(end) });
+            out.push(FileSplit {
+                path: path.clone(),
+                start,
+                end: Some(end),
+            });
             start = end;
         }
     }

@@ -34,7 +34,9 @@ impl SinkFactory for MemorySinkFactory {
     }
 
     fn create(&self, _task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
-        Ok(Box::new(MemorySink { out: self.out.clone() }))
+        Ok(Box::new(MemorySink {
+            out: self.out.clone(),
+        }))
     }
 }
 
@@ -49,7 +51,10 @@ impl Sink for MemorySink {
     }
 
     async fn write(&mut self, batch: RecordBatch) -> sluice_runtime::Result<()> {
-        self.out.lock().unwrap_or_else(|p| p.into_inner()).push(batch);
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(batch);
         Ok(())
     }
 

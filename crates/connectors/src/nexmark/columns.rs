@@ -305,10 +305,10 @@ impl LeafBuilder {
         }
     }
 
-    fn append_null(&mut self) {
+    fn append_nulls(&mut self, n: usize) {
         match self {
-            LeafBuilder::Int(_, b) | LeafBuilder::Ts(_, b, _, _) => b.append_null(),
-            LeafBuilder::Str(_, b) => b.append_null(),
+            LeafBuilder::Int(_, b) | LeafBuilder::Ts(_, b, _, _) => b.append_nulls(n),
+            LeafBuilder::Str(_, b) => b.append_nulls(n),
         }
     }
 
@@ -355,7 +355,40 @@ fn scale(ms: i64, unit: TimeUnit) -> i64 {
 enum ColumnBuilder {
     EventType(Int32Builder),
     Leaf(LeafBuilder),
-    Struct(EventKind, Fields, Vec<LeafBuilder>, NullBufferBuilder),
+    Struct(StructBuilder),
+}
+
+/// A ROW column of one event kind. Rows of other kinds are NULL; they are counted in
+/// `pending` and appended in bulk (most rows are bids, so the person and auction
+/// columns see long runs of NULLs).
+struct StructBuilder {
+    kind: EventKind,
+    fields: Fields,
+    leaves: Vec<LeafBuilder>,
+    nulls: NullBufferBuilder,
+    pending: usize,
+}
+
+impl StructBuilder {
+    fn flush_nulls(&mut self) {
+        if self.pending > 0 {
+            self.nulls.append_n_nulls(self.pending);
+            self.leaves
+                .iter_mut()
+                .for_each(|l| l.append_nulls(self.pending));
+            self.pending = 0;
+        }
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef> {
+        self.flush_nulls();
+        let children = self.leaves.iter_mut().map(LeafBuilder::finish).collect();
+        Ok(Arc::new(StructArray::try_new(
+            self.fields.clone(),
+            children,
+            self.nulls.finish(),
+        )?))
+    }
 }
 
 /// Appends events to the columns of one batch.
@@ -373,12 +406,13 @@ impl BatchBuilder {
             .map(|p| match p {
                 Plan::EventType => ColumnBuilder::EventType(Int32Builder::with_capacity(cap)),
                 Plan::Leaf(l) => ColumnBuilder::Leaf(LeafBuilder::new(l, cap)),
-                Plan::Struct(kind, fields, leaves) => ColumnBuilder::Struct(
-                    *kind,
-                    fields.clone(),
-                    leaves.iter().map(|l| LeafBuilder::new(l, cap)).collect(),
-                    NullBufferBuilder::new(cap),
-                ),
+                Plan::Struct(kind, fields, leaves) => ColumnBuilder::Struct(StructBuilder {
+                    kind: *kind,
+                    fields: fields.clone(),
+                    leaves: leaves.iter().map(|l| LeafBuilder::new(l, cap)).collect(),
+                    nulls: NullBufferBuilder::new(cap),
+                    pending: 0,
+                }),
             })
             .collect();
         BatchBuilder { columns, rows: 0 }
@@ -396,13 +430,13 @@ impl BatchBuilder {
             match c {
                 ColumnBuilder::EventType(b) => b.append_value(ev.kind.code()),
                 ColumnBuilder::Leaf(l) => l.append(ev, generator),
-                ColumnBuilder::Struct(kind, _, leaves, nulls) => {
-                    if *kind == ev.kind {
-                        nulls.append_non_null();
-                        leaves.iter_mut().for_each(|l| l.append(ev, generator));
+                ColumnBuilder::Struct(st) => {
+                    if st.kind == ev.kind {
+                        st.flush_nulls();
+                        st.nulls.append_non_null();
+                        st.leaves.iter_mut().for_each(|l| l.append(ev, generator));
                     } else {
-                        nulls.append_null();
-                        leaves.iter_mut().for_each(LeafBuilder::append_null);
+                        st.pending += 1;
                     }
                 }
             }
@@ -420,14 +454,7 @@ impl BatchBuilder {
                 Ok(match c {
                     ColumnBuilder::EventType(b) => Arc::new(b.finish()),
                     ColumnBuilder::Leaf(l) => l.finish(),
-                    ColumnBuilder::Struct(_, fields, leaves, nulls) => {
-                        let children = leaves.iter_mut().map(LeafBuilder::finish).collect();
-                        Arc::new(StructArray::try_new(
-                            fields.clone(),
-                            children,
-                            nulls.finish(),
-                        )?)
-                    }
+                    ColumnBuilder::Struct(st) => st.finish()?,
                 })
             })
             .collect::<Result<_>>()?;

@@ -84,12 +84,8 @@ impl SourceFactory for NexmarkSourceFactory {
     fn create(
         &self,
         task: &TaskInfo,
-        metrics: &Arc<JobMetrics>,
+        _metrics: &Arc<JobMetrics>,
     ) -> sluice_runtime::Result<Box<dyn Source>> {
-        Ok(Box::new(NexmarkSource::new(
-            self.shared.clone(),
-            task,
-            metrics,
-        )))
+        Ok(Box::new(NexmarkSource::new(self.shared.clone(), task)))
     }
 }

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use sluice_runtime::metrics::JobMetrics;
 use sluice_runtime::{DeadLetterOutput, Source, SourceEvent, SourceOffsets, TaskInfo};
 use sluice_types::CheckpointId;
 
@@ -46,7 +45,6 @@ struct Pace {
 /// One subtask of a nexmark table.
 pub(crate) struct NexmarkSource {
     shared: Arc<Shared>,
-    metrics: Arc<JobMetrics>,
     subtask: u64,
     parallelism: u64,
     next_batch: u64,
@@ -61,7 +59,7 @@ pub(crate) struct NexmarkSource {
 }
 
 impl NexmarkSource {
-    pub(crate) fn new(shared: Arc<Shared>, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, task: &TaskInfo) -> Self {
         let builder = BatchBuilder::new(&shared.layout, shared.config.batch_size);
         NexmarkSource {
             subtask: task.subtask as u64,
@@ -73,7 +71,6 @@ impl NexmarkSource {
             builder,
             event: Event::default(),
             pace: None,
-            metrics: metrics.clone(),
             shared,
         }
     }
@@ -164,7 +161,6 @@ impl NexmarkSource {
 
     fn emit(&mut self) -> sluice_runtime::Result<SourceEvent> {
         let batch = self.builder.finish(&self.shared.schema)?;
-        JobMetrics::add(&self.metrics.source_rows, batch.num_rows() as u64);
         Ok(SourceEvent::Batch(batch))
     }
 }

@@ -126,8 +126,6 @@ async fn run(t: &ConnectorTable, subtask: usize, parallelism: usize) -> Vec<Reco
         .await
         .unwrap();
     let batches = drain(&mut *source, usize::MAX).await;
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    assert_eq!(JobMetrics::get(&metrics.source_rows), rows as u64);
     batches
 }
 

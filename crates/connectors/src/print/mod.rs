@@ -96,10 +96,12 @@ pub fn format_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Resul
     let mut formatters = Vec::with_capacity(batch.num_columns());
     for col in batch.columns() {
         let opts = match col.data_type() {
-            DataType::Timestamp(unit, None) => base.clone().with_timestamp_format(Some(timestamp_format(unit))),
-            DataType::Timestamp(unit, Some(_)) => {
-                base.clone().with_timestamp_tz_format(Some(timestamp_format(unit)))
-            }
+            DataType::Timestamp(unit, None) => base
+                .clone()
+                .with_timestamp_format(Some(timestamp_format(unit))),
+            DataType::Timestamp(unit, Some(_)) => base
+                .clone()
+                .with_timestamp_tz_format(Some(timestamp_format(unit))),
             _ => base.clone(),
         };
         formatters.push((col.clone(), opts));

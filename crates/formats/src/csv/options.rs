@@ -106,7 +106,8 @@ impl CsvOptions {
         };
         match field.data_type() {
             DataType::Utf8 => Ok(Fix::Keep),
-            DataType::List(item) if is_scalar(item.data_type()) => {
+            // Elements declared NOT NULL are not supported: a blank element is NULL.
+            DataType::List(item) if is_scalar(item.data_type()) && item.is_nullable() => {
                 Ok(Fix::SplitList(self.array_delimiter))
             }
             DataType::Struct(children) if children.iter().all(|c| is_scalar(c.data_type())) => {

@@ -29,7 +29,11 @@ impl Projection {
             .map(|e| eval_to_array(e, batch))
             .collect::<datafusion::error::Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        Ok(RecordBatch::try_new_with_options(self.schema.clone(), cols, &options)?)
+        Ok(RecordBatch::try_new_with_options(
+            self.schema.clone(),
+            cols,
+            &options,
+        )?)
     }
 }
 

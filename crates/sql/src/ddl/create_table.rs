@@ -105,10 +105,9 @@ pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
     let temporary = c.word("TEMPORARY");
     c.expect_word("TABLE", "")?;
     let if_not_exists = c.words(&["IF", "NOT", "EXISTS"]);
-    let name = c
-        .p
-        .parse_object_name(false)
-        .map_err(|e| c.parser_error(e))?;
+    let name =
+        c.p.parse_object_name(false)
+            .map_err(|e| c.parser_error(e))?;
     let name = name
         .0
         .last()
@@ -125,13 +124,19 @@ pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
         options: BTreeMap::new(),
         location: st.location.clone(),
     };
-    c.expect(&Token::LParen, "List the columns: CREATE TABLE t (a BIGINT, b STRING) WITH (…).")?;
+    c.expect(
+        &Token::LParen,
+        "List the columns: CREATE TABLE t (a BIGINT, b STRING) WITH (…).",
+    )?;
     loop {
         parse_element(&mut c, &mut def)?;
         if c.consume(&Token::Comma) {
             continue;
         }
-        c.expect(&Token::RParen, "Separate columns with ',' and close the list with ')'.")?;
+        c.expect(
+            &Token::RParen,
+            "Separate columns with ',' and close the list with ')'.",
+        )?;
         break;
     }
     if c.word("COMMENT") {
@@ -162,20 +167,35 @@ pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
                     }
                     k
                 }
-                t => return Err(Error::sql(&key_loc, format!("expected an option name in quotes, found '{t}'"))),
+                t => {
+                    return Err(Error::sql(
+                        &key_loc,
+                        format!("expected an option name in quotes, found '{t}'"),
+                    ));
+                }
             };
             c.expect(&Token::Eq, "Write 'key' = 'value'.")?;
             let value = match c.next() {
                 Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => s,
                 Token::Number(n, _) => n,
                 Token::Word(w) => w.value,
-                t => return Err(c.error(format!("expected the value of option '{key}' in quotes, found '{t}'"))),
+                t => {
+                    return Err(c.error(format!(
+                        "expected the value of option '{key}' in quotes, found '{t}'"
+                    )));
+                }
             };
             if def.options.insert(key.clone(), value).is_some() {
-                return Err(Error::sql(&key_loc, format!("option '{key}' is given twice")));
+                return Err(Error::sql(
+                    &key_loc,
+                    format!("option '{key}' is given twice"),
+                ));
             }
             if !c.consume(&Token::Comma) {
-                c.expect(&Token::RParen, "Separate options with ',' and close with ')'.")?;
+                c.expect(
+                    &Token::RParen,
+                    "Separate options with ',' and close with ')'.",
+                )?;
                 break;
             }
         }
@@ -183,7 +203,9 @@ pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
     if c.word("LIKE") {
         return Err(Error::Unsupported {
             location: c.here(),
-            message: "CREATE TABLE … LIKE is not supported; declare the columns and options in full".into(),
+            message:
+                "CREATE TABLE … LIKE is not supported; declare the columns and options in full"
+                    .into(),
         });
     }
     c.expect_end("the CREATE TABLE statement")?;
@@ -195,7 +217,10 @@ fn parse_element(c: &mut Cursor<'_>, def: &mut TableDef) -> Result<()> {
     if c.word("WATERMARK") {
         c.expect_word("FOR", "Write WATERMARK FOR column AS expression.")?;
         let column = c.identifier("the event-time column")?.value;
-        c.expect_word("AS", "Write WATERMARK FOR column AS column - INTERVAL '5' SECOND.")?;
+        c.expect_word(
+            "AS",
+            "Write WATERMARK FOR column AS column - INTERVAL '5' SECOND.",
+        )?;
         let expr = c.expr()?;
         if def.watermark.is_some() {
             return Err(c.error("a table can have only one WATERMARK"));
@@ -207,9 +232,11 @@ fn parse_element(c: &mut Cursor<'_>, def: &mut TableDef) -> Result<()> {
         c.identifier("a constraint name")?;
     }
     if c.words(&["PRIMARY", "KEY"]) {
-        let cols = c
-            .p
-            .parse_parenthesized_column_list(datafusion::sql::sqlparser::parser::IsOptional::Mandatory, false)
+        let cols =
+            c.p.parse_parenthesized_column_list(
+                datafusion::sql::sqlparser::parser::IsOptional::Mandatory,
+                false,
+            )
             .map_err(|e| c.parser_error(e))?;
         expect_not_enforced(c)?;
         def.primary_key = cols.into_iter().map(|i| i.value).collect();
@@ -232,7 +259,11 @@ fn parse_element(c: &mut Cursor<'_>, def: &mut TableDef) -> Result<()> {
     let (data_type, nullable) = parse_type(c)?;
     let mut kind = ColumnKind::Physical;
     if c.word("METADATA") {
-        let key = if c.word("FROM") { Some(c.string("a metadata key")?) } else { None };
+        let key = if c.word("FROM") {
+            Some(c.string("a metadata key")?)
+        } else {
+            None
+        };
         let is_virtual = c.word("VIRTUAL");
         kind = ColumnKind::Metadata { key, is_virtual };
     }
@@ -266,26 +297,44 @@ fn validate(def: &TableDef) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for col in &def.columns {
         if !seen.insert(col.name.as_str()) {
-            return Err(Error::sql(&def.location, format!("table '{}': column '{}' is declared twice", def.name, col.name)));
+            return Err(Error::sql(
+                &def.location,
+                format!(
+                    "table '{}': column '{}' is declared twice",
+                    def.name, col.name
+                ),
+            ));
         }
     }
     if let Some(w) = &def.watermark {
         if !seen.contains(w.column.as_str()) {
             return Err(Error::sql(
                 &def.location,
-                format!("table '{}': WATERMARK FOR '{}' names no column of the table", def.name, w.column),
+                format!(
+                    "table '{}': WATERMARK FOR '{}' names no column of the table",
+                    def.name, w.column
+                ),
             ));
         }
     }
     for k in &def.primary_key {
         if !seen.contains(k.as_str()) {
-            return Err(Error::sql(&def.location, format!("table '{}': PRIMARY KEY column '{k}' does not exist", def.name)));
+            return Err(Error::sql(
+                &def.location,
+                format!(
+                    "table '{}': PRIMARY KEY column '{k}' does not exist",
+                    def.name
+                ),
+            ));
         }
     }
     if def.connector().is_none() {
         return Err(Error::sql(
             &def.location,
-            format!("table '{}' has no 'connector' option; add WITH ('connector' = 'filesystem', …)", def.name),
+            format!(
+                "table '{}' has no 'connector' option; add WITH ('connector' = 'filesystem', …)",
+                def.name
+            ),
         ));
     }
     Ok(())
@@ -312,8 +361,14 @@ mod tests {
         .unwrap();
         assert_eq!(def.columns.len(), 3);
         assert_eq!(def.physical_schema().fields().len(), 2);
-        assert_eq!(def.watermark.as_ref().map(|w| w.column.as_str()), Some("dateTime"));
-        assert_eq!(def.options.get("events.num").map(String::as_str), Some("10"));
+        assert_eq!(
+            def.watermark.as_ref().map(|w| w.column.as_str()),
+            Some("dateTime")
+        );
+        assert_eq!(
+            def.options.get("events.num").map(String::as_str),
+            Some("10")
+        );
     }
 
     #[test]
@@ -322,13 +377,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("NOT ENFORCED"), "{err}");
-        let def = parse("CREATE TABLE t (a INT, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'print')").unwrap();
+        let def = parse(
+            "CREATE TABLE t (a INT, PRIMARY KEY (a) NOT ENFORCED) WITH ('connector' = 'print')",
+        )
+        .unwrap();
         assert_eq!(def.primary_key, vec!["a".to_string()]);
     }
 
     #[test]
     fn errors_are_located() {
-        let err = parse("CREATE TABLE t (\n  a BIGINTT\n) WITH ('connector' = 'print')").unwrap_err().to_string();
+        let err = parse("CREATE TABLE t (\n  a BIGINTT\n) WITH ('connector' = 'print')")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("t.sql:2:5"), "{err}");
         let err = parse("CREATE TABLE t (a INT)").unwrap_err().to_string();
         assert!(err.contains("no 'connector' option"), "{err}");

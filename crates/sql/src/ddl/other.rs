@@ -4,8 +4,8 @@ use datafusion::sql::sqlparser::tokenizer::Token;
 use sluice_types::Location;
 
 use super::parser::Cursor;
-use crate::script::Statement;
 use crate::Result;
+use crate::script::Statement;
 
 /// `SET 'key' = 'value'` (quotes optional). `SET;` alone lists settings in Flink's
 /// client; here it returns `None`.
@@ -69,9 +69,19 @@ pub fn parse_create_function(st: &Statement) -> Result<FunctionDef> {
     let _ = c.word("SYSTEM");
     c.expect_word("FUNCTION", "")?;
     let _ = c.words(&["IF", "NOT", "EXISTS"]);
-    let name = c.p.parse_object_name(false).map_err(|e| c.parser_error(e))?;
-    let name = name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
-    c.expect_word("AS", "Write CREATE FUNCTION name AS 'com.example.MyFunction'.")?;
+    let name =
+        c.p.parse_object_name(false)
+            .map_err(|e| c.parser_error(e))?;
+    let name = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .unwrap_or_default();
+    c.expect_word(
+        "AS",
+        "Write CREATE FUNCTION name AS 'com.example.MyFunction'.",
+    )?;
     let class = c.string("the implementing class")?;
     if c.word("LANGUAGE") {
         c.identifier("a language")?;
@@ -104,13 +114,29 @@ pub fn parse_drop(st: &Statement) -> Result<DropDef> {
     c.expect_word("DROP", "")?;
     let _ = c.word("TEMPORARY");
     let _ = c.word("SYSTEM");
-    let what = c.identifier("TABLE, VIEW or FUNCTION")?.value.to_ascii_uppercase();
+    let what = c
+        .identifier("TABLE, VIEW or FUNCTION")?
+        .value
+        .to_ascii_uppercase();
     if !matches!(what.as_str(), "TABLE" | "VIEW" | "FUNCTION") {
-        return Err(c.error(format!("cannot DROP {what}; write DROP TABLE, DROP VIEW or DROP FUNCTION")));
+        return Err(c.error(format!(
+            "cannot DROP {what}; write DROP TABLE, DROP VIEW or DROP FUNCTION"
+        )));
     }
     let if_exists = c.words(&["IF", "EXISTS"]);
-    let name = c.p.parse_object_name(false).map_err(|e| c.parser_error(e))?;
-    let name = name.0.last().and_then(|p| p.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+    let name =
+        c.p.parse_object_name(false)
+            .map_err(|e| c.parser_error(e))?;
+    let name = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.clone())
+        .unwrap_or_default();
     c.expect_end("the DROP statement")?;
-    Ok(DropDef { what, name, if_exists })
+    Ok(DropDef {
+        what,
+        name,
+        if_exists,
+    })
 }

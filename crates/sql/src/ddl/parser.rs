@@ -48,7 +48,10 @@ impl<'a> Cursor<'a> {
     /// Converts a sqlparser error (which embeds "at Line: l, Column: c") into ours.
     pub(crate) fn parser_error(&self, e: ParserError) -> Error {
         let msg = e.to_string();
-        let msg = msg.strip_prefix("sql parser error: ").unwrap_or(&msg).to_string();
+        let msg = msg
+            .strip_prefix("sql parser error: ")
+            .unwrap_or(&msg)
+            .to_string();
         let (location, msg) = split_location(&self.file, &msg).unwrap_or((self.here(), msg));
         Error::sql(&location, msg)
     }
@@ -77,7 +80,8 @@ impl<'a> Cursor<'a> {
         let n = ws.len();
         for (i, w) in ws.iter().enumerate() {
             match self.p.peek_nth_token(i).token {
-                Token::Word(ref x) if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w) => {}
+                Token::Word(ref x)
+                    if x.quote_style.is_none() && x.value.eq_ignore_ascii_case(w) => {}
                 _ => return false,
             }
         }
@@ -91,7 +95,10 @@ impl<'a> Cursor<'a> {
         if self.word(w) {
             Ok(())
         } else {
-            Err(self.error(format!("expected {w}, found {}. {hint}", self.p.peek_token().token)))
+            Err(self.error(format!(
+                "expected {w}, found {}. {hint}",
+                self.p.peek_token().token
+            )))
         }
     }
 
@@ -103,7 +110,10 @@ impl<'a> Cursor<'a> {
         if self.consume(t) {
             Ok(())
         } else {
-            Err(self.error(format!("expected '{t}', found '{}'. {hint}", self.p.peek_token().token)))
+            Err(self.error(format!(
+                "expected '{t}', found '{}'. {hint}",
+                self.p.peek_token().token
+            )))
         }
     }
 
@@ -128,9 +138,12 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn identifier(&mut self, what: &str) -> Result<Ident> {
-        self.p
-            .parse_identifier()
-            .map_err(|_| self.error(format!("expected {what}, found '{}'", self.p.peek_token().token)))
+        self.p.parse_identifier().map_err(|_| {
+            self.error(format!(
+                "expected {what}, found '{}'",
+                self.p.peek_token().token
+            ))
+        })
     }
 
     pub(crate) fn expr(&mut self) -> Result<Expr> {
@@ -152,7 +165,10 @@ impl<'a> Cursor<'a> {
         if self.at_end() {
             Ok(())
         } else {
-            Err(self.error(format!("unexpected '{}' after {what}", self.p.peek_token().token)))
+            Err(self.error(format!(
+                "unexpected '{}' after {what}",
+                self.p.peek_token().token
+            )))
         }
     }
 }

@@ -74,7 +74,12 @@ fn parse_bare_type(c: &mut Cursor<'_>) -> Result<DataType> {
     let loc = c.here();
     let name = match c.next() {
         Token::Word(w) => w.value.to_ascii_uppercase(),
-        t => return Err(crate::Error::sql(&loc, format!("expected a type, found '{t}'"))),
+        t => {
+            return Err(crate::Error::sql(
+                &loc,
+                format!("expected a type, found '{t}'"),
+            ));
+        }
     };
     let dt = match name.as_str() {
         "BOOLEAN" | "BOOL" => DataType::Boolean,
@@ -94,7 +99,9 @@ fn parse_bare_type(c: &mut Cursor<'_>) -> Result<DataType> {
             if !(1..=38).contains(&precision) || scale > precision {
                 return Err(crate::Error::sql(
                     &loc,
-                    format!("DECIMAL({precision}, {scale}) is out of range: precision must be 1..38 and scale at most the precision"),
+                    format!(
+                        "DECIMAL({precision}, {scale}) is out of range: precision must be 1..38 and scale at most the precision"
+                    ),
                 ));
             }
             DataType::Decimal128(precision as u8, scale as i8)
@@ -234,7 +241,10 @@ mod tests {
             parse_type_str("TIMESTAMP_LTZ(3)").unwrap(),
             DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
         );
-        assert_eq!(parse_type_str("DECIMAL(23, 3)").unwrap(), DataType::Decimal128(23, 3));
+        assert_eq!(
+            parse_type_str("DECIMAL(23, 3)").unwrap(),
+            DataType::Decimal128(23, 3)
+        );
         let nested = parse_type_str("ARRAY<ROW<a INT, b MAP<STRING, ARRAY<BIGINT>>>>").unwrap();
         assert!(matches!(nested, DataType::List(_)), "{nested:?}");
         assert!(parse_type_str("ROW(a INT NOT NULL, b STRING)").is_ok());
