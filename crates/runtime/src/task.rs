@@ -114,10 +114,8 @@ impl Task {
                     }
                 }
                 Message::End => {
-                    if let Some(w) = inputs.on_end(chan) {
-                        if w < Watermark::MAX {
-                            self.watermark(w).await?;
-                        }
+                    if let Some(w) = inputs.on_end(chan).filter(|w| *w < Watermark::MAX) {
+                        self.watermark(w).await?;
                     }
                     if inputs.all_ended() {
                         break;

@@ -20,7 +20,7 @@ pub enum Error {
         /// The `CREATE TABLE` statement (or the statement using the table).
         location: Location,
         /// The connector's error.
-        source: sluice_connectors::Error,
+        source: Box<sluice_connectors::Error>,
     },
     /// Valid Flink SQL that Sluice does not run yet.
     #[error("{location}: {message}")]
@@ -57,6 +57,14 @@ impl Error {
             | Error::Connector { location, .. }
             | Error::Unsupported { location, .. }
             | Error::Internal { location, .. } => location,
+        }
+    }
+
+    /// A connector error located at a statement.
+    pub fn connector(location: &Location, source: sluice_connectors::Error) -> Self {
+        Error::Connector {
+            location: location.clone(),
+            source: Box::new(source),
         }
     }
 

@@ -88,13 +88,13 @@ impl<'a> Lowering<'a> {
     /// First pass over every plan: which columns each table's scans read.
     pub fn collect_columns(&mut self, plan: &LogicalPlan) {
         let _ = plan.apply(|p| {
-            if let LogicalPlan::TableScan(scan) = p {
-                if let Some((table, schema)) = scan_table(scan) {
-                    let set = self.needed.entry(table).or_default();
-                    match &scan.projection {
-                        Some(cols) => set.extend(cols.iter().copied()),
-                        None => set.extend(0..schema.fields().len()),
-                    }
+            if let LogicalPlan::TableScan(scan) = p
+                && let Some((table, schema)) = scan_table(scan)
+            {
+                let set = self.needed.entry(table).or_default();
+                match &scan.projection {
+                    Some(cols) => set.extend(cols.iter().copied()),
+                    None => set.extend(0..schema.fields().len()),
                 }
             }
             Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
@@ -271,10 +271,7 @@ impl<'a> Lowering<'a> {
         };
         let factory = connector_for(connector)
             .and_then(|c| c.source(&ct))
-            .map_err(|source| Error::Connector {
-                location: def.location.clone(),
-                source,
-            })?;
+            .map_err(|source| Error::connector(&def.location, source))?;
         let node = self.graph.add_node(NodeKind::Source(factory), self.workers);
         self.sources.insert(
             table.to_string(),

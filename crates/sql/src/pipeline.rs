@@ -248,10 +248,7 @@ fn setting_usize(catalog: &Catalog, key: &str) -> Option<usize> {
 async fn create_table(catalog: &mut Catalog, st: &Statement) -> Result<()> {
     let def = ddl::parse_create_table(st)?;
     if let Some(c) = def.connector() {
-        connector_for(c).map_err(|source| Error::Connector {
-            location: def.location.clone(),
-            source,
-        })?;
+        connector_for(c).map_err(|source| Error::connector(&def.location, source))?;
     }
     let computed = def
         .has_computed_columns()
@@ -297,7 +294,7 @@ fn parse_create_view(st: &Statement) -> Result<(String, bool, Box<ast::Query>)> 
 
 async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
     let (name, if_not_exists, query) = parse_create_view(st)?;
-    if if_not_exists && catalog.views.iter().any(|v| *v == name) {
+    if if_not_exists && catalog.views.contains(&name) {
         return Ok(());
     }
     let mut statement = ast::Statement::Query(query);
@@ -386,10 +383,7 @@ fn sink_for(
             };
             let f = sluice_connectors::print::PrintConnector
                 .sink(&ct)
-                .map_err(|source| Error::Connector {
-                    location: location.clone(),
-                    source,
-                })?;
+                .map_err(|source| Error::connector(location, source))?;
             // Results of a bare SELECT print in order from one subtask.
             Ok((format!("stdout#{}", location.line), f, vec![]))
         }
@@ -404,10 +398,7 @@ fn sink_for(
             };
             let f = connector_for(def.connector().unwrap_or_default())
                 .and_then(|c| c.sink(&ct))
-                .map_err(|source| Error::Connector {
-                    location: def.location.clone(),
-                    source,
-                })?;
+                .map_err(|source| Error::connector(&def.location, source))?;
             let key = def
                 .primary_key
                 .iter()

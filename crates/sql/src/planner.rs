@@ -50,11 +50,11 @@ pub(crate) fn rewrite_flink(st: &mut ast::Statement) {
         match body {
             ast::SetExpr::Select(select) => {
                 for item in &mut select.projection {
-                    if let ast::SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts)) = item {
-                        if let Some(last) = parts.last().cloned() {
-                            let expr = SqlExpr::CompoundIdentifier(parts.clone());
-                            *item = ast::SelectItem::ExprWithAlias { expr, alias: last };
-                        }
+                    if let ast::SelectItem::UnnamedExpr(SqlExpr::CompoundIdentifier(parts)) = item
+                        && let Some(last) = parts.last().cloned()
+                    {
+                        let expr = SqlExpr::CompoundIdentifier(parts.clone());
+                        *item = ast::SelectItem::ExprWithAlias { expr, alias: last };
                     }
                 }
             }
@@ -73,23 +73,23 @@ pub(crate) fn rewrite_flink(st: &mut ast::Statement) {
             ControlFlow::Continue(())
         }
         fn post_visit_expr(&mut self, expr: &mut SqlExpr) -> ControlFlow<()> {
-            if let SqlExpr::Cast { data_type, .. } = expr {
-                if let SqlType::Custom(name, args) = data_type {
-                    let is_ltz = name.0.len() == 1
-                        && matches!(&name.0[0], ObjectNamePart::Identifier(i) if i.value.eq_ignore_ascii_case("TIMESTAMP_LTZ"));
-                    if is_ltz {
-                        let p = args
-                            .first()
-                            .and_then(|a| a.parse::<u64>().ok())
-                            .unwrap_or(6);
-                        let p = match p {
-                            0 => 0,
-                            1..=3 => 3,
-                            4..=6 => 6,
-                            _ => 9,
-                        };
-                        *data_type = SqlType::Timestamp(Some(p), TimezoneInfo::WithTimeZone);
-                    }
+            if let SqlExpr::Cast { data_type, .. } = expr
+                && let SqlType::Custom(name, args) = data_type
+            {
+                let is_ltz = name.0.len() == 1
+                    && matches!(&name.0[0], ObjectNamePart::Identifier(i) if i.value.eq_ignore_ascii_case("TIMESTAMP_LTZ"));
+                if is_ltz {
+                    let p = args
+                        .first()
+                        .and_then(|a| a.parse::<u64>().ok())
+                        .unwrap_or(6);
+                    let p = match p {
+                        0 => 0,
+                        1..=3 => 3,
+                        4..=6 => 6,
+                        _ => 9,
+                    };
+                    *data_type = SqlType::Timestamp(Some(p), TimezoneInfo::WithTimeZone);
                 }
             }
             ControlFlow::Continue(())
@@ -114,13 +114,12 @@ pub async fn plan_statement(
 /// Turns a DataFusion planning error into a located SQL error with a hint.
 pub fn plan_error(e: DataFusionError, location: &Location) -> Error {
     let mut loc = location.clone();
-    if let Some(d) = e.diagnostic() {
-        if let Some(span) = d.span {
-            if span.start.line > 0 {
-                loc.line = span.start.line;
-                loc.column = span.start.column;
-            }
-        }
+    if let Some(d) = e.diagnostic()
+        && let Some(span) = d.span
+        && span.start.line > 0
+    {
+        loc.line = span.start.line;
+        loc.column = span.start.column;
     }
     let raw = e.strip_backtrace();
     let mut msg = raw.as_str();

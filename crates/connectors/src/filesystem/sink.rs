@@ -95,7 +95,7 @@ struct PartFile {
 }
 
 /// Writes one subtask's part files.
-pub struct FilesystemSink {
+pub(crate) struct FilesystemSink {
     table: String,
     dir: PathBuf,
     ext: String,

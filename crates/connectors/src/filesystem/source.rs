@@ -266,10 +266,10 @@ impl Source for FilesystemSource {
                 tracing::debug!(split = %reader.split.id(), "Split read.");
                 self.current = None;
             }
-            if self.decoder.buffered_records() >= self.config.batch_size {
-                if let Some(ev) = self.flush(dead)? {
-                    return Ok(ev);
-                }
+            if self.decoder.buffered_records() >= self.config.batch_size
+                && let Some(ev) = self.flush(dead)?
+            {
+                return Ok(ev);
             }
         }
     }

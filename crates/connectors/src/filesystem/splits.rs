@@ -41,12 +41,11 @@ pub(crate) fn list_files(root: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
             let ty = entry.file_type()?;
             if ty.is_dir() {
                 stack.push(entry.path());
-            } else if ty.is_file() || ty.is_symlink() {
-                if let Ok(m) = std::fs::metadata(entry.path()) {
-                    if m.is_file() {
-                        out.push((entry.path(), m.len()));
-                    }
-                }
+            } else if (ty.is_file() || ty.is_symlink())
+                && let Ok(m) = std::fs::metadata(entry.path())
+                && m.is_file()
+            {
+                out.push((entry.path(), m.len()));
             }
         }
     }

@@ -125,8 +125,7 @@ async fn run(t: &ConnectorTable, subtask: usize, parallelism: usize) -> Vec<Reco
         .open(&task(subtask, parallelism), None)
         .await
         .unwrap();
-    let batches = drain(&mut *source, usize::MAX).await;
-    batches
+    drain(&mut *source, usize::MAX).await
 }
 
 /// Reads up to `max` batches, or to the end.

@@ -141,15 +141,15 @@ impl Sink for PrintSink {
             o.write_all(self.line.as_bytes()).and_then(|_| o.flush())
         };
         // A closed stdout (`sluice run … | head`) is not a pipeline failure.
-        if let Err(e) = res {
-            if e.kind() != std::io::ErrorKind::BrokenPipe {
-                return Err(crate::Error::Output {
-                    table: "print".into(),
-                    path: "stdout".into(),
-                    source: e,
-                }
-                .into());
+        if let Err(e) = res
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            return Err(crate::Error::Output {
+                table: "print".into(),
+                path: "stdout".into(),
+                source: e,
             }
+            .into());
         }
         Ok(())
     }

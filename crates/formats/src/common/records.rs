@@ -43,7 +43,7 @@ impl Records {
 
     fn source_index(&mut self, source: &str) -> usize {
         match self.sources.last() {
-            Some(last) if last == source => self.sources.len() - 1,
+            Some(last) if last.as_str() == source => self.sources.len() - 1,
             _ => {
                 self.sources.push(source.to_string());
                 self.sources.len() - 1

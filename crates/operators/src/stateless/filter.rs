@@ -45,10 +45,10 @@ impl Operator for Filter {
         ctx: &mut OperatorContext,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        if let Some(b) = eval_isolating(&batch, ctx, |b| self.apply(b))? {
-            if b.num_rows() > 0 {
-                out.push(b);
-            }
+        if let Some(b) = eval_isolating(&batch, ctx, |b| self.apply(b))?
+            && b.num_rows() > 0
+        {
+            out.push(b);
         }
         Ok(())
     }

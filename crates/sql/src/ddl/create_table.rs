@@ -20,7 +20,7 @@ pub enum ColumnKind {
     /// Read from the source / written to the sink.
     Physical,
     /// `name AS expr`: computed from other columns when reading.
-    Computed(Expr),
+    Computed(Box<Expr>),
     /// `name TYPE METADATA [FROM 'key'] [VIRTUAL]`: connector metadata.
     Metadata {
         /// The metadata key (defaults to the column name).
@@ -252,7 +252,7 @@ fn parse_element(c: &mut Cursor<'_>, def: &mut TableDef) -> Result<()> {
             name,
             data_type: DataType::Null,
             nullable: true,
-            kind: ColumnKind::Computed(expr),
+            kind: ColumnKind::Computed(Box::new(expr)),
         });
         return Ok(());
     }
@@ -306,16 +306,16 @@ fn validate(def: &TableDef) -> Result<()> {
             ));
         }
     }
-    if let Some(w) = &def.watermark {
-        if !seen.contains(w.column.as_str()) {
-            return Err(Error::sql(
-                &def.location,
-                format!(
-                    "table '{}': WATERMARK FOR '{}' names no column of the table",
-                    def.name, w.column
-                ),
-            ));
-        }
+    if let Some(w) = &def.watermark
+        && !seen.contains(w.column.as_str())
+    {
+        return Err(Error::sql(
+            &def.location,
+            format!(
+                "table '{}': WATERMARK FOR '{}' names no column of the table",
+                def.name, w.column
+            ),
+        ));
     }
     for k in &def.primary_key {
         if !seen.contains(k.as_str()) {
