@@ -27,3 +27,6 @@ pub use traits::{
     DeadLetterOutput, Delivery, Operator, OperatorContext, OperatorFactory, Sink, SinkFactory,
     Source, SourceEvent, SourceFactory, SourceOffsets, TaskInfo,
 };
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! `'connector' = 'blackhole'`: a sink that discards every row (for benchmarks), as in
-//! Flink.
+//! Flink. Sluice adds `sink.throttle.rows-per-second` to make it a deliberately slow
+//! sink, which shows backpressure: the sources slow down, memory stays flat.
 
 use std::sync::Arc;
 
@@ -21,10 +22,15 @@ impl ConnectorFactory for BlackholeConnector {
     fn sink(&self, table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {
         let mut o = Options::new(&table.name, self.name(), &table.options);
         let _ = o.take("sink.parallelism");
+        let throttle = o.take_parsed::<u64>(
+            "sink.throttle.rows-per-second",
+            "a number of rows per second",
+        )?;
         o.finish()?;
         Ok(Arc::new(BlackholeSinkFactory {
             name: table.name.clone(),
             schema: table.schema.clone(),
+            throttle: throttle.filter(|r| *r > 0),
         }))
     }
 }
@@ -32,6 +38,7 @@ impl ConnectorFactory for BlackholeConnector {
 struct BlackholeSinkFactory {
     name: String,
     schema: SchemaRef,
+    throttle: Option<u64>,
 }
 
 impl SinkFactory for BlackholeSinkFactory {
@@ -43,12 +50,24 @@ impl SinkFactory for BlackholeSinkFactory {
         self.schema.clone()
     }
 
-    fn create(&self, _task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
-        Ok(Box::new(BlackholeSink))
+    fn create(&self, task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
+        // The rate is shared by the subtasks.
+        let per_subtask = self
+            .throttle
+            .map(|r| (r / task.parallelism.max(1) as u64).max(1));
+        Ok(Box::new(BlackholeSink {
+            throttle: per_subtask,
+            started: None,
+            rows: 0,
+        }))
     }
 }
 
-struct BlackholeSink;
+struct BlackholeSink {
+    throttle: Option<u64>,
+    started: Option<std::time::Instant>,
+    rows: u64,
+}
 
 #[async_trait]
 impl Sink for BlackholeSink {
@@ -56,7 +75,15 @@ impl Sink for BlackholeSink {
         Ok(())
     }
 
-    async fn write(&mut self, _batch: RecordBatch) -> sluice_runtime::Result<()> {
+    async fn write(&mut self, batch: RecordBatch) -> sluice_runtime::Result<()> {
+        if let Some(rate) = self.throttle {
+            let started = *self.started.get_or_insert_with(std::time::Instant::now);
+            self.rows += batch.num_rows() as u64;
+            let due = std::time::Duration::from_secs_f64(self.rows as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                tokio::time::sleep(wait).await;
+            }
+        }
         Ok(())
     }
 

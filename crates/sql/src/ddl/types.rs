@@ -203,6 +203,11 @@ fn parse_row_fields(c: &mut Cursor<'_>) -> Result<Fields> {
             c.string("a comment")?;
         }
         fields.push(Field::new(name.value, dt, nullable));
+        if angle && c.pending_gt {
+            // The `>>` that closed the last field's type also closes this ROW.
+            c.pending_gt = false;
+            break;
+        }
         if !c.consume(&Token::Comma) {
             if angle {
                 c.expect_gt()?;
@@ -246,6 +251,12 @@ mod tests {
             DataType::Decimal128(23, 3)
         );
         let nested = parse_type_str("ARRAY<ROW<a INT, b MAP<STRING, ARRAY<BIGINT>>>>").unwrap();
+        let DataType::Struct(f) = parse_type_str("ROW<d ROW<x INT, y INT>>").unwrap() else {
+            panic!()
+        };
+        assert_eq!(f.len(), 1);
+        let err = parse_type_str("ROW<d ROW<x INT>>, z INT>");
+        assert!(err.is_err());
         assert!(matches!(nested, DataType::List(_)), "{nested:?}");
         assert!(parse_type_str("ROW(a INT NOT NULL, b STRING)").is_ok());
         let err = parse_type_str("BIGINTEGER").unwrap_err().to_string();
