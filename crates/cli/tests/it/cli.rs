@@ -323,3 +323,26 @@ fn readme_tour_pipeline_runs() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("+I["), "{stdout}");
 }
+
+/// On a terminal, a progress line (rows in/out, rate) is refreshed on stderr; piped, it
+/// is silent (the other tests check stderr holds only the summary).
+#[cfg(unix)]
+#[test]
+fn progress_line_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '30000');\n\
+               CREATE TABLE slow (id BIGINT) WITH ('connector' = 'blackhole', 'sink.throttle.rows-per-second' = '20000');\n\
+               INSERT INTO slow SELECT id FROM gen;";
+    let f = write(dir.path(), "p.sql", sql);
+    // `script` runs the command under a pseudo-terminal.
+    let cmd = format!("{} run --workers 1 {}", env!("CARGO_BIN_EXE_sluice"), f.display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .output()
+        .expect("`script` (util-linux) is installed");
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("dead letters 0") && all.contains("/s)"), "no progress line in: {all}");
+    assert!(all.contains("Finished"), "{all}");
+}
