@@ -1,10 +1,24 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): builds the workspace and runs every test.
-# Needs only a Rust toolchain; installs nothing else yet (later connectors' servers are
-# started from here). Reuses a target dir outside the clone when one exists.
+# The test command (README, .ci/run): builds the workspace and runs every test, then
+# prints one closing line with the totals ("tests: N passed, M failed").
+# Needs only a Rust toolchain (and util-linux's `script`, for the terminal test); later
+# connectors' servers are installed and started from here. Reuses a target dir outside
+# the clone when one exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+if ! command -v script >/dev/null; then
+  echo "# installing util-linux (for \`script\`)" >&2
+  apt-get install -y -q util-linux >&2 || true
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-cargo test --workspace --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
