@@ -74,7 +74,9 @@ impl DeadLetterFile {
         match w.as_mut() {
             Some(w) => {
                 w.write_all(line.as_bytes())?;
-                w.write_all(b"\n")
+                w.write_all(b"\n")?;
+                // Dead letters are rare: flush each one so that an abort loses none.
+                w.flush()
             }
             None => Ok(()),
         }

@@ -120,13 +120,16 @@ impl Job {
         let started = Instant::now();
         let tasks = self.build_tasks()?;
         let mut set = JoinSet::new();
+        let mut names = HashMap::new();
         for t in tasks {
             let name = t.name.clone();
             let span = tracing::debug_span!("subtask", task = %name);
-            set.spawn(tracing::Instrument::instrument(
-                async move { (name, t.run().await) },
+            let task_name = name.clone();
+            let handle = set.spawn(tracing::Instrument::instrument(
+                async move { (task_name, t.run().await) },
                 span,
             ));
+            names.insert(handle.id(), name);
         }
         let mut failure: Option<Error> = None;
         while let Some(joined) = set.join_next().await {
@@ -138,7 +141,10 @@ impl Job {
                 }
                 Err(e) if e.is_cancelled() => continue,
                 Err(e) => Error::TaskFailed {
-                    task: "task".into(),
+                    task: names
+                        .get(&e.id())
+                        .cloned()
+                        .unwrap_or_else(|| "a task".into()),
                     message: panic_message(e),
                 },
             };

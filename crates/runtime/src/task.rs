@@ -84,8 +84,11 @@ impl Task {
                         self.job
                             .record_latency(started.elapsed().as_micros() as u64);
                     }
+                    // A fully chained task may never wait on anything: give the
+                    // scheduler its turn so Ctrl-C, progress and other tasks run.
+                    tokio::task::consume_budget().await;
                 }
-                SourceEvent::Idle => tokio::task::yield_now().await,
+                SourceEvent::Idle => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
                 SourceEvent::End => break,
             }
         }
@@ -114,8 +117,15 @@ impl Task {
                     }
                 }
                 Message::End => {
+                    let aligning = inputs.aligning;
                     if let Some(w) = inputs.on_end(chan).filter(|w| *w < Watermark::MAX) {
                         self.watermark(w).await?;
+                    }
+                    // An ended channel counts as aligned: the barrier may now pass.
+                    if let Some(id) = aligning {
+                        if inputs.check_aligned() {
+                            self.barrier(id).await?;
+                        }
                     }
                     if inputs.all_ended() {
                         break;
@@ -274,7 +284,7 @@ pub(crate) struct InputSet {
     pub(crate) chans: Vec<InputChannel>,
     next: usize,
     watermark: Watermark,
-    aligning: Option<CheckpointId>,
+    pub(crate) aligning: Option<CheckpointId>,
 }
 
 impl InputSet {
@@ -357,7 +367,7 @@ impl InputSet {
         self.check_aligned()
     }
 
-    fn check_aligned(&mut self) -> bool {
+    pub(crate) fn check_aligned(&mut self) -> bool {
         if self.aligning.is_none() || self.chans.iter().any(|c| !c.ended && !c.blocked) {
             return false;
         }

@@ -179,13 +179,25 @@ impl Catalog {
         }
     }
 
-    /// Removes a table or view (`DROP`).
-    pub fn drop(&mut self, name: &str) -> bool {
-        let existed = self.tables.remove(name).is_some() | {
+    /// Removes a table, view or function (`DROP TABLE|VIEW|FUNCTION`); false when there
+    /// is no such object of that kind.
+    pub fn drop(&mut self, what: &str, name: &str) -> bool {
+        if what == "FUNCTION" {
+            use datafusion::execution::FunctionRegistry;
+            let existed = self.ctx.udf(name).is_ok();
+            self.ctx.deregister_udf(name);
+            return existed;
+        }
+        let existed = if what == "VIEW" {
             let before = self.views.len();
             self.views.retain(|v| v != name);
             before != self.views.len()
+        } else {
+            self.tables.remove(name).is_some()
         };
+        if !existed {
+            return false;
+        }
         let _ = self.ctx.deregister_table(TableReference::bare(name));
         let _ = self
             .ctx

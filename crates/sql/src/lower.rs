@@ -58,6 +58,20 @@ pub struct Lowering<'a> {
     props: ExecutionProps,
 }
 
+/// The connector tables a plan reads (views already inlined).
+pub(crate) fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    let _ = plan.apply(|p| {
+        if let LogicalPlan::TableScan(scan) = p {
+            if let Some((t, _)) = scan_table(scan) {
+                out.push(t);
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    out
+}
+
 fn scan_table(scan: &TableScan) -> Option<(String, SchemaRef)> {
     let provider = source_as_provider(&scan.source).ok()?;
     let t = provider.downcast_ref::<ConnectorTableProvider>()?;

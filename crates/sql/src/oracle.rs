@@ -15,6 +15,9 @@ use crate::{Error, Result};
 /// Registers a filesystem table as a DataFusion listing table over its files.
 pub(crate) async fn register_file_table(catalog: &mut Catalog, def: TableDef) -> Result<()> {
     if catalog.exists(&def.name) {
+        if def.if_not_exists {
+            return Ok(());
+        }
         return Err(Error::sql(
             &def.location,
             format!("table '{}' already exists", def.name),

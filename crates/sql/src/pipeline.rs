@@ -201,7 +201,20 @@ pub(crate) async fn apply_statements(
             }
             StatementKind::Drop => {
                 let d = ddl::parse_drop(st)?;
-                if !catalog.drop(&d.name) && !d.if_exists && d.what != "FUNCTION" {
+                let used = inserts.iter().any(|i: &PlannedInsert| {
+                    matches!(&i.target, Target::Table(t) if *t == d.name)
+                        || crate::lower::scanned_tables(&i.plan).contains(&d.name)
+                });
+                if used && d.what != "FUNCTION" {
+                    return Err(Error::sql(
+                        &st.location,
+                        format!(
+                            "cannot drop '{}': an INSERT above uses it, and all INSERTs of a file run                              together once the whole file is read; remove the DROP or move it before",
+                            d.name
+                        ),
+                    ));
+                }
+                if !catalog.drop(&d.what, &d.name) && !d.if_exists {
                     return Err(Error::sql(
                         &st.location,
                         format!(
@@ -388,7 +401,10 @@ fn sink_for(
             Ok((format!("stdout#{}", location.line), f, vec![]))
         }
         Target::Table(name) => {
-            let def = &catalog.tables[name];
+            let def = catalog.tables.get(name).ok_or_else(|| Error::Internal {
+                location: location.clone(),
+                message: format!("sink table '{name}' left the catalog"),
+            })?;
             let schema = def.physical_schema();
             let ct = ConnectorTable {
                 name: def.name.clone(),

@@ -335,7 +335,11 @@ fn progress_line_on_a_terminal() {
                INSERT INTO slow SELECT id FROM gen;";
     let f = write(dir.path(), "p.sql", sql);
     // `script` runs the command under a pseudo-terminal.
-    let cmd = format!("{} run --workers 1 {}", env!("CARGO_BIN_EXE_sluice"), f.display());
+    let cmd = format!(
+        "{} run --workers 1 {}",
+        env!("CARGO_BIN_EXE_sluice"),
+        f.display()
+    );
     let out = std::process::Command::new("script")
         .args(["-qec", &cmd, "/dev/null"])
         .current_dir(dir.path())
@@ -343,6 +347,39 @@ fn progress_line_on_a_terminal() {
         .expect("`script` (util-linux) is installed");
     let all = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{all}");
-    assert!(all.contains("dead letters 0") && all.contains("/s)"), "no progress line in: {all}");
+    assert!(
+        all.contains("dead letters 0") && all.contains("/s)"),
+        "no progress line in: {all}"
+    );
     assert!(all.contains("Finished"), "{all}");
+}
+
+/// Regression: a fully chained, never-waiting pipeline (unthrottled generator into a
+/// blackhole) starved the runtime, so Ctrl-C was never seen.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_stops_a_busy_unbounded_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = "CREATE TABLE gen (id BIGINT, s STRING) WITH ('connector' = 'datagen', 'rows-per-second' = '1000000000');\n\
+               CREATE TABLE bh (id BIGINT, s STRING) WITH ('connector' = 'blackhole');\n\
+               INSERT INTO bh SELECT id, s FROM gen;";
+    let f = write(dir.path(), "busy.sql", sql);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--workers", "2", f.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Stopped in"), "{stderr}");
 }

@@ -92,6 +92,12 @@ impl FilesystemSourceConfig {
         )?;
         let (format, format_options) = take_format(&mut o, table)?;
         let monitor_interval = take_duration(&mut o, "source.monitor-interval")?;
+        if monitor_interval.is_some_and(|d| d < std::time::Duration::from_millis(100)) {
+            return Err(o.bad(
+                "source.monitor-interval",
+                "must be at least 100ms, e.g. '10s'",
+            ));
+        }
         let max_record_size = match o.take("source.max-record-size") {
             None => 8 << 20,
             Some(v) => parse_size(&v)

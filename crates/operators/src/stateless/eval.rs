@@ -40,6 +40,9 @@ where
 {
     match f(batch) {
         Ok(out) => Ok(Some(out)),
+        // Only errors caused by the data (a cast, an overflow) are a row's fault;
+        // anything else is a failure of the pipeline.
+        Err(e) if !is_data_error(&e) => Err(e.into()),
         Err(first) => {
             if batch.num_rows() <= 1 {
                 send_dead(batch, ctx, &first.to_string());
@@ -59,6 +62,15 @@ where
             let schema = good[0].schema();
             Ok(Some(concat_batches(&schema, &good)?))
         }
+    }
+}
+
+fn is_data_error(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::error::DataFusionError as E;
+    match e {
+        E::ArrowError(..) | E::Execution(_) => true,
+        E::Context(_, inner) => is_data_error(inner),
+        _ => false,
     }
 }
 

@@ -318,6 +318,19 @@ fn validate(def: &TableDef) -> Result<()> {
         ));
     }
     for k in &def.primary_key {
+        let computed = def
+            .columns
+            .iter()
+            .any(|c| c.name == *k && !matches!(c.kind, ColumnKind::Physical));
+        if computed {
+            return Err(Error::sql(
+                &def.location,
+                format!(
+                    "table '{}': PRIMARY KEY column '{k}' must be a physical column, not computed or metadata",
+                    def.name
+                ),
+            ));
+        }
         if !seen.contains(k.as_str()) {
             return Err(Error::sql(
                 &def.location,
