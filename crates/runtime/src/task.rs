@@ -122,10 +122,10 @@ impl Task {
                         self.watermark(w).await?;
                     }
                     // An ended channel counts as aligned: the barrier may now pass.
-                    if let Some(id) = aligning {
-                        if inputs.check_aligned() {
-                            self.barrier(id).await?;
-                        }
+                    if let Some(id) = aligning
+                        && inputs.check_aligned()
+                    {
+                        self.barrier(id).await?;
                     }
                     if inputs.all_ended() {
                         break;
