@@ -62,10 +62,10 @@ pub struct Lowering<'a> {
 pub(crate) fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
     let mut out = Vec::new();
     let _ = plan.apply(|p| {
-        if let LogicalPlan::TableScan(scan) = p {
-            if let Some((t, _)) = scan_table(scan) {
-                out.push(t);
-            }
+        if let LogicalPlan::TableScan(scan) = p
+            && let Some((t, _)) = scan_table(scan)
+        {
+            out.push(t);
         }
         Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
