@@ -215,7 +215,11 @@ impl Job {
                 let mut source_metrics = None;
                 let head_part = match &head.kind {
                     NodeKind::Source(f) => {
-                        source_metrics = Some(self.metrics.operator(&head.name()));
+                        source_metrics = Some(self.metrics.operator(&format!(
+                            "{}#{}",
+                            head.name(),
+                            head.id.0
+                        )));
                         Head::Source(f.create(&info(head.id), &self.metrics)?)
                     }
                     _ => Head::Inputs(InputSet::new(
@@ -235,12 +239,12 @@ impl Job {
                                 watermark: sluice_types::Watermark::MIN,
                                 dead_letters: dead.clone(),
                             },
-                            metrics: self.metrics.operator(&node.name()),
+                            metrics: self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
                         }),
                         NodeKind::Sink(f) => {
                             tail = Some(Tail::Sink(
                                 f.create(&info(*id))?,
-                                self.metrics.operator(&node.name()),
+                                self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
                             ))
                         }
                     }

@@ -42,7 +42,8 @@ pub struct JobMetrics {
 const MAX_LATENCY_SAMPLES: usize = 100_000;
 
 impl JobMetrics {
-    /// Registers (or finds) the counters of operator `name`.
+    /// Registers (or finds) the counters of operator `name` (unique per graph node:
+    /// `<display name>#<node id>`).
     pub fn operator(&self, name: &str) -> Arc<OperatorMetrics> {
         let mut ops = self.operators.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(m) = ops.iter().find(|m| m.name == name) {

@@ -126,10 +126,27 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
     let mut statements = Vec::new();
     let mut current: Vec<TokenWithSpan> = Vec::new();
     let mut depth = 0i64;
+    let mut open_parens: Vec<Location> = Vec::new();
+    let at = |t: &TokenWithSpan| Location {
+        file: file.to_string(),
+        line: t.span.start.line,
+        column: t.span.start.column,
+    };
     for tok in tokens {
         match tok.token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
+            Token::LParen => {
+                depth += 1;
+                open_parens.push(at(&tok));
+            }
+            Token::RParen => {
+                depth -= 1;
+                if open_parens.pop().is_none() {
+                    return Err(Error::sql(
+                        &at(&tok),
+                        "this ')' closes nothing; remove it or add the '(' it belongs to",
+                    ));
+                }
+            }
             Token::SemiColon if depth <= 0 => {
                 push_statement(
                     file,
@@ -145,6 +162,12 @@ pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
             _ => {}
         }
         current.push(tok);
+    }
+    if let Some(open) = open_parens.last() {
+        return Err(Error::sql(
+            open,
+            "this '(' is never closed; add the matching ')'",
+        ));
     }
     push_statement(file, text, &starts, current, &mut statements)?;
     Ok(statements)
@@ -290,6 +313,22 @@ mod tests {
         let mut v = BTreeMap::new();
         v.insert("TPS".to_string(), "100".to_string());
         assert_eq!(substitute("'${TPS}' ${OTHER}", &v), "'100' ${OTHER}");
+    }
+
+    #[test]
+    fn unbalanced_parentheses_are_located() {
+        let err = split(
+            "f.sql",
+            "SELECT 1;\nCREATE TABLE t (a INT WITH ('x' = 'y');\nSELECT 2;",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("f.sql:2:16: this '(' is never closed"),
+            "{err}"
+        );
+        let err = split("f.sql", "SELECT 1);").unwrap_err().to_string();
+        assert!(err.starts_with("f.sql:1:9"), "{err}");
     }
 
     #[test]
