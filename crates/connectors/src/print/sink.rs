@@ -64,6 +64,7 @@ impl SinkFactory for PrintSinkFactory {
             (None, false) => String::new(),
         };
         Ok(Box::new(PrintSink {
+            table: self.name.clone(),
             prefix,
             stderr: self.stderr,
             line: String::new(),
@@ -72,6 +73,7 @@ impl SinkFactory for PrintSinkFactory {
 }
 
 struct PrintSink {
+    table: String,
     prefix: String,
     stderr: bool,
     line: String,
@@ -143,7 +145,7 @@ impl Sink for PrintSink {
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             return Err(crate::Error::Output {
-                table: "print".into(),
+                table: self.table.clone(),
                 path: "stdout".into(),
                 source: e,
             }
