@@ -119,6 +119,13 @@ impl Decoder for CsvDecoder {
         if offset == 0 && self.is_header(record) {
             return Ok(());
         }
+        // arrow-csv does not check that text fields are UTF-8 (found by fuzzing: a
+        // record like b"\x04\xcd,,\x94" became an invalid string array).
+        if let Err(e) = std::str::from_utf8(record) {
+            let reason = format!("record is not valid UTF-8 (at byte {})", e.valid_up_to());
+            self.records.reject(source, offset, reason, record, false);
+            return Ok(());
+        }
         self.records.push(record, source, offset);
         Ok(())
     }

@@ -76,6 +76,16 @@ fn an_unparseable_first_line_that_is_not_the_header_is_a_dead_letter() {
     assert_eq!(reasons(&out), vec!["expected 7 fields, found 1"]);
 }
 
+/// Regression (found by `scripts/fuzz.sh`, csv_decoder): arrow-csv accepted invalid
+/// UTF-8 in text fields and later string handling hit undefined behaviour.
+#[test]
+fn non_utf8_records_are_dead_letters() {
+    let mut d = decoder(bid_schema(), &[]);
+    let out = decode_lines(&mut d, &[BID.as_bytes(), b"\x04\xcd,,\x94", BID.as_bytes()]);
+    assert_eq!(rows(&out), 2);
+    assert_eq!(reasons(&out), vec!["record is not valid UTF-8 (at byte 1)"]);
+}
+
 #[test]
 fn ragged_rows_name_the_field_counts() {
     let mut d = decoder(bid_schema(), &[]);
