@@ -122,7 +122,10 @@ impl Decoder for CsvDecoder {
         // arrow-csv does not check that text fields are UTF-8 (found by fuzzing: a
         // record like b"\x04\xcd,,\x94" became an invalid string array).
         if let Err(e) = std::str::from_utf8(record) {
-            let reason = format!("record is not valid UTF-8 (at byte {})", e.valid_up_to());
+            let reason = format!(
+                "record is not valid UTF-8 (invalid byte at {})",
+                e.valid_up_to()
+            );
             self.records.reject(source, offset, reason, record, false);
             return Ok(());
         }

@@ -83,7 +83,10 @@ fn non_utf8_records_are_dead_letters() {
     let mut d = decoder(bid_schema(), &[]);
     let out = decode_lines(&mut d, &[BID.as_bytes(), b"\x04\xcd,,\x94", BID.as_bytes()]);
     assert_eq!(rows(&out), 2);
-    assert_eq!(reasons(&out), vec!["record is not valid UTF-8 (at byte 1)"]);
+    assert_eq!(
+        reasons(&out),
+        vec!["record is not valid UTF-8 (invalid byte at 1)"]
+    );
 }
 
 #[test]
