@@ -105,15 +105,7 @@ pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
     let temporary = c.word("TEMPORARY");
     c.expect_word("TABLE", "")?;
     let if_not_exists = c.words(&["IF", "NOT", "EXISTS"]);
-    let name =
-        c.p.parse_object_name(false)
-            .map_err(|e| c.parser_error(e))?;
-    let name = name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.clone())
-        .ok_or_else(|| c.error("expected a table name"))?;
+    let name = c.object_name("a table name")?;
     let mut def = TableDef {
         name,
         temporary,

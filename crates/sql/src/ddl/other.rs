@@ -69,15 +69,7 @@ pub fn parse_create_function(st: &Statement) -> Result<FunctionDef> {
     let _ = c.word("SYSTEM");
     c.expect_word("FUNCTION", "")?;
     let _ = c.words(&["IF", "NOT", "EXISTS"]);
-    let name =
-        c.p.parse_object_name(false)
-            .map_err(|e| c.parser_error(e))?;
-    let name = name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.clone())
-        .unwrap_or_default();
+    let name = c.object_name("a name")?;
     c.expect_word(
         "AS",
         "Write CREATE FUNCTION name AS 'com.example.MyFunction'.",
@@ -124,15 +116,7 @@ pub fn parse_drop(st: &Statement) -> Result<DropDef> {
         )));
     }
     let if_exists = c.words(&["IF", "EXISTS"]);
-    let name =
-        c.p.parse_object_name(false)
-            .map_err(|e| c.parser_error(e))?;
-    let name = name
-        .0
-        .last()
-        .and_then(|p| p.as_ident())
-        .map(|i| i.value.clone())
-        .unwrap_or_default();
+    let name = c.object_name("a name")?;
     c.expect_end("the DROP statement")?;
     Ok(DropDef {
         what,

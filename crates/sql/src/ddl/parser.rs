@@ -146,6 +146,19 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// A possibly qualified name (`cat.db.t`); Sluice has one namespace, so the last part.
+    pub(crate) fn object_name(&mut self, what: &str) -> Result<String> {
+        let name = self
+            .p
+            .parse_object_name(false)
+            .map_err(|e| self.parser_error(e))?;
+        name.0
+            .last()
+            .and_then(|p| p.as_ident())
+            .map(|i| i.value.clone())
+            .ok_or_else(|| self.error(format!("expected {what}")))
+    }
+
     pub(crate) fn expr(&mut self) -> Result<Expr> {
         self.p.parse_expr().map_err(|e| self.parser_error(e))
     }
