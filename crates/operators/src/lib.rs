@@ -7,4 +7,8 @@
 //! between tasks (`sluice-runtime`).
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod aggregate;
+pub mod join;
 pub mod stateless;
+pub mod time;
+pub mod window;

@@ -69,6 +69,8 @@ pub struct JobSummary {
     pub rows_out: u64,
     /// Records sent to the dead letters.
     pub dead_letters: u64,
+    /// Late rows dropped (or sent to a side output).
+    pub late_rows: u64,
     /// The dead-letter file.
     pub dead_letter_path: PathBuf,
     /// True when the job was stopped (Ctrl-C) rather than drained.
@@ -165,6 +167,7 @@ impl Job {
             rows_in: JobMetrics::get(&self.metrics.source_rows),
             rows_out: JobMetrics::get(&self.metrics.sink_rows),
             dead_letters: JobMetrics::get(&self.metrics.dead_letters),
+            late_rows: JobMetrics::get(&self.metrics.late_rows),
             dead_letter_path: self.config.dead_letter_path.clone(),
             stopped: self.shutdown.is_stopping(),
             latency_us: self.metrics.latency_percentiles(&[0.5, 0.99, 0.999, 1.0]),
@@ -238,6 +241,7 @@ impl Job {
                                 task: info(*id),
                                 watermark: sluice_types::Watermark::MIN,
                                 dead_letters: dead.clone(),
+                                metrics: self.metrics.clone(),
                             },
                             metrics: self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
                         }),

@@ -33,6 +33,9 @@ pub struct JobMetrics {
     pub sink_rows: AtomicU64,
     /// Records sent to the dead-letter output (`sluice_dead_letters_total`).
     pub dead_letters: AtomicU64,
+    /// Rows that arrived after the watermark had passed their window and were
+    /// dropped or sent to a side output (`sluice_late_rows_total`).
+    pub late_rows: AtomicU64,
     /// Per-batch latency samples (source emit → sink write done) in microseconds,
     /// for chained pipelines; bounded reservoir.
     latencies_us: Mutex<Vec<u64>>,

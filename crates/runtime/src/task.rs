@@ -66,12 +66,17 @@ impl Task {
     async fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<()> {
         source.open(&self.head_info, None).await?;
         let sink_tail = matches!(self.tail, Tail::Sink(..));
+        let idle_timeout = self.ops.iter().filter_map(|o| o.op.idle_timeout()).min();
+        let mut last_data = Instant::now();
+        let mut idle = false;
         while !self.shutdown.is_stopping() {
             match source.next(self.dead_letters.as_ref()).await? {
                 SourceEvent::Batch(batch) => {
                     if batch.num_rows() == 0 {
                         continue;
                     }
+                    last_data = Instant::now();
+                    idle = false;
                     let started = Instant::now();
                     let n = batch.num_rows() as u64;
                     JobMetrics::add(&self.job.source_rows, n);
@@ -80,6 +85,7 @@ impl Task {
                     }
                     let out = self.push_from(0, 0, batch)?;
                     self.emit(out).await?;
+                    self.generated_watermarks().await?;
                     if sink_tail {
                         self.job
                             .record_latency(started.elapsed().as_micros() as u64);
@@ -88,7 +94,16 @@ impl Task {
                     // scheduler its turn so Ctrl-C, progress and other tasks run.
                     tokio::task::consume_budget().await;
                 }
-                SourceEvent::Idle => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+                SourceEvent::Idle => {
+                    if let Some(t) = idle_timeout
+                        && !idle
+                        && last_data.elapsed() >= t
+                    {
+                        idle = true;
+                        self.idle().await?;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await
+                }
                 SourceEvent::End => break,
             }
         }
@@ -103,8 +118,18 @@ impl Task {
             match msg {
                 Message::Batch(batch) => {
                     let input = inputs.chans[chan].input;
+                    inputs.on_active(chan);
                     let out = self.push_from(0, input, batch)?;
                     self.emit(out).await?;
+                    self.generated_watermarks().await?;
+                }
+                Message::Idle => {
+                    if let Some(w) = inputs.on_idle(chan) {
+                        self.watermark(w).await?;
+                    }
+                    if inputs.all_idle() {
+                        self.idle().await?;
+                    }
                 }
                 Message::Watermark(w) => {
                     if let Some(w) = inputs.on_watermark(chan, w) {
@@ -213,10 +238,36 @@ impl Task {
         Ok(())
     }
 
+    /// Passes on watermarks that chained operators generated from their last batch.
+    async fn generated_watermarks(&mut self) -> Result<()> {
+        for i in 0..self.ops.len() {
+            if let Some(w) = self.ops[i].op.take_watermark() {
+                self.watermark_from(i + 1, w).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// This task's inputs went idle: tell the downstream tasks.
+    async fn idle(&mut self) -> Result<()> {
+        if let Tail::Edges(edges) = &mut self.tail {
+            for e in edges {
+                e.send_control(Message::Idle).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Event time advanced: let each operator react, then pass it on.
     async fn watermark(&mut self, w: Watermark) -> Result<()> {
+        self.watermark_from(0, w).await
+    }
+
+    /// Event time advanced at operator `start`: it and those after it react, then the
+    /// watermark goes downstream.
+    async fn watermark_from(&mut self, start: usize, w: Watermark) -> Result<()> {
         let mut wm = Some(w);
-        for i in 0..self.ops.len() {
+        for i in start..self.ops.len() {
             let Some(w) = wm else { break };
             let mut buf = Vec::new();
             {
@@ -263,6 +314,7 @@ pub(crate) struct InputChannel {
     pub(crate) input: usize,
     ended: bool,
     blocked: bool,
+    idle: bool,
     watermark: Watermark,
 }
 
@@ -273,6 +325,7 @@ impl InputChannel {
             input,
             ended: false,
             blocked: false,
+            idle: false,
             watermark: Watermark::MIN,
         }
     }
@@ -339,15 +392,37 @@ impl InputSet {
     fn min_watermark(&self) -> Watermark {
         self.chans
             .iter()
-            .filter(|c| !c.ended)
+            .filter(|c| !c.ended && !c.idle)
             .map(|c| c.watermark)
             .min()
-            .unwrap_or(Watermark::MAX)
+            .unwrap_or(if self.all_ended() {
+                Watermark::MAX
+            } else {
+                // Every open channel is idle: time stays where it is.
+                self.watermark
+            })
+    }
+
+    /// `chan` went idle; returns the new watermark if that advanced it.
+    pub(crate) fn on_idle(&mut self, chan: usize) -> Option<Watermark> {
+        self.chans[chan].idle = true;
+        self.advance()
+    }
+
+    /// `chan` delivered data: it holds the watermark back again.
+    pub(crate) fn on_active(&mut self, chan: usize) {
+        self.chans[chan].idle = false;
+    }
+
+    /// Whether every open channel is idle.
+    pub(crate) fn all_idle(&self) -> bool {
+        self.chans.iter().filter(|c| !c.ended).all(|c| c.idle)
     }
 
     /// Records a watermark from `chan`; returns the task's new watermark if it advanced.
     pub(crate) fn on_watermark(&mut self, chan: usize, w: Watermark) -> Option<Watermark> {
         let c = &mut self.chans[chan];
+        c.idle = false;
         c.watermark = c.watermark.max(w);
         self.advance()
     }

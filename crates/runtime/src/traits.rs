@@ -39,6 +39,8 @@ pub struct OperatorContext {
     pub watermark: Watermark,
     /// Dead-letter output for rows that fail to convert.
     pub dead_letters: Arc<dyn DeadLetterOutput>,
+    /// The job's counters (late rows are counted here).
+    pub metrics: Arc<JobMetrics>,
 }
 
 /// A stateless or stateful transformation, run as one instance per subtask.
@@ -65,6 +67,19 @@ pub trait Operator: Send {
         _out: &mut Vec<RecordBatch>,
     ) -> Result<Option<Watermark>> {
         Ok(Some(watermark))
+    }
+
+    /// A watermark this operator generated while processing its last batch (a
+    /// watermark assigner after a source); the task passes it downstream after the
+    /// batch. Polled after every batch; `None` (the default) for everything else.
+    fn take_watermark(&mut self) -> Option<Watermark> {
+        None
+    }
+
+    /// How long the source feeding this operator may be without data before it is
+    /// declared idle (so it stops holding back downstream watermarks).
+    fn idle_timeout(&self) -> Option<std::time::Duration> {
+        None
     }
 
     /// A checkpoint barrier was aligned on all inputs: snapshot state for `checkpoint`.
@@ -207,4 +222,9 @@ pub trait SinkFactory: Send + Sync {
     }
     /// Creates the instance for one subtask.
     fn create(&self, task: &TaskInfo) -> Result<Box<dyn Sink>>;
+    /// Whether the sink accepts an updating stream (batches ending with the row-kind
+    /// column); append-only sinks (the default) make such a query fail at plan time.
+    fn accepts_changelog(&self) -> bool {
+        false
+    }
 }

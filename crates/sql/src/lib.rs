@@ -19,6 +19,7 @@ mod oracle;
 mod pipeline;
 pub mod planner;
 pub mod script;
+mod windows;
 
 pub use error::{Error, Result};
 pub use oracle::batch_oracle;

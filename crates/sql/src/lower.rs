@@ -11,32 +11,69 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::Field;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::common::DFSchema;
-use datafusion::common::tree_node::TreeNode;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
-use datafusion::logical_expr::{Expr, LogicalPlan, TableScan};
+use datafusion::logical_expr::ExprSchemable;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{Aggregate, Expr, Join, JoinType, LogicalPlan, TableScan};
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
+use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 use futures::future::BoxFuture;
 use sluice_connectors::values::ValuesSourceFactory;
 use sluice_connectors::{ConnectorTable, connector_for};
-use sluice_operators::stateless::{Filter, Projection};
+use sluice_operators::aggregate::{AggregateSpec, GroupAggregate, WindowAggregate};
+use sluice_operators::join::{JoinKind, StreamingJoin};
+use sluice_operators::stateless::{Filter, Projection, Unnest};
+use sluice_operators::window::WatermarkAssigner;
 use sluice_runtime::{EdgeKind, NodeId, NodeKind, SinkFactory, StreamGraph};
 use sluice_types::Location;
+use sluice_types::{ROW_KIND_COLUMN, parse_duration, row_kind_field};
 
 use crate::catalog::{Catalog, ConnectorTableProvider};
+use crate::ddl::parser::DIALECT;
 use crate::options::resolve_options;
 use crate::{Error, Result};
 
 /// An output of a lowered plan: the node producing it and its parallelism.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Stream {
     /// The producing node.
     pub node: NodeId,
     /// Its parallelism.
     pub parallelism: usize,
+    /// Set when the stream is a changelog (rows carry a kind): the operator that made
+    /// it updating, for error messages. Its batches then end with the row-kind column.
+    pub updating: Option<String>,
+}
+
+impl Stream {
+    fn append(node: NodeId, parallelism: usize) -> Stream {
+        Stream {
+            node,
+            parallelism,
+            updating: None,
+        }
+    }
+}
+
+fn updating_of(inputs: &[Stream]) -> Option<String> {
+    inputs.iter().find_map(|s| s.updating.clone())
+}
+
+/// `schema` with the row-kind column appended when the stream is updating.
+fn with_kind(schema: SchemaRef, updating: bool) -> SchemaRef {
+    if !updating {
+        return schema;
+    }
+    let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+    fields.push(Arc::new(row_kind_field()));
+    Arc::new(Schema::new(fields))
 }
 
 struct SourceNode {
@@ -56,6 +93,9 @@ pub struct Lowering<'a> {
     sources: HashMap<String, SourceNode>,
     sinks: HashMap<String, NodeId>,
     props: ExecutionProps,
+    /// Per table with a `WATERMARK`: the watermark expression over its physical
+    /// columns (unqualified) and its text.
+    watermarks: HashMap<String, (Expr, String)>,
 }
 
 /// The connector tables a plan reads (views already inlined).
@@ -96,6 +136,7 @@ impl<'a> Lowering<'a> {
             sources: HashMap::new(),
             sinks: HashMap::new(),
             props: ExecutionProps::new(),
+            watermarks: HashMap::new(),
         }
     }
 
@@ -115,6 +156,339 @@ impl<'a> Lowering<'a> {
         });
     }
 
+    /// Plans each scanned table's `WATERMARK` expression over its physical columns
+    /// (computed columns inlined), and makes its sources read those columns.
+    pub async fn prepare_watermarks(&mut self) -> Result<()> {
+        let mut tables: Vec<String> = self.needed.keys().cloned().collect();
+        tables.sort();
+        for table in tables {
+            let Some(def) = self.catalog.tables.get(&table) else {
+                continue;
+            };
+            let Some(wm) = &def.watermark else {
+                continue;
+            };
+            let text = format!("WATERMARK FOR {} AS {}", wm.column, wm.expr);
+            let sql = format!("SELECT {} AS __sluice_wm FROM `{}`", wm.expr, def.name);
+            let tokens = Tokenizer::new(&DIALECT, &sql)
+                .tokenize_with_location()
+                .map_err(|e| Error::sql(&def.location, e.to_string()))?;
+            let ast = crate::planner::parse_statement(&def.location.file, tokens, &def.location)?;
+            let plan = crate::planner::plan_statement(self.catalog, ast, &def.location).await?;
+            let plan = self
+                .catalog
+                .ctx
+                .state()
+                .optimize(&plan)
+                .map_err(|e| crate::planner::plan_error(e, &def.location))?;
+            let start = Expr::Column(Column::new_unqualified("__sluice_wm"));
+            let Some(expr) = inline_to_scan(start, &plan) else {
+                return Err(Error::Unsupported {
+                    location: def.location.clone(),
+                    message: format!(
+                        "table '{table}': the watermark expression must be computed from \
+                         the table's columns alone (got plan {})",
+                        plan.display_indent()
+                    ),
+                });
+            };
+            let expr = unqualify(expr);
+            let physical = def.physical_schema();
+            let set = self.needed.entry(table.clone()).or_default();
+            for c in expr.column_refs() {
+                match physical.index_of(&c.name) {
+                    Ok(i) => {
+                        set.insert(i);
+                    }
+                    Err(_) => {
+                        return Err(Error::Unsupported {
+                            location: def.location.clone(),
+                            message: format!(
+                                "table '{table}': the watermark needs column '{}', which is \
+                                 not a physical column",
+                                c.name
+                            ),
+                        });
+                    }
+                }
+            }
+            self.watermarks.insert(table, (expr, text));
+        }
+        Ok(())
+    }
+
+    /// `GROUP BY`: a window aggregation when the keys include the `window_start` and
+    /// `window_end` of a window table function, else an unbounded (updating) one.
+    async fn aggregate(&mut self, agg: &Aggregate, location: &Location) -> Result<Vec<Stream>> {
+        let plan_node = LogicalPlan::Aggregate(agg.clone());
+        if agg
+            .group_expr
+            .iter()
+            .any(|g| matches!(g, Expr::GroupingSet(_)))
+        {
+            return Err(Error::Unsupported {
+                location: location.clone(),
+                message: "GROUPING SETS, CUBE and ROLLUP are not supported in streaming \
+                          pipelines yet"
+                    .into(),
+            });
+        }
+        let inputs = self.lower(&agg.input, location).await?;
+        let updating = updating_of(&inputs);
+        let (inputs, keys, ext_schema) = self.keyed(
+            inputs,
+            agg.input.schema().as_ref(),
+            &agg.group_expr,
+            location,
+        )?;
+        let physical_input = arrow_schema(&ext_schema);
+        let mut aggs = Vec::new();
+        let mut filters = Vec::new();
+        for e in &agg.aggr_expr {
+            let planning = PhysicalPlanningContext::default();
+            let lowered = LoweredAggregateBuilder::new(
+                e,
+                &ext_schema,
+                physical_input.as_ref(),
+                &self.props,
+                &planning,
+            )
+            .build()
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+            aggs.push(lowered.aggregate);
+            filters.push(lowered.filter);
+        }
+        let out_schema = arrow_schema(&agg.schema);
+        let key_names: Vec<String> = (0..agg.group_expr.len())
+            .map(|i| out_schema.field(i).name().clone())
+            .collect();
+        let spec = AggregateSpec {
+            keys: keys.clone(),
+            aggs,
+            filters,
+            input: physical_input,
+            output: out_schema,
+        };
+        let window_end = key_names.iter().position(|n| n == "window_end");
+        let windowed = window_end.is_some() && key_names.iter().any(|n| n == "window_start");
+        let (kind, parallelism, out_updating): (NodeKind, usize, Option<String>) = if windowed {
+            if let Some(op) = &updating {
+                return Err(Error::Unsupported {
+                    location: location.clone(),
+                    message: format!(
+                        "a window aggregation needs an append-only input, but {op} makes \
+                         its input updating"
+                    ),
+                });
+            }
+            let end = keys[window_end.unwrap_or(0)];
+            let op = WindowAggregate::new(spec, end);
+            (NodeKind::Operator(Arc::new(op)), self.workers, None)
+        } else {
+            let op = GroupAggregate::new(spec, updating.is_some());
+            if updating.is_some()
+                && let Some(f) = op.non_retracting()
+            {
+                return Err(Error::Unsupported {
+                    location: location.clone(),
+                    message: format!(
+                        "{f} cannot take back rows, but its input is updating ({}); \
+                         aggregate an append-only input with it",
+                        updating.unwrap_or_default()
+                    ),
+                });
+            }
+            let what = if key_names.is_empty() {
+                "GroupAggregate (a global aggregate)".to_string()
+            } else {
+                format!("GroupAggregate (GROUP BY {})", key_names.join(", "))
+            };
+            let p = if keys.is_empty() { 1 } else { self.workers };
+            (NodeKind::Operator(Arc::new(op)), p, Some(what))
+        };
+        let _ = plan_node;
+        let node = self.graph.add_node(kind, parallelism);
+        for s in &inputs {
+            let edge = if keys.is_empty() {
+                EdgeKind::Rebalance
+            } else if parallelism == 1 && s.parallelism == 1 {
+                EdgeKind::Forward
+            } else {
+                EdgeKind::Hash(keys.clone())
+            };
+            self.graph.connect(s.node, node, edge, 0);
+        }
+        Ok(vec![Stream {
+            node,
+            parallelism,
+            updating: out_updating,
+        }])
+    }
+
+    /// Key columns for `exprs` over streams of `in_schema`: column references are used
+    /// as they are; other expressions are computed by a projection that appends them
+    /// (before the row kind). Returns the streams to shuffle, the key indices and the
+    /// schema of those streams (without row kind).
+    fn keyed(
+        &mut self,
+        inputs: Vec<Stream>,
+        in_schema: &DFSchema,
+        exprs: &[Expr],
+        location: &Location,
+    ) -> Result<(Vec<Stream>, Vec<usize>, DFSchema)> {
+        let updating = updating_of(&inputs);
+        let width = in_schema.fields().len();
+        let mut keys = Vec::new();
+        let mut extra: Vec<Expr> = Vec::new();
+        for g in exprs {
+            match g {
+                Expr::Column(c) => keys.push(
+                    in_schema
+                        .index_of_column(c)
+                        .map_err(|e| crate::planner::plan_error(e, location))?,
+                ),
+                other => {
+                    keys.push(width + extra.len());
+                    extra.push(other.clone());
+                }
+            }
+        }
+        if extra.is_empty() {
+            return Ok((inputs, keys, in_schema.clone()));
+        }
+        let mut physical: Vec<Arc<dyn PhysicalExpr>> = (0..width)
+            .map(|i| {
+                Arc::new(datafusion::physical_expr::expressions::Column::new(
+                    in_schema.field(i).name(),
+                    i,
+                )) as Arc<dyn PhysicalExpr>
+            })
+            .collect();
+        physical.extend(self.physical(&extra, in_schema, location)?);
+        let mut fields = Vec::new();
+        for (k, e) in extra.iter().enumerate() {
+            let (_, field) = e
+                .to_field(in_schema)
+                .map_err(|e| crate::planner::plan_error(e, location))?;
+            fields.push(Field::new(
+                format!("__sluice_key_{k}"),
+                field.data_type().clone(),
+                true,
+            ));
+        }
+        let keys_schema = DFSchema::from_unqualified_fields(fields.into(), Default::default())
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+        let ext = in_schema
+            .join(&keys_schema)
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+        if updating.is_some() {
+            physical.push(Arc::new(
+                datafusion::physical_expr::expressions::Column::new(ROW_KIND_COLUMN, width),
+            ));
+        }
+        let schema = with_kind(arrow_schema(&ext), updating.is_some());
+        let op = Projection::new(physical, schema);
+        let s = self.operator(NodeKind::Operator(Arc::new(op)), &inputs);
+        Ok((vec![s], keys, ext))
+    }
+
+    /// A regular join of two streams on equal keys (plus any other condition).
+    async fn join(&mut self, j: &Join, location: &Location) -> Result<Vec<Stream>> {
+        let plan_node = LogicalPlan::Join(j.clone());
+        let kind = match j.join_type {
+            JoinType::Inner => JoinKind::Inner,
+            JoinType::Left => JoinKind::Left,
+            JoinType::Right => JoinKind::Right,
+            JoinType::Full => JoinKind::Full,
+            JoinType::LeftSemi => JoinKind::Semi(0),
+            JoinType::RightSemi => JoinKind::Semi(1),
+            JoinType::LeftAnti => JoinKind::Anti(0),
+            JoinType::RightAnti => JoinKind::Anti(1),
+            _ => return Err(unsupported(&plan_node, location)),
+        };
+        if j.on.is_empty() {
+            return Err(Error::Unsupported {
+                location: location.clone(),
+                message: "a streaming join needs at least one equality between the two \
+                          sides (a cross join would keep unbounded state)"
+                    .into(),
+            });
+        }
+        let left = self.lower(&j.left, location).await?;
+        let right = self.lower(&j.right, location).await?;
+        let lu = updating_of(&left);
+        let ru = updating_of(&right);
+        let (lexprs, rexprs): (Vec<Expr>, Vec<Expr>) = j.on.iter().cloned().unzip();
+        let (left, lkeys, lschema) = self.keyed(left, j.left.schema(), &lexprs, location)?;
+        let (right, rkeys, rschema) = self.keyed(right, j.right.schema(), &rexprs, location)?;
+        let mut key_types = Vec::new();
+        for (l, r) in lkeys.iter().zip(&rkeys) {
+            let lt = lschema.field(*l).data_type().clone();
+            let rt = rschema.field(*r).data_type().clone();
+            if lt != rt {
+                return Err(Error::Unsupported {
+                    location: location.clone(),
+                    message: format!("join keys of different types ({lt} and {rt}): CAST one side"),
+                });
+            }
+            key_types.push(lt);
+        }
+        let both = j
+            .left
+            .schema()
+            .join(j.right.schema())
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+        let filter = match &j.filter {
+            Some(f) => Some(self.physical(std::slice::from_ref(f), &both, location)?[0].clone()),
+            None => None,
+        };
+        let updating = lu.clone().or(ru.clone()).or_else(|| {
+            kind.updating()
+                .then(|| format!("Join ({:?} outer join)", j.join_type))
+        });
+        let joined = arrow_schema(&both);
+        let output = with_kind(arrow_schema(&j.schema), updating.is_some());
+        let on: Vec<String> = j.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+        let description = format!(
+            "{:?} join on [{}]{}",
+            j.join_type,
+            on.join(", "),
+            j.filter
+                .as_ref()
+                .map(|f| format!(" where {f}"))
+                .unwrap_or_default()
+        );
+        let op = StreamingJoin::new(
+            kind,
+            [lkeys.clone(), rkeys.clone()],
+            [
+                j.left.schema().fields().len(),
+                j.right.schema().fields().len(),
+            ],
+            filter,
+            joined,
+            output,
+            key_types,
+            description,
+        );
+        let node = self
+            .graph
+            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
+        for s in &left {
+            self.graph
+                .connect(s.node, node, EdgeKind::Hash(lkeys.clone()), 0);
+        }
+        for s in &right {
+            self.graph
+                .connect(s.node, node, EdgeKind::Hash(rkeys.clone()), 1);
+        }
+        Ok(vec![Stream {
+            node,
+            parallelism: self.workers,
+            updating,
+        }])
+    }
+
     /// Lowers a plan; returns the streams whose union is the plan's output.
     pub fn lower<'b>(
         &'b mut self,
@@ -129,9 +503,41 @@ impl<'a> Lowering<'a> {
                 LogicalPlan::TableScan(scan) => self.table_scan(scan, location),
                 LogicalPlan::Projection(p) => {
                     let inputs = self.lower(&p.input, location).await?;
-                    let exprs = self.physical(&p.expr, p.input.schema(), location)?;
-                    let schema = arrow_schema(&p.schema);
+                    let mut exprs = self.physical(&p.expr, p.input.schema(), location)?;
+                    let updating = updating_of(&inputs).is_some();
+                    if updating {
+                        let at = p.input.schema().fields().len();
+                        exprs.push(Arc::new(
+                            datafusion::physical_expr::expressions::Column::new(
+                                ROW_KIND_COLUMN,
+                                at,
+                            ),
+                        ));
+                    }
+                    let schema = with_kind(arrow_schema(&p.schema), updating);
                     let op = Projection::new(exprs, schema);
+                    Ok(vec![
+                        self.operator(NodeKind::Operator(Arc::new(op)), &inputs),
+                    ])
+                }
+                LogicalPlan::Aggregate(agg) => self.aggregate(agg, location).await,
+                LogicalPlan::Join(j) => self.join(j, location).await,
+                LogicalPlan::Unnest(u) => {
+                    let inputs = self.lower(&u.input, location).await?;
+                    let straight = u
+                        .dependency_indices
+                        .iter()
+                        .enumerate()
+                        .all(|(i, d)| i == *d);
+                    let [(column, list)] = u.list_type_columns.as_slice() else {
+                        return Err(unsupported(plan, location));
+                    };
+                    if !straight || list.depth != 1 || !u.struct_type_columns.is_empty() {
+                        return Err(unsupported(plan, location));
+                    }
+                    let updating = updating_of(&inputs).is_some();
+                    let schema = with_kind(arrow_schema(&u.schema), updating);
+                    let op = Unnest::new(*column, schema);
                     Ok(vec![
                         self.operator(NodeKind::Operator(Arc::new(op)), &inputs),
                     ])
@@ -143,7 +549,11 @@ impl<'a> Lowering<'a> {
                         f.input.schema(),
                         location,
                     )?;
-                    let op = Filter::new(pred[0].clone(), arrow_schema(f.input.schema()));
+                    let updating = updating_of(&inputs).is_some();
+                    let op = Filter::new(
+                        pred[0].clone(),
+                        with_kind(arrow_schema(f.input.schema()), updating),
+                    );
                     Ok(vec![
                         self.operator(NodeKind::Operator(Arc::new(op)), &inputs),
                     ])
@@ -192,7 +602,11 @@ impl<'a> Lowering<'a> {
             };
             self.graph.connect(s.node, node, edge, 0);
         }
-        Stream { node, parallelism }
+        Stream {
+            node,
+            parallelism,
+            updating: updating_of(inputs),
+        }
     }
 
     fn table_scan(&mut self, scan: &TableScan, location: &Location) -> Result<Vec<Stream>> {
@@ -213,10 +627,7 @@ impl<'a> Lowering<'a> {
             .projection
             .clone()
             .unwrap_or_else(|| (0..full_schema.fields().len()).collect());
-        let stream = Stream {
-            node: source.0,
-            parallelism: self.workers,
-        };
+        let stream = Stream::append(source.0, self.workers);
         if wanted == source.1 {
             return Ok(vec![stream]);
         }
@@ -263,7 +674,24 @@ impl<'a> Lowering<'a> {
                 location: location.clone(),
                 message: format!("table '{table}' missing from the catalog"),
             })?;
-        let options = resolve_options(def)?;
+        let mut options = resolve_options(def)?;
+        let idle_timeout = match options.remove("scan.watermark.idle-timeout").or_else(|| {
+            self.catalog
+                .settings
+                .get("table.exec.source.idle-timeout")
+                .cloned()
+        }) {
+            Some(v) => {
+                let d = parse_duration(&v).map_err(|e| {
+                    Error::sql(
+                        &def.location,
+                        format!("'scan.watermark.idle-timeout' = '{v}': {e}"),
+                    )
+                })?;
+                (!d.is_zero()).then_some(d)
+            }
+            None => None,
+        };
         let columns: Vec<usize> = if supports_projection(&options) {
             self.needed
                 .get(table)
@@ -279,14 +707,27 @@ impl<'a> Lowering<'a> {
         let connector = def.connector().unwrap_or_default();
         let ct = ConnectorTable {
             name: def.name.clone(),
-            schema,
+            schema: schema.clone(),
             options,
             primary_key: def.primary_key.clone(),
         };
         let factory = connector_for(connector)
             .and_then(|c| c.source(&ct))
             .map_err(|source| Error::connector(&def.location, source))?;
-        let node = self.graph.add_node(NodeKind::Source(factory), self.workers);
+        let mut node = self.graph.add_node(NodeKind::Source(factory), self.workers);
+        if let Some((expr, text)) = self.watermarks.get(table).cloned() {
+            let df_schema = DFSchema::try_from(ct.schema.as_ref().clone())
+                .map_err(|e| crate::planner::plan_error(e, &def.location))?;
+            let physical =
+                create_physical_expr(&expr, &df_schema, &self.props, &Default::default())
+                    .map_err(|e| crate::planner::plan_error(e, &def.location))?;
+            let assigner = WatermarkAssigner::new(physical, ct.schema.clone(), idle_timeout, text);
+            let wm = self
+                .graph
+                .add_node(NodeKind::Operator(Arc::new(assigner)), self.workers);
+            self.graph.connect(node, wm, EdgeKind::Forward, 0);
+            node = wm;
+        }
         self.sources.insert(
             table.to_string(),
             SourceNode {
@@ -313,10 +754,7 @@ impl<'a> Lowering<'a> {
         let schema = arrow_schema(plan.schema());
         let factory = ValuesSourceFactory::new("VALUES", schema, batches);
         let node = self.graph.add_node(NodeKind::Source(Arc::new(factory)), 1);
-        Ok(vec![Stream {
-            node,
-            parallelism: 1,
-        }])
+        Ok(vec![Stream::append(node, 1)])
     }
 
     /// Connects `inputs` to the sink of `table` (created on first use). Rows are hashed
@@ -327,7 +765,23 @@ impl<'a> Lowering<'a> {
         factory: Arc<dyn SinkFactory>,
         key: Vec<usize>,
         inputs: &[Stream],
-    ) {
+        location: &Location,
+    ) -> Result<()> {
+        if let Some(op) = updating_of(inputs)
+            && !factory.accepts_changelog()
+        {
+            return Err(Error::Unsupported {
+                location: location.clone(),
+                message: format!(
+                    "table '{table}' (sink '{}') only accepts appended rows, but the query \
+                     produces updates: {op} makes it an updating (changelog) stream. Write \
+                     it to a sink that accepts changes (print, blackhole, or a table with \
+                     PRIMARY KEY on an upsert connector), or aggregate over event-time \
+                     windows (TUMBLE/HOP/CUMULATE), whose results are final",
+                    factory.name()
+                ),
+            });
+        }
         let parallelism = factory.parallelism().unwrap_or_else(|| {
             inputs
                 .iter()
@@ -350,7 +804,57 @@ impl<'a> Lowering<'a> {
             };
             self.graph.connect(s.node, node, edge, 0);
         }
+        Ok(())
     }
+}
+
+/// `expr` (over `plan`'s output) rewritten over the columns of the table scan at the
+/// bottom of `plan`, inlining projections on the way; `None` past anything else.
+fn inline_to_scan(expr: Expr, plan: &LogicalPlan) -> Option<Expr> {
+    match plan {
+        LogicalPlan::TableScan(_) => Some(unqualify(expr)),
+        LogicalPlan::SubqueryAlias(a) => inline_to_scan(unqualify(expr), &a.input),
+        LogicalPlan::Projection(p) => {
+            let map: HashMap<String, Expr> = p
+                .schema
+                .fields()
+                .iter()
+                .zip(&p.expr)
+                .map(|(f, e)| (f.name().clone(), e.clone().unalias_nested().data))
+                .collect();
+            let e = expr
+                .transform_up(|e| {
+                    Ok(match e {
+                        Expr::Column(c) => match map.get(&c.name) {
+                            Some(x) => Transformed::yes(x.clone()),
+                            None => Transformed::no(Expr::Column(c)),
+                        },
+                        other => Transformed::no(other),
+                    })
+                })
+                .ok()?
+                .data;
+            inline_to_scan(e, &p.input)
+        }
+        _ => None,
+    }
+}
+
+/// `expr` with every column reference stripped of its table qualifier.
+fn unqualify(expr: Expr) -> Expr {
+    expr.transform(|e| {
+        Ok(match e {
+            Expr::Column(c) => Transformed::yes(Expr::Column(Column::new_unqualified(c.name))),
+            other => Transformed::no(other),
+        })
+    })
+    .map(|t| t.data)
+    .unwrap_or_else(|e| {
+        Expr::Literal(
+            datafusion::common::ScalarValue::Utf8(Some(e.to_string())),
+            None,
+        )
+    })
 }
 
 fn has_table_scan(plan: &LogicalPlan) -> bool {
@@ -375,11 +879,15 @@ pub fn arrow_schema(schema: &DFSchema) -> SchemaRef {
 fn unsupported(plan: &LogicalPlan, location: &Location) -> Error {
     let what = match plan {
         LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => {
-            "aggregation (GROUP BY / DISTINCT) needs event-time windows or changelog output, \
-             which this version of Sluice does not run yet; only stateless queries \
-             (projections, filters, UNION ALL) are supported for now"
+            "this form of aggregation is not supported in streaming pipelines yet"
         }
-        LogicalPlan::Join(_) => "joins are not supported yet in streaming pipelines",
+        LogicalPlan::Join(_) => {
+            "this kind of join is not supported in streaming pipelines yet (supported: \
+             inner, left, right and full joins with an equality, and semi/anti joins)"
+        }
+        LogicalPlan::Unnest(_) => {
+            "UNNEST of several columns, of structs or of nested lists is not supported yet"
+        }
         LogicalPlan::Sort(_) => {
             "ORDER BY on an unbounded stream is not supported (Flink allows it only on a time attribute)"
         }

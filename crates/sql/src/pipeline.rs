@@ -89,6 +89,7 @@ impl Pipeline {
         for plan in &optimized {
             lowering.collect_columns(plan);
         }
+        lowering.prepare_watermarks().await?;
         for (ins, plan) in inserts.iter().zip(&optimized) {
             let streams = lowering.lower(plan, &ins.location).await?;
             let (name, factory, key) = sink_for(
@@ -98,7 +99,7 @@ impl Pipeline {
                 &ins.location,
                 opts.capture.as_ref(),
             )?;
-            lowering.sink(&name, factory, key, &streams);
+            lowering.sink(&name, factory, key, &streams, &ins.location)?;
         }
         let graph = lowering.graph;
         let bounded = graph.nodes.iter().all(|n| match &n.kind {
@@ -288,7 +289,8 @@ async fn create_table(catalog: &mut Catalog, st: &Statement) -> Result<()> {
 /// Parses `CREATE [TEMPORARY] VIEW [IF NOT EXISTS] name AS query` (no awaits: the
 /// parser is not `Send`).
 fn parse_create_view(st: &Statement) -> Result<(String, bool, Box<ast::Query>)> {
-    let mut c = Cursor::new(&st.location.file, st.tokens.clone());
+    let tokens = crate::windows::rewrite(st.tokens.clone(), &st.location)?;
+    let mut c = Cursor::new(&st.location.file, tokens);
     c.expect_word("CREATE", "")?;
     let _ = c.word("TEMPORARY");
     c.expect_word("VIEW", "")?;

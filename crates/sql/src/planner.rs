@@ -24,6 +24,7 @@ pub fn parse_statement(
     tokens: Vec<TokenWithSpan>,
     location: &Location,
 ) -> Result<ast::Statement> {
+    let tokens = crate::windows::rewrite(tokens, location)?;
     let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
     let mut st = parser.parse_statement().map_err(|e| {
         let msg = e.to_string();

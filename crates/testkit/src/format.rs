@@ -33,18 +33,53 @@ pub fn format_value(array: &dyn Array, row: usize) -> String {
     }
 }
 
-/// Every row of `batches` as a vector of strings.
+/// Rows of `batches` as strings; a changelog (rows with kinds) is applied, so the
+/// result is the final table.
 pub fn format_batches(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
+    let changelog = batches
+        .iter()
+        .any(|b| sluice_types::is_changelog(b.schema_ref()));
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut counts: std::collections::HashMap<Vec<String>, i64> = Default::default();
     for b in batches {
-        for r in 0..b.num_rows() {
-            rows.push(
-                b.columns()
-                    .iter()
-                    .map(|c| format_value(c.as_ref(), r))
-                    .collect(),
-            );
+        let kinds = sluice_types::kinds_of(b);
+        let b = sluice_types::without_row_kind(b);
+        for (r, kind) in kinds.iter().enumerate() {
+            let row: Vec<String> = b
+                .columns()
+                .iter()
+                .map(|c| format_value(c.as_ref(), r))
+                .collect();
+            if !changelog {
+                rows.push(row);
+            } else {
+                // A changelog is applied: a retraction takes back the row it names.
+                let delta = if kind.is_accumulate() { 1 } else { -1 };
+                match counts.get_mut(&row) {
+                    Some(n) => *n += delta,
+                    None => {
+                        counts.insert(row.clone(), delta);
+                        rows.push(row);
+                    }
+                }
+            }
         }
     }
-    rows
+    if !changelog {
+        return rows;
+    }
+    let mut out = Vec::new();
+    for row in rows {
+        let n = counts.get(&row).copied().unwrap_or(0);
+        if n < 0 {
+            let mut orphan = vec![format!("retracted {} more times than inserted", -n)];
+            orphan.extend(row);
+            out.push(orphan);
+            continue;
+        }
+        for _ in 0..n {
+            out.push(row.clone());
+        }
+    }
+    out
 }

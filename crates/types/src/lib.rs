@@ -6,11 +6,15 @@
 //! Does not own: anything async (no tokio here), planning, or I/O.
 #![warn(missing_docs, unreachable_pub)]
 
+mod changelog;
 mod dead_letter;
 mod error;
 mod message;
 mod time;
 
+pub use changelog::{
+    ROW_KIND_COLUMN, RowKind, is_changelog, kinds_of, row_kind_field, row_kinds, without_row_kind,
+};
 pub use dead_letter::{DeadLetter, MAX_DEAD_LETTER_BYTES};
 pub use error::{ErrorKind, Location};
 pub use message::{Barrier, CheckpointId, Message, Watermark};

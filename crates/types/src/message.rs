@@ -38,6 +38,9 @@ pub enum Message {
     Watermark(Watermark),
     /// A checkpoint barrier.
     Barrier(Barrier),
+    /// The sender has had no data for its idle timeout: until its next batch or
+    /// watermark, it must not hold back the receiver's watermark.
+    Idle,
     /// The sending subtask has no more data and will send nothing else.
     End,
 }

@@ -9,7 +9,12 @@ use sluice_sql::{Pipeline, PipelineOptions, batch_oracle};
 
 use crate::{root, sluice, text};
 
-const QUERIES: [&str; 6] = ["q0", "q1", "q2", "q14", "q21", "q22"];
+const QUERIES: [&str; 16] = [
+    "q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q14", "q15", "q16", "q17", "q20", "q21",
+    "q22", "q23",
+];
+/// Queries whose answer over the test's events may be empty.
+const MAY_BE_EMPTY: [&str; 3] = ["q2", "q3", "q14"];
 const EVENTS: u64 = 20_000;
 
 fn suite(file: &str) -> String {
@@ -48,6 +53,11 @@ fn options(defines: BTreeMap<String, String>, workers: usize) -> PipelineOptions
 async fn suite_queries_run_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     for q in QUERIES {
+        // The suite's q20 file creates `discard_sink` but inserts into `nexmark_q20`
+        // (it fails on Flink too); the oracle test below runs its query.
+        if q == "q20" {
+            continue;
+        }
         let text = format!(
             "{}\n{}\n{}",
             suite("ddl_gen.sql"),
@@ -69,7 +79,7 @@ async fn suite_queries_run_unchanged() {
             .unwrap_or_else(|e| panic!("{q} fails: {e}"));
         assert_eq!(summary.rows_in, EVENTS, "{q}");
         assert_eq!(summary.dead_letters, 0, "{q}");
-        if q != "q2" && q != "q14" {
+        if !MAY_BE_EMPTY.contains(&q) {
             assert!(summary.rows_out > 0, "{q} wrote nothing");
         }
     }
@@ -141,7 +151,7 @@ async fn suite_queries_match_the_batch_oracle() {
         got.sort();
         want.sort();
         assert!(
-            !want.is_empty() || q == "q2" || q == "q14",
+            !want.is_empty() || MAY_BE_EMPTY.contains(&q),
             "{q}: the oracle found no rows"
         );
         assert_eq!(got.len(), want.len(), "{q}: row counts differ");

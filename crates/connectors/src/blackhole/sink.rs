@@ -44,6 +44,10 @@ impl SinkFactory for BlackholeSinkFactory {
         format!("Sink: {} (blackhole)", self.name)
     }
 
+    fn accepts_changelog(&self) -> bool {
+        true
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

@@ -28,6 +28,10 @@ impl SinkFactory for MemorySinkFactory {
         "Sink: results (memory)".into()
     }
 
+    fn accepts_changelog(&self) -> bool {
+        true
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }

@@ -48,6 +48,10 @@ impl SinkFactory for PrintSinkFactory {
         format!("Sink: {} (print)", self.name)
     }
 
+    fn accepts_changelog(&self) -> bool {
+        true
+    }
+
     fn schema(&self) -> SchemaRef {
         self.schema.clone()
     }
@@ -89,9 +93,12 @@ fn timestamp_format(unit: &TimeUnit) -> &'static str {
     }
 }
 
-/// Renders rows Flink-style: `+I[1, abc, 2024-01-01 00:00:00.000]`, nulls as `null`.
+/// Renders rows Flink-style: `+I[1, abc, 2024-01-01 00:00:00.000]`, nulls as `null`;
+/// rows of an updating stream show their kind (`-U[…]`, `+U[…]`, `-D[…]`).
 pub fn format_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Result<()> {
     use std::fmt::Write as _;
+    let kinds = sluice_types::kinds_of(batch);
+    let batch = &sluice_types::without_row_kind(batch);
     let base = FormatOptions::default().with_null("null");
     let mut formatters = Vec::with_capacity(batch.num_columns());
     for col in batch.columns() {
@@ -110,9 +117,10 @@ pub fn format_rows(batch: &RecordBatch, prefix: &str, out: &mut String) -> Resul
         .iter()
         .map(|(c, o)| ArrayFormatter::try_new(c.as_ref(), o))
         .collect::<std::result::Result<Vec<_>, _>>()?;
-    for row in 0..batch.num_rows() {
+    for (row, kind) in kinds.iter().enumerate() {
         out.push_str(prefix);
-        out.push_str("+I[");
+        out.push_str(kind.short());
+        out.push('[');
         for (i, f) in fmts.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");

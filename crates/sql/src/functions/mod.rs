@@ -46,6 +46,7 @@ mod rewrite;
 mod string;
 mod text;
 mod udf;
+mod window;
 
 #[cfg(test)]
 mod tests;
@@ -97,6 +98,10 @@ fn udfs() -> Vec<ScalarUDF> {
         random::rand(),
         random::rand_integer(),
         cond::if_fn(),
+        window::window_start(),
+        window::hop_starts(),
+        window::cumulate_ends(),
+        window::window_time(),
     ];
     list.extend(datetime::EXTRACTORS.iter().map(|n| datetime::extract(n)));
     list.into_iter().map(udf::FlinkUdf::into_udf).collect()

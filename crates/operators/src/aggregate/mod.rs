@@ -1,0 +1,10 @@
+//! Aggregations: windowed (append-only output, one result per window and key) and
+//! unbounded `GROUP BY` (a changelog). Both use DataFusion's aggregate functions.
+
+mod group;
+mod spec;
+mod window;
+
+pub use group::GroupAggregate;
+pub use spec::AggregateSpec;
+pub use window::WindowAggregate;

@@ -1,0 +1,499 @@
+//! The regular streaming join: both inputs' rows are kept in state, hashed by the
+//! equi-join key; a new row on one side is joined with every stored row of the other
+//! side (and the non-equi condition), then stored. Outer joins emit a row padded with
+//! NULLs while a row has no partner, and retract it (`-D`) when the first partner comes.
+//! Updating inputs are supported: a retracted row (`-U`/`-D`) is removed from state and
+//! its joined rows are retracted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, UInt32Array, new_null_array,
+};
+use datafusion::arrow::compute::{interleave, take};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::error::Result as DfResult;
+use datafusion::physical_plan::PhysicalExpr;
+use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
+use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_types::{RowKind, kinds_of, without_row_kind};
+
+/// Which rows a join keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only matched pairs.
+    Inner,
+    /// Every left row, NULL-padded while unmatched.
+    Left,
+    /// Every right row, NULL-padded while unmatched.
+    Right,
+    /// Every row of both sides.
+    Full,
+    /// Rows of the given side (0 = left) that have at least one partner.
+    Semi(usize),
+    /// Rows of the given side that have no partner.
+    Anti(usize),
+}
+
+impl JoinKind {
+    fn keeps_unmatched(self, side: usize) -> bool {
+        matches!(
+            (self, side),
+            (JoinKind::Left, 0) | (JoinKind::Right, 1) | (JoinKind::Full, _)
+        )
+    }
+
+    /// Whether the output is a changelog even for append-only inputs.
+    pub fn updating(self) -> bool {
+        !matches!(self, JoinKind::Inner | JoinKind::Semi(_))
+    }
+
+    /// For semi and anti joins: the side whose rows are output, and whether a row is
+    /// visible when it has partners (semi) or when it has none (anti).
+    fn filtering(self) -> Option<(usize, bool)> {
+        match self {
+            JoinKind::Semi(s) => Some((s, true)),
+            JoinKind::Anti(s) => Some((s, false)),
+            _ => None,
+        }
+    }
+}
+
+/// Factory of [`StreamingJoin`] subtasks.
+#[derive(Debug, Clone)]
+pub struct StreamingJoin {
+    kind: JoinKind,
+    /// Key columns of each side's input batches.
+    keys: [Vec<usize>; 2],
+    /// Columns of each side that belong to the output (a prefix of the input).
+    widths: [usize; 2],
+    /// The non-equi condition over the joined row (left columns then right columns).
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The joined row's schema: left columns then right columns (without row kind).
+    joined: SchemaRef,
+    /// The output schema (with the row kind when the output is updating).
+    output: SchemaRef,
+    /// Types of the key columns (the same on both sides).
+    key_types: Vec<DataType>,
+    description: String,
+}
+
+impl StreamingJoin {
+    /// A join; see the field docs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        kind: JoinKind,
+        keys: [Vec<usize>; 2],
+        widths: [usize; 2],
+        filter: Option<Arc<dyn PhysicalExpr>>,
+        joined: SchemaRef,
+        output: SchemaRef,
+        key_types: Vec<DataType>,
+        description: String,
+    ) -> Self {
+        StreamingJoin {
+            kind,
+            keys,
+            widths,
+            filter,
+            joined,
+            output,
+            key_types,
+            description,
+        }
+    }
+}
+
+/// One stored row: where it is, and how many partners it has now.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    batch: u32,
+    row: u32,
+    matches: u32,
+}
+
+#[derive(Default)]
+struct SideState {
+    batches: Vec<RecordBatch>,
+    by_key: HashMap<OwnedRow, Vec<Entry>>,
+}
+
+struct JoinTask {
+    f: StreamingJoin,
+    converters: [RowConverter; 2],
+    state: [SideState; 2],
+}
+
+fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
+    sluice_runtime::Error::DataFusion(e)
+}
+
+/// Output rows being built: (left ref, right ref, kind); a ref is (batch, row) into
+/// a list of source batches per side, `None` for NULL padding.
+#[derive(Default)]
+struct Out {
+    left: Vec<Option<(usize, usize)>>,
+    right: Vec<Option<(usize, usize)>>,
+    kinds: Vec<RowKind>,
+}
+
+impl JoinTask {
+    fn key_rows(&self, side: usize, batch: &RecordBatch) -> DfResult<datafusion::arrow::row::Rows> {
+        let cols: Vec<ArrayRef> = self.f.keys[side]
+            .iter()
+            .map(|k| batch.column(*k).clone())
+            .collect();
+        Ok(self.converters[side].convert_columns(&cols)?)
+    }
+
+    fn process_side(&mut self, side: usize, batch: RecordBatch) -> DfResult<Option<RecordBatch>> {
+        let other = 1 - side;
+        let kinds = kinds_of(&batch);
+        let data = without_row_kind(&batch);
+        let data = data.project(&(0..self.f.widths[side]).collect::<Vec<_>>())?;
+        let keys = self.key_rows(side, &batch)?;
+        let key_nulls: Vec<bool> = (0..batch.num_rows())
+            .map(|r| {
+                self.f.keys[side]
+                    .iter()
+                    .any(|k| batch.column(*k).is_null(r))
+            })
+            .collect();
+        // Candidate pairs: (input row, other side entry index in its key list).
+        let mut cand_row = Vec::new();
+        let mut cand_ref: Vec<(usize, usize)> = Vec::new();
+        let mut cand_key: Vec<OwnedRow> = Vec::new();
+        let mut cand_pos = Vec::new();
+        for (r, null_key) in key_nulls.iter().enumerate() {
+            if *null_key {
+                continue;
+            }
+            let key = keys.row(r).owned();
+            if let Some(list) = self.state[other].by_key.get(&key) {
+                for (pos, e) in list.iter().enumerate() {
+                    cand_row.push(r);
+                    cand_ref.push((e.batch as usize, e.row as usize));
+                    cand_pos.push(pos);
+                    cand_key.push(key.clone());
+                }
+            }
+        }
+        // Evaluate the non-equi condition over the candidate pairs.
+        let pass: Vec<bool> = match &self.f.filter {
+            Some(filter) if !cand_row.is_empty() => {
+                let joined = self.pairs_batch(side, &data, &cand_row, &cand_ref)?;
+                let v = filter.evaluate(&joined)?.into_array(joined.num_rows())?;
+                let b = v
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .cloned()
+                    .unwrap_or_else(|| BooleanArray::from(vec![false; joined.num_rows()]));
+                (0..b.len()).map(|i| b.is_valid(i) && b.value(i)).collect()
+            }
+            _ => vec![true; cand_row.len()],
+        };
+        let mut out = Out::default();
+        let this_batch = self.state[side].batches.len();
+        let mut matched_rows = vec![0u32; batch.num_rows()];
+        let emit = |out: &mut Out,
+                    mine: Option<(usize, usize)>,
+                    theirs: Option<(usize, usize)>,
+                    kind: RowKind| {
+            let (l, r) = if side == 0 {
+                (mine, theirs)
+            } else {
+                (theirs, mine)
+            };
+            out.left.push(l);
+            out.right.push(r);
+            out.kinds.push(kind);
+        };
+        let mine_ref = |r: usize| Some((usize::MAX, r));
+        for (i, &r) in cand_row.iter().enumerate() {
+            if !pass[i] {
+                continue;
+            }
+            matched_rows[r] += 1;
+            let accumulate = kinds[r].is_accumulate();
+            // The partner's match count changes; an outer partner's padded row flips.
+            let key = &cand_key[i];
+            let pos = cand_pos[i];
+            let partner = {
+                let list = self.state[other]
+                    .by_key
+                    .get_mut(key)
+                    .expect("candidate keys are in state");
+                &mut list[pos]
+            };
+            let theirs = Some((partner.batch as usize, partner.row as usize));
+            if let Some((s, want)) = self.f.kind.filtering() {
+                if side != s {
+                    let before = (partner.matches > 0) == want;
+                    if accumulate {
+                        partner.matches += 1;
+                    } else {
+                        partner.matches = partner.matches.saturating_sub(1);
+                    }
+                    let after = (partner.matches > 0) == want;
+                    if before != after {
+                        let k = if after {
+                            RowKind::Insert
+                        } else {
+                            RowKind::Delete
+                        };
+                        emit(&mut out, None, theirs, k);
+                    }
+                }
+                continue;
+            }
+            if accumulate {
+                if partner.matches == 0 && self.f.kind.keeps_unmatched(other) {
+                    emit(&mut out, None, theirs, RowKind::Delete);
+                }
+                partner.matches += 1;
+                emit(&mut out, mine_ref(r), theirs, kinds[r]);
+            } else {
+                partner.matches = partner.matches.saturating_sub(1);
+                emit(&mut out, mine_ref(r), theirs, kinds[r]);
+                if partner.matches == 0 && self.f.kind.keeps_unmatched(other) {
+                    emit(&mut out, None, theirs, RowKind::Insert);
+                }
+            }
+        }
+        // Unmatched rows of a preserved side, and state updates.
+        let mut retracted = Vec::new();
+        for r in 0..batch.num_rows() {
+            let accumulate = kinds[r].is_accumulate();
+            if let Some((s, want)) = self.f.kind.filtering() {
+                if side == s && (matched_rows[r] > 0) == want {
+                    emit(
+                        &mut out,
+                        mine_ref(r),
+                        None,
+                        if accumulate {
+                            RowKind::Insert
+                        } else {
+                            RowKind::Delete
+                        },
+                    );
+                }
+            } else if self.f.kind.keeps_unmatched(side) && matched_rows[r] == 0 {
+                emit(
+                    &mut out,
+                    mine_ref(r),
+                    None,
+                    if accumulate {
+                        RowKind::Insert
+                    } else {
+                        RowKind::Delete
+                    },
+                );
+            }
+            if key_nulls[r] {
+                continue;
+            }
+            if accumulate {
+                let key = keys.row(r).owned();
+                self.state[side].by_key.entry(key).or_default().push(Entry {
+                    batch: this_batch as u32,
+                    row: r as u32,
+                    matches: matched_rows[r],
+                });
+            } else {
+                retracted.push(r);
+            }
+        }
+        self.state[side].batches.push(data.clone());
+        for r in retracted {
+            self.remove(side, &data, r, keys.row(r).owned())?;
+        }
+        if out.kinds.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.build(side, &data, &out)?))
+    }
+
+    /// Removes the stored row equal to `data[r]` under `key`.
+    fn remove(&mut self, side: usize, data: &RecordBatch, r: usize, key: OwnedRow) -> DfResult<()> {
+        let Some(list) = self.state[side].by_key.get_mut(&key) else {
+            return Ok(());
+        };
+        let batches = &self.state[side].batches;
+        let found = list.iter().position(|e| {
+            let b = &batches[e.batch as usize];
+            (0..data.num_columns()).all(|c| {
+                let x = datafusion::common::ScalarValue::try_from_array(data.column(c), r);
+                let y =
+                    datafusion::common::ScalarValue::try_from_array(b.column(c), e.row as usize);
+                matches!((x, y), (Ok(x), Ok(y)) if x == y)
+            })
+        });
+        if let Some(i) = found {
+            list.swap_remove(i);
+            if list.is_empty() {
+                self.state[side].by_key.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Columns of one side for refs into its stored batches (or `current` for
+    /// `usize::MAX`), NULL where a ref is `None`.
+    fn side_columns(
+        &self,
+        side: usize,
+        current: Option<&RecordBatch>,
+        refs: &[Option<(usize, usize)>],
+    ) -> DfResult<Vec<ArrayRef>> {
+        let schema_fields = if side == 0 {
+            0..self.f.widths[0]
+        } else {
+            self.f.widths[0]..self.f.widths[0] + self.f.widths[1]
+        };
+        let mut sources: Vec<&RecordBatch> = self.state[side].batches.iter().collect();
+        let cur_idx = sources.len();
+        if let Some(c) = current {
+            sources.push(c);
+        }
+        let mut cols = Vec::new();
+        for (c, field_idx) in schema_fields.enumerate() {
+            let dt = self.f.joined.field(field_idx).data_type();
+            let null = new_null_array(dt, 1);
+            let mut arrays: Vec<&dyn Array> =
+                sources.iter().map(|b| b.column(c).as_ref()).collect();
+            let null_idx = arrays.len();
+            arrays.push(null.as_ref());
+            let idx: Vec<(usize, usize)> = refs
+                .iter()
+                .map(|r| match r {
+                    Some((b, row)) if *b == usize::MAX => (cur_idx, *row),
+                    Some((b, row)) => (*b, *row),
+                    None => (null_idx, 0),
+                })
+                .collect();
+            cols.push(interleave(&arrays, &idx)?);
+        }
+        Ok(cols)
+    }
+
+    fn pairs_batch(
+        &self,
+        side: usize,
+        data: &RecordBatch,
+        rows: &[usize],
+        theirs: &[(usize, usize)],
+    ) -> DfResult<RecordBatch> {
+        let mine_idx = UInt32Array::from(rows.iter().map(|r| *r as u32).collect::<Vec<_>>());
+        let mine: Vec<ArrayRef> = data
+            .columns()
+            .iter()
+            .map(|c| take(c.as_ref(), &mine_idx, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let refs: Vec<Option<(usize, usize)>> = theirs.iter().map(|t| Some(*t)).collect();
+        let other = self.side_columns(1 - side, None, &refs)?;
+        let cols = if side == 0 {
+            [mine, other].concat()
+        } else {
+            [other, mine].concat()
+        };
+        Ok(RecordBatch::try_new(self.f.joined.clone(), cols)?)
+    }
+
+    fn build(&self, side: usize, current: &RecordBatch, out: &Out) -> DfResult<RecordBatch> {
+        let (lcur, rcur) = if side == 0 {
+            (Some(current), None)
+        } else {
+            (None, Some(current))
+        };
+        // The current batch is already pushed into state: refs to usize::MAX point to
+        // it through `current`.
+        let mut cols = match self.f.kind.filtering() {
+            Some((0, _)) => self.side_columns(0, lcur, &out.left)?,
+            Some(_) => self.side_columns(1, rcur, &out.right)?,
+            None => {
+                let mut c = self.side_columns(0, lcur, &out.left)?;
+                c.extend(self.side_columns(1, rcur, &out.right)?);
+                c
+            }
+        };
+        if self.f.output.fields().len() > cols.len() {
+            cols.push(Arc::new(Int8Array::from_iter_values(
+                out.kinds.iter().map(|k| *k as i8),
+            )));
+        }
+        Ok(RecordBatch::try_new(self.f.output.clone(), cols)?)
+    }
+}
+
+impl Operator for JoinTask {
+    fn process(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        if let Some(b) = self.process_side(input.min(1), batch).map_err(df)? {
+            out.push(b);
+        }
+        Ok(())
+    }
+
+    fn state_tables(&self) -> Vec<StateTableSpec> {
+        ["join_left", "join_right"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| StateTableSpec {
+                name: (*name).to_string(),
+                kind: StateTableKind::List,
+                schema: Arc::new(
+                    self.f
+                        .joined
+                        .project(&if i == 0 {
+                            (0..self.f.widths[0]).collect::<Vec<_>>()
+                        } else {
+                            (self.f.widths[0]..self.f.widths[0] + self.f.widths[1]).collect()
+                        })
+                        .unwrap_or_else(|_| datafusion::arrow::datatypes::Schema::empty()),
+                ),
+                key_columns: self.f.keys[i].len(),
+            })
+            .collect()
+    }
+}
+
+impl OperatorFactory for StreamingJoin {
+    fn name(&self) -> String {
+        "Join".into()
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.output.clone()
+    }
+
+    fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
+        let conv = || {
+            RowConverter::new(
+                self.key_types
+                    .iter()
+                    .map(|t| SortField::new(t.clone()))
+                    .collect(),
+            )
+        };
+        Ok(Box::new(JoinTask {
+            f: self.clone(),
+            converters: [conv()?, conv()?],
+            state: Default::default(),
+        }))
+    }
+
+    fn stateless(&self) -> bool {
+        false
+    }
+}

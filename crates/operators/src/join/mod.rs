@@ -1,0 +1,5 @@
+//! Joins of two streams.
+
+mod hash;
+
+pub use hash::{JoinKind, StreamingJoin};

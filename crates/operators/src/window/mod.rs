@@ -1,0 +1,5 @@
+//! Event time: the watermark assigner that follows a source.
+
+mod assigner;
+
+pub use assigner::WatermarkAssigner;

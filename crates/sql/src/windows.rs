@@ -1,0 +1,278 @@
+//! The window table functions, `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), size))` and
+//! friends, rewritten (at the token level, before parsing) into SQL that DataFusion
+//! plans: the input's rows with `window_start`, `window_end` and `window_time` added,
+//! a row repeated once per window for `HOP` and `CUMULATE`. The streaming planner
+//! recognises a `GROUP BY … window_start, window_end` over such rows as a window
+//! aggregation; the batch oracle runs the same SQL as a plain `GROUP BY`, which is
+//! exactly the answer a window aggregation must give over bounded input.
+
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
+use sluice_types::Location;
+
+use crate::ddl::parser::DIALECT;
+use crate::{Error, Result};
+
+const FUNCTIONS: [&str; 4] = ["TUMBLE", "HOP", "CUMULATE", "SESSION"];
+
+fn is_trivia(t: &Token) -> bool {
+    matches!(t, Token::Whitespace(_))
+}
+
+fn word(t: &Token) -> Option<String> {
+    match t {
+        Token::Word(w) if w.quote_style.is_none() => Some(w.value.to_ascii_uppercase()),
+        _ => None,
+    }
+}
+
+/// Positions of the non-trivia tokens.
+fn significant(tokens: &[TokenWithSpan]) -> Vec<usize> {
+    (0..tokens.len())
+        .filter(|i| !is_trivia(&tokens[*i].token))
+        .collect()
+}
+
+/// Rewrites every window table function call in `tokens`.
+pub(crate) fn rewrite(
+    tokens: Vec<TokenWithSpan>,
+    location: &Location,
+) -> Result<Vec<TokenWithSpan>> {
+    let mut tokens = tokens;
+    // Innermost-last: rewrite one call at a time until none is left.
+    for _ in 0..64 {
+        let sig = significant(&tokens);
+        let mut found = None;
+        for (k, &i) in sig.iter().enumerate() {
+            let is_table =
+                matches!(&tokens[i].token, Token::Word(w) if w.keyword == Keyword::TABLE);
+            if is_table
+                && sig
+                    .get(k + 1)
+                    .is_some_and(|j| tokens[*j].token == Token::LParen)
+                && sig
+                    .get(k + 2)
+                    .and_then(|j| word(&tokens[*j].token))
+                    .is_some_and(|w| FUNCTIONS.contains(&w.as_str()))
+                && sig
+                    .get(k + 3)
+                    .is_some_and(|j| tokens[*j].token == Token::LParen)
+            {
+                found = Some(k);
+                break;
+            }
+        }
+        let Some(k) = found else {
+            return Ok(tokens);
+        };
+        tokens = rewrite_one(tokens, &sig, k, location)?;
+    }
+    Ok(tokens)
+}
+
+/// One argument of the call, as text, with its name if written `NAME => value`.
+struct Arg {
+    name: Option<String>,
+    tokens: Vec<Token>,
+}
+
+impl Arg {
+    fn text(&self) -> String {
+        self.tokens
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+fn rewrite_one(
+    tokens: Vec<TokenWithSpan>,
+    sig: &[usize],
+    k: usize,
+    location: &Location,
+) -> Result<Vec<TokenWithSpan>> {
+    let table_tok = sig[k];
+    let span = tokens[table_tok].span;
+    let at = Location {
+        file: location.file.clone(),
+        line: span.start.line,
+        column: span.start.column,
+    };
+    let func = word(&tokens[sig[k + 2]].token).unwrap_or_default();
+    // Arguments: from after the function's '(' to its matching ')'.
+    let mut depth = 0usize;
+    let mut args: Vec<Arg> = vec![Arg {
+        name: None,
+        tokens: Vec::new(),
+    }];
+    let mut close = None;
+    for (m, &i) in sig.iter().enumerate().skip(k + 4) {
+        let t = &tokens[i].token;
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen if depth == 0 => {
+                close = Some(m);
+                break;
+            }
+            Token::RParen => depth -= 1,
+            Token::Comma if depth == 0 => {
+                args.push(Arg {
+                    name: None,
+                    tokens: Vec::new(),
+                });
+                continue;
+            }
+            _ => {}
+        }
+        let arg = args.last_mut().expect("one argument at least");
+        if *t == Token::RArrow && depth == 0 && arg.tokens.len() == 1 {
+            arg.name = word(&arg.tokens[0]);
+            arg.tokens.clear();
+            continue;
+        }
+        arg.tokens.push(t.clone());
+    }
+    let Some(close) = close else {
+        return Err(Error::sql(&at, format!("{func}(...) is not closed")));
+    };
+    // The TABLE( ... ) around the call must close right after it.
+    let outer = sig.get(close + 1).copied();
+    if outer.is_none_or(|o| tokens[o].token != Token::RParen) {
+        return Err(Error::sql(
+            &at,
+            format!("TABLE({func}(...)) expects ')' after the {func} call"),
+        ));
+    }
+    let outer = outer.unwrap_or(table_tok);
+    let call = WindowCall::parse(&func, args, &at)?;
+    let sql = call.sql();
+    let mut new_tokens = Tokenizer::new(&DIALECT, &sql)
+        .tokenize_with_location()
+        .map_err(|e| Error::sql(&at, format!("internal window rewrite failed: {e}")))?;
+    for t in &mut new_tokens {
+        t.span = span;
+    }
+    let mut out = Vec::with_capacity(tokens.len() + new_tokens.len());
+    out.extend(tokens[..table_tok].iter().cloned());
+    out.extend(new_tokens);
+    out.extend(tokens[outer + 1..].iter().cloned());
+    Ok(out)
+}
+
+/// A parsed window table function call.
+struct WindowCall {
+    func: String,
+    table: String,
+    partition: Option<String>,
+    time: String,
+    /// Interval arguments in order (size; slide, size; step, size; gap) and offset.
+    intervals: Vec<String>,
+}
+
+impl WindowCall {
+    fn parse(func: &str, args: Vec<Arg>, at: &Location) -> Result<WindowCall> {
+        let usage = match func {
+            "TUMBLE" => "TUMBLE(TABLE t, DESCRIPTOR(time_col), size [, offset])",
+            "HOP" => "HOP(TABLE t, DESCRIPTOR(time_col), slide, size [, offset])",
+            "CUMULATE" => "CUMULATE(TABLE t, DESCRIPTOR(time_col), step, size [, offset])",
+            _ => "SESSION(TABLE t [PARTITION BY keys], DESCRIPTOR(time_col), gap)",
+        };
+        let bad = |why: &str| Error::sql(at, format!("{func}: {why}; usage: {usage}"));
+        let mut table = None;
+        let mut partition = None;
+        let mut time = None;
+        let mut intervals = Vec::new();
+        for arg in args {
+            let first = arg.tokens.first().and_then(word);
+            match (arg.name.as_deref(), first.as_deref()) {
+                (Some("DATA") | None, Some("TABLE")) => {
+                    let text: Vec<String> = arg.tokens[1..].iter().map(|t| t.to_string()).collect();
+                    let upper: Vec<String> = text.iter().map(|t| t.to_ascii_uppercase()).collect();
+                    match upper.iter().position(|t| t == "PARTITION") {
+                        Some(p) if upper.get(p + 1).map(String::as_str) == Some("BY") => {
+                            table = Some(text[..p].join(""));
+                            partition = Some(text[p + 2..].join(" "));
+                        }
+                        _ => table = Some(text.join("")),
+                    }
+                }
+                (Some("TIMECOL") | None, Some("DESCRIPTOR")) => {
+                    let inner: Vec<String> = arg
+                        .tokens
+                        .iter()
+                        .skip(1)
+                        .filter(|t| !matches!(t, Token::LParen | Token::RParen))
+                        .map(|t| t.to_string())
+                        .collect();
+                    time = Some(inner.join(""));
+                }
+                _ if arg.tokens.is_empty() => return Err(bad("an argument is empty")),
+                _ => intervals.push(arg.text()),
+            }
+        }
+        let table = table.ok_or_else(|| bad("the first argument must be TABLE name"))?;
+        let time = time.ok_or_else(|| bad("the time column must be given as DESCRIPTOR(col)"))?;
+        let (min, max) = match func {
+            "TUMBLE" | "SESSION" => (1, 2),
+            _ => (2, 3),
+        };
+        if intervals.len() < min || intervals.len() > max {
+            return Err(bad("wrong number of interval arguments"));
+        }
+        if func == "SESSION" {
+            return Err(Error::Unsupported {
+                location: at.clone(),
+                message: "the SESSION window table function is not supported yet; \
+                          use GROUP BY with TUMBLE, HOP or CUMULATE windows"
+                    .into(),
+            });
+        }
+        if partition.is_some() {
+            return Err(bad("PARTITION BY is only allowed for SESSION windows"));
+        }
+        Ok(WindowCall {
+            func: func.to_string(),
+            table,
+            partition,
+            time,
+            intervals,
+        })
+    }
+
+    fn sql(&self) -> String {
+        let t = &self.table;
+        let c = &self.time;
+        let i = &self.intervals;
+        let offset = |n: usize| i.get(n).map(|o| format!(", {o}")).unwrap_or_default();
+        let _ = &self.partition;
+        match self.func.as_str() {
+            "TUMBLE" => {
+                let size = &i[0];
+                let start = format!("__sluice_window_start({c}, {size}{})", offset(1));
+                format!(
+                    "(SELECT *, {start} AS window_start, {start} + {size} AS window_end, \
+                     __sluice_window_time({start} + {size}) AS window_time FROM {t})"
+                )
+            }
+            "HOP" => {
+                let (slide, size) = (&i[0], &i[1]);
+                format!(
+                    "(SELECT *, window_start + {size} AS window_end, \
+                     __sluice_window_time(window_start + {size}) AS window_time FROM \
+                     (SELECT *, unnest(__sluice_hop_starts({c}, {slide}, {size}{})) AS window_start FROM {t}))",
+                    offset(2)
+                )
+            }
+            _ => {
+                let (step, size) = (&i[0], &i[1]);
+                format!(
+                    "(SELECT *, __sluice_window_time(window_end) AS window_time FROM \
+                     (SELECT *, __sluice_window_start({c}, {size}{off}) AS window_start, \
+                     unnest(__sluice_cumulate_ends({c}, {step}, {size}{off})) AS window_end FROM {t}))",
+                    off = offset(2)
+                )
+            }
+        }
+    }
+}
