@@ -19,7 +19,9 @@ use datafusion::datasource::source_as_provider;
 use datafusion::execution::context::ExecutionProps;
 use datafusion::logical_expr::ExprSchemable;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion::logical_expr::{Aggregate, Expr, Join, JoinType, LogicalPlan, TableScan};
+use datafusion::logical_expr::{
+    Aggregate, Expr, Filter as Filter_, Join, JoinType, LogicalPlan, TableScan,
+};
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
@@ -29,6 +31,7 @@ use sluice_connectors::values::ValuesSourceFactory;
 use sluice_connectors::{ConnectorTable, connector_for};
 use sluice_operators::aggregate::{AggregateSpec, GroupAggregate, WindowAggregate};
 use sluice_operators::join::{JoinKind, StreamingJoin};
+use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
 use sluice_operators::window::WatermarkAssigner;
 use sluice_runtime::{EdgeKind, NodeId, NodeKind, SinkFactory, StreamGraph};
@@ -489,6 +492,113 @@ impl<'a> Lowering<'a> {
         }])
     }
 
+    /// `WHERE rn <= N` over `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) AS rn`
+    /// (through projections): a Top-N operator (deduplication for N = 1), followed by
+    /// the projections. `None` when the filter is anything else.
+    async fn top_n(&mut self, f: &Filter_, location: &Location) -> Result<Option<Vec<Stream>>> {
+        let Some((column, limit)) = rank_limit(&f.predicate) else {
+            return Ok(None);
+        };
+        let mut name = column;
+        let mut projections: Vec<&datafusion::logical_expr::Projection> = Vec::new();
+        let mut node = f.input.as_ref();
+        let window = loop {
+            match node {
+                LogicalPlan::Projection(p) => {
+                    let Some(i) = p.schema.fields().iter().position(|f| *f.name() == name) else {
+                        return Ok(None);
+                    };
+                    match p.expr[i].clone().unalias_nested().data {
+                        Expr::Column(c) => name = c.name,
+                        _ => return Ok(None),
+                    }
+                    projections.push(p);
+                    node = &p.input;
+                }
+                LogicalPlan::SubqueryAlias(a) => node = &a.input,
+                LogicalPlan::Window(w) => break w,
+                _ => return Ok(None),
+            }
+        };
+        let width = window.input.schema().fields().len();
+        if window.window_expr.len() != 1 || window.schema.field(width).name() != &name {
+            return Ok(None);
+        }
+        let Expr::WindowFunction(wf) = window.window_expr[0].clone().unalias_nested().data else {
+            return Ok(None);
+        };
+        if wf.fun.name() != "row_number" {
+            return Ok(None);
+        }
+        if limit == 0 {
+            return Ok(None);
+        }
+        let inputs = self.lower(&window.input, location).await?;
+        if let Some(op) = updating_of(&inputs) {
+            return Err(Error::Unsupported {
+                location: location.clone(),
+                message: format!(
+                    "ROW_NUMBER Top-N over an updating input ({op}) is not supported yet"
+                ),
+            });
+        }
+        let (inputs, keys, ext) = self.keyed(
+            inputs,
+            window.input.schema(),
+            &wf.params.partition_by,
+            location,
+        )?;
+        let mut order = Vec::new();
+        for s in &wf.params.order_by {
+            let expr = self.physical(std::slice::from_ref(&s.expr), &ext, location)?[0].clone();
+            order.push(SortKey {
+                expr,
+                options: datafusion::arrow::compute::SortOptions {
+                    descending: !s.asc,
+                    nulls_first: s.nulls_first,
+                },
+            });
+        }
+        let output = with_kind(arrow_schema(&window.schema), true);
+        let op = TopN::new(keys.clone(), order, limit, width, output);
+        let node = self
+            .graph
+            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
+        for s in &inputs {
+            let edge = if keys.is_empty() {
+                EdgeKind::Rebalance
+            } else {
+                EdgeKind::Hash(keys.clone())
+            };
+            self.graph.connect(s.node, node, edge, 0);
+        }
+        let what = if limit == 1 {
+            "Deduplicate (ROW_NUMBER = 1)".to_string()
+        } else {
+            format!("TopN (ROW_NUMBER <= {limit})")
+        };
+        let parallelism = if keys.is_empty() { 1 } else { self.workers };
+        if keys.is_empty() {
+            self.graph.nodes[node.0].parallelism = 1;
+        }
+        let mut stream = Stream {
+            node,
+            parallelism,
+            updating: Some(what),
+        };
+        for p in projections.into_iter().rev() {
+            let mut exprs = self.physical(&p.expr, p.input.schema(), location)?;
+            let at = p.input.schema().fields().len();
+            exprs.push(Arc::new(
+                datafusion::physical_expr::expressions::Column::new(ROW_KIND_COLUMN, at),
+            ));
+            let schema = with_kind(arrow_schema(&p.schema), true);
+            let op = Projection::new(exprs, schema);
+            stream = self.operator(NodeKind::Operator(Arc::new(op)), &[stream]);
+        }
+        Ok(Some(vec![stream]))
+    }
+
     /// Lowers a plan; returns the streams whose union is the plan's output.
     pub fn lower<'b>(
         &'b mut self,
@@ -543,6 +653,9 @@ impl<'a> Lowering<'a> {
                     ])
                 }
                 LogicalPlan::Filter(f) => {
+                    if let Some(streams) = self.top_n(f, location).await? {
+                        return Ok(streams);
+                    }
                     let inputs = self.lower(&f.input, location).await?;
                     let pred = self.physical(
                         std::slice::from_ref(&f.predicate),
@@ -806,6 +919,56 @@ impl<'a> Lowering<'a> {
         }
         Ok(())
     }
+}
+
+/// `rn <= N`, `rn < N`, `rn = 1` (either way round): the column and the limit N.
+fn rank_limit(predicate: &Expr) -> Option<(String, usize)> {
+    use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
+        return None;
+    };
+    let lit = |e: &Expr| match e {
+        Expr::Literal(v, _) => v
+            .clone()
+            .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+            .ok()
+            .and_then(|v| match v {
+                datafusion::common::ScalarValue::Int64(Some(n)) => Some(n),
+                _ => None,
+            }),
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Literal(v, _) => v
+                .clone()
+                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                .ok()
+                .and_then(|v| match v {
+                    datafusion::common::ScalarValue::Int64(Some(n)) => Some(n),
+                    _ => None,
+                }),
+            _ => None,
+        },
+        _ => None,
+    };
+    let col = |e: &Expr| match e {
+        Expr::Column(c) => Some(c.name.clone()),
+        Expr::Cast(c) => match c.expr.as_ref() {
+            Expr::Column(c) => Some(c.name.clone()),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (c, op, n) = match (col(left), lit(right), col(right), lit(left)) {
+        (Some(c), Some(n), _, _) => (c, *op, n),
+        (_, _, Some(c), Some(n)) => (c, op.swap()?, n),
+        _ => return None,
+    };
+    let limit = match op {
+        Op::LtEq => n,
+        Op::Lt => n - 1,
+        Op::Eq if n == 1 => 1,
+        _ => return None,
+    };
+    usize::try_from(limit).ok().map(|l| (c, l))
 }
 
 /// `expr` (over `plan`'s output) rewritten over the columns of the table scan at the

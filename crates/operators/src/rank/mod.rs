@@ -1,0 +1,6 @@
+//! Ranking: `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` filtered to the first N
+//! rows (Top-N, and deduplication for N = 1).
+
+mod topn;
+
+pub use topn::{SortKey, TopN};

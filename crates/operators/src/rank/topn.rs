@@ -1,0 +1,306 @@
+//! Top-N over an append-only stream: per partition key, the N first rows in the
+//! `ORDER BY` order, with their row numbers. A changelog: when a row enters the top N,
+//! the rows whose rank changed are retracted (`-U`/`-D`) and re-sent with their new
+//! rank (`+U`/`+I`); a row pushed out is retracted. Rows that can never enter the top
+//! N again (beyond N, on an append-only input) are not kept, so state per key is at
+//! most N rows.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch};
+use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
+use datafusion::error::Result as DfResult;
+use datafusion::physical_plan::PhysicalExpr;
+use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
+use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_types::RowKind;
+
+/// One `ORDER BY` term.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    /// The expression over the input.
+    pub expr: Arc<dyn PhysicalExpr>,
+    /// Direction and NULL placement.
+    pub options: SortOptions,
+}
+
+/// Factory of Top-N subtasks.
+#[derive(Debug, Clone)]
+pub struct TopN {
+    /// Input columns of the partition key.
+    partition: Vec<usize>,
+    order: Vec<SortKey>,
+    limit: usize,
+    /// Input width (columns passed through; the row number follows them).
+    width: usize,
+    /// Output: the input columns, the row number, the row kind.
+    output: SchemaRef,
+}
+
+impl TopN {
+    /// Keeps the `limit` first rows per `partition` key by `order`; `output` is the
+    /// first `width` input columns, the row number and the row kind.
+    pub fn new(
+        partition: Vec<usize>,
+        order: Vec<SortKey>,
+        limit: usize,
+        width: usize,
+        output: SchemaRef,
+    ) -> Self {
+        TopN {
+            partition,
+            order,
+            limit,
+            width,
+            output,
+        }
+    }
+}
+
+/// A stored row's values.
+type Row = Arc<Vec<ScalarValue>>;
+/// A partition's rows in rank order, by id.
+type Ranked = Vec<(u64, Row)>;
+
+struct Entry {
+    id: u64,
+    sort: OwnedRow,
+    values: Arc<Vec<ScalarValue>>,
+}
+
+struct TopNTask {
+    f: TopN,
+    partition_conv: Option<RowConverter>,
+    sort_conv: Option<RowConverter>,
+    lists: HashMap<OwnedRow, Vec<Entry>>,
+    next_id: u64,
+}
+
+fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
+    sluice_runtime::Error::DataFusion(e)
+}
+
+impl TopNTask {
+    fn apply(&mut self, batch: &RecordBatch) -> DfResult<Option<RecordBatch>> {
+        let n = batch.num_rows();
+        let part_cols: Vec<ArrayRef> = self
+            .f
+            .partition
+            .iter()
+            .map(|c| batch.column(*c).clone())
+            .collect();
+        let sort_cols = self
+            .f
+            .order
+            .iter()
+            .map(|k| k.expr.evaluate(batch)?.into_array(n))
+            .collect::<DfResult<Vec<_>>>()?;
+        if self.partition_conv.is_none() {
+            self.partition_conv = Some(RowConverter::new(
+                part_cols
+                    .iter()
+                    .map(|c| SortField::new(c.data_type().clone()))
+                    .collect(),
+            )?);
+            self.sort_conv = Some(RowConverter::new(
+                sort_cols
+                    .iter()
+                    .zip(&self.f.order)
+                    .map(|(c, k)| SortField::new_with_options(c.data_type().clone(), k.options))
+                    .collect(),
+            )?);
+        }
+        let (Some(pc), Some(sc)) = (&self.partition_conv, &self.sort_conv) else {
+            return Ok(None);
+        };
+        let parts = pc.convert_columns(&part_cols)?;
+        let sorts = sc.convert_columns(&sort_cols)?;
+        // Before-images of the partitions this batch touches: (id, rank, values).
+        let mut before: HashMap<OwnedRow, Ranked> = HashMap::new();
+        let limit = self.f.limit;
+        for r in 0..n {
+            let key = parts.row(r).owned();
+            let sort = sorts.row(r);
+            let list = self.lists.entry(key.clone()).or_default();
+            if list.len() >= limit && list.last().is_some_and(|e| e.sort.row() <= sort) {
+                continue;
+            }
+            before
+                .entry(key)
+                .or_insert_with(|| list.iter().map(|e| (e.id, e.values.clone())).collect());
+            let pos = list.partition_point(|e| e.sort.row() <= sort);
+            let values = (0..self.f.width)
+                .map(|c| ScalarValue::try_from_array(batch.column(c), r))
+                .collect::<DfResult<Vec<_>>>()?;
+            list.insert(
+                pos,
+                Entry {
+                    id: self.next_id,
+                    sort: sort.owned(),
+                    values: Arc::new(values),
+                },
+            );
+            self.next_id += 1;
+            list.truncate(limit);
+        }
+        let mut rows: Vec<(RowKind, u64, Arc<Vec<ScalarValue>>)> = Vec::new();
+        for (key, old) in before {
+            let new: Ranked = self
+                .lists
+                .get(&key)
+                .map(|l| l.iter().map(|e| (e.id, e.values.clone())).collect())
+                .unwrap_or_default();
+            let rank_of = |list: &[(u64, Row)], id: u64| {
+                list.iter().position(|(i, _)| *i == id)
+            };
+            for (rank, (id, values)) in old.iter().enumerate() {
+                if rank_of(&new, *id) != Some(rank) {
+                    let kind = if new.len() > rank {
+                        RowKind::UpdateBefore
+                    } else {
+                        RowKind::Delete
+                    };
+                    rows.push((kind, rank as u64 + 1, values.clone()));
+                }
+            }
+            for (rank, (id, values)) in new.iter().enumerate() {
+                if rank_of(&old, *id) != Some(rank) {
+                    let kind = if old.len() > rank {
+                        RowKind::UpdateAfter
+                    } else {
+                        RowKind::Insert
+                    };
+                    rows.push((kind, rank as u64 + 1, values.clone()));
+                }
+            }
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        // Retractions first, so that a consumer never sees two rows for one rank.
+        rows.sort_by_key(|(k, _, _)| k.is_accumulate());
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.f.width + 2);
+        for c in 0..self.f.width {
+            cols.push(ScalarValue::iter_to_array(
+                rows.iter().map(|(_, _, v)| v[c].clone()),
+            )?);
+        }
+        let rank_type = self.f.output.field(self.f.width).data_type().clone();
+        let ranks =
+            ScalarValue::iter_to_array(rows.iter().map(|(_, r, _)| ScalarValue::UInt64(Some(*r))))?;
+        cols.push(datafusion::arrow::compute::cast(&ranks, &rank_type)?);
+        cols.push(Arc::new(Int8Array::from_iter_values(
+            rows.iter().map(|(k, _, _)| *k as i8),
+        )));
+        let cols = cols
+            .into_iter()
+            .zip(self.f.output.fields())
+            .map(|(c, f)| {
+                if c.data_type() == f.data_type() {
+                    Ok(c)
+                } else {
+                    datafusion::arrow::compute::cast(&c, f.data_type())
+                }
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Some(RecordBatch::try_new(self.f.output.clone(), cols)?))
+    }
+}
+
+impl Operator for TopNTask {
+    fn process(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        if let Some(b) = self.apply(&batch).map_err(df)? {
+            out.push(b);
+        }
+        Ok(())
+    }
+
+    fn state_tables(&self) -> Vec<StateTableSpec> {
+        let fields: Vec<usize> = self.f.partition.clone();
+        let schema = self
+            .f
+            .output
+            .project(&(0..self.f.width).collect::<Vec<_>>())
+            .unwrap_or_else(|_| datafusion::arrow::datatypes::Schema::empty());
+        vec![StateTableSpec {
+            name: "top_n".into(),
+            kind: StateTableKind::List,
+            schema: Arc::new(schema),
+            key_columns: fields.len(),
+        }]
+    }
+}
+
+impl OperatorFactory for TopN {
+    fn name(&self) -> String {
+        if self.limit == 1 {
+            "Deduplicate".into()
+        } else {
+            "TopN".into()
+        }
+    }
+
+    fn describe(&self) -> String {
+        let keys: Vec<String> = self.f_partition_names().into_iter().collect();
+        let order: Vec<String> = self
+            .order
+            .iter()
+            .map(|k| {
+                format!(
+                    "{}{}",
+                    k.expr,
+                    if k.options.descending { " DESC" } else { "" }
+                )
+            })
+            .collect();
+        format!(
+            "partitionBy=[{}], orderBy=[{}], rankRange=[1..{}]",
+            keys.join(", "),
+            order.join(", "),
+            self.limit
+        )
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.output.clone()
+    }
+
+    fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(TopNTask {
+            f: self.clone(),
+            partition_conv: None,
+            sort_conv: None,
+            lists: HashMap::new(),
+            next_id: 0,
+        }))
+    }
+
+    fn stateless(&self) -> bool {
+        false
+    }
+}
+
+impl TopN {
+    fn f_partition_names(&self) -> Vec<String> {
+        self.partition
+            .iter()
+            .map(|c| {
+                self.output
+                    .fields()
+                    .get(*c)
+                    .map(|f| f.name().clone())
+                    .unwrap_or_else(|| format!("#{c}"))
+            })
+            .collect()
+    }
+}
