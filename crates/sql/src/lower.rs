@@ -33,7 +33,7 @@ use sluice_operators::aggregate::{AggregateSpec, GroupAggregate, WindowAggregate
 use sluice_operators::join::{JoinKind, StreamingJoin};
 use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
-use sluice_operators::window::WatermarkAssigner;
+use sluice_operators::window::{LateRows, WatermarkAssigner};
 use sluice_runtime::{EdgeKind, NodeId, NodeKind, SinkFactory, StreamGraph};
 use sluice_types::Location;
 use sluice_types::{ROW_KIND_COLUMN, parse_duration, row_kind_field};
@@ -96,9 +96,24 @@ pub struct Lowering<'a> {
     sources: HashMap<String, SourceNode>,
     sinks: HashMap<String, NodeId>,
     props: ExecutionProps,
-    /// Per table with a `WATERMARK`: the watermark expression over its physical
-    /// columns (unqualified) and its text.
-    watermarks: HashMap<String, (Expr, String)>,
+    /// Per table with a `WATERMARK`: the watermark expression and the event-time
+    /// column over its physical columns (unqualified), and the declaration's text.
+    watermarks: HashMap<String, (Expr, Expr, String)>,
+    /// Side outputs of late rows, for the pipeline to connect to their tables.
+    pub late_outputs: Vec<LateOutput>,
+}
+
+/// Late rows of a source (`'scan.watermark.late-rows.table'`), to be written to a table.
+#[derive(Debug, Clone)]
+pub struct LateOutput {
+    /// The table receiving them.
+    pub table: String,
+    /// The stream of late rows (the source's columns).
+    pub stream: Stream,
+    /// Its schema.
+    pub schema: SchemaRef,
+    /// The source table's declaration.
+    pub location: Location,
 }
 
 /// The connector tables a plan reads (views already inlined).
@@ -140,6 +155,7 @@ impl<'a> Lowering<'a> {
             sinks: HashMap::new(),
             props: ExecutionProps::new(),
             watermarks: HashMap::new(),
+            late_outputs: Vec::new(),
         }
     }
 
@@ -172,7 +188,10 @@ impl<'a> Lowering<'a> {
                 continue;
             };
             let text = format!("WATERMARK FOR {} AS {}", wm.column, wm.expr);
-            let sql = format!("SELECT {} AS __sluice_wm FROM `{}`", wm.expr, def.name);
+            let sql = format!(
+                "SELECT {} AS __sluice_wm, `{}` AS __sluice_rowtime FROM `{}`",
+                wm.expr, wm.column, def.name
+            );
             let tokens = Tokenizer::new(&DIALECT, &sql)
                 .tokenize_with_location()
                 .map_err(|e| Error::sql(&def.location, e.to_string()))?;
@@ -196,9 +215,19 @@ impl<'a> Lowering<'a> {
                 });
             };
             let expr = unqualify(expr);
+            let rowtime = inline_to_scan(
+                Expr::Column(Column::new_unqualified("__sluice_rowtime")),
+                &plan,
+            )
+            .map(unqualify)
+            .unwrap_or_else(|| expr.clone());
             let physical = def.physical_schema();
             let set = self.needed.entry(table.clone()).or_default();
-            for c in expr.column_refs() {
+            if def.options.contains_key(LATE_ROWS_OPTION) {
+                // The side output writes whole rows.
+                set.extend(0..physical.fields().len());
+            }
+            for c in expr.column_refs().into_iter().chain(rowtime.column_refs()) {
                 match physical.index_of(&c.name) {
                     Ok(i) => {
                         set.insert(i);
@@ -215,7 +244,7 @@ impl<'a> Lowering<'a> {
                     }
                 }
             }
-            self.watermarks.insert(table, (expr, text));
+            self.watermarks.insert(table, (expr, rowtime, text));
         }
         Ok(())
     }
@@ -285,8 +314,19 @@ impl<'a> Lowering<'a> {
                 });
             }
             let end = keys[window_end.unwrap_or(0)];
-            let op = WindowAggregate::new(spec, end);
-            (NodeKind::Operator(Arc::new(op)), self.workers, None)
+            let lateness = match self.catalog.settings.get(ALLOW_LATENESS) {
+                Some(v) => parse_duration(v)
+                    .map_err(|e| {
+                        Error::sql(location, format!("SET '{ALLOW_LATENESS}' = '{v}': {e}"))
+                    })?
+                    .as_millis() as i64,
+                None => 0,
+            };
+            let op = WindowAggregate::new(spec, end).with_allowed_lateness(lateness);
+            let updating = op.updating().then(|| {
+                format!("WindowAggregate with '{ALLOW_LATENESS}' (late rows update fired windows)")
+            });
+            (NodeKind::Operator(Arc::new(op)), self.workers, updating)
         } else {
             let op = GroupAggregate::new(spec, updating.is_some());
             if updating.is_some()
@@ -788,6 +828,16 @@ impl<'a> Lowering<'a> {
                 message: format!("table '{table}' missing from the catalog"),
             })?;
         let mut options = resolve_options(def)?;
+        let late_table = options.remove(LATE_ROWS_OPTION);
+        if late_table.is_some() && !self.watermarks.contains_key(table) {
+            return Err(Error::sql(
+                &def.location,
+                format!(
+                    "table '{table}': '{LATE_ROWS_OPTION}' needs a WATERMARK FOR declaration \
+                     (lateness is measured against the watermark)"
+                ),
+            ));
+        }
         let idle_timeout = match options.remove("scan.watermark.idle-timeout").or_else(|| {
             self.catalog
                 .settings
@@ -828,13 +878,35 @@ impl<'a> Lowering<'a> {
             .and_then(|c| c.source(&ct))
             .map_err(|source| Error::connector(&def.location, source))?;
         let mut node = self.graph.add_node(NodeKind::Source(factory), self.workers);
-        if let Some((expr, text)) = self.watermarks.get(table).cloned() {
+        if let Some((expr, rowtime, text)) = self.watermarks.get(table).cloned() {
             let df_schema = DFSchema::try_from(ct.schema.as_ref().clone())
                 .map_err(|e| crate::planner::plan_error(e, &def.location))?;
             let physical =
                 create_physical_expr(&expr, &df_schema, &self.props, &Default::default())
                     .map_err(|e| crate::planner::plan_error(e, &def.location))?;
-            let assigner = WatermarkAssigner::new(physical, ct.schema.clone(), idle_timeout, text);
+            let rowtime =
+                create_physical_expr(&rowtime, &df_schema, &self.props, &Default::default())
+                    .map_err(|e| crate::planner::plan_error(e, &def.location))?;
+            let mut assigner =
+                WatermarkAssigner::new(physical, ct.schema.clone(), idle_timeout, text);
+            if let Some(late) = &late_table {
+                // Two assigners over the same rows make the same decisions: one drops
+                // the late rows, the other keeps only them, for the side output.
+                let side = assigner
+                    .clone()
+                    .with_late_rows(rowtime.clone(), LateRows::Only);
+                let side_node = self
+                    .graph
+                    .add_node(NodeKind::Operator(Arc::new(side)), self.workers);
+                self.graph.connect(node, side_node, EdgeKind::Forward, 0);
+                self.late_outputs.push(LateOutput {
+                    table: late.clone(),
+                    stream: Stream::append(side_node, self.workers),
+                    schema: ct.schema.clone(),
+                    location: def.location.clone(),
+                });
+                assigner = assigner.with_late_rows(rowtime, LateRows::Drop);
+            }
             let wm = self
                 .graph
                 .add_node(NodeKind::Operator(Arc::new(assigner)), self.workers);
@@ -868,6 +940,50 @@ impl<'a> Lowering<'a> {
         let factory = ValuesSourceFactory::new("VALUES", schema, batches);
         let node = self.graph.add_node(NodeKind::Source(Arc::new(factory)), 1);
         Ok(vec![Stream::append(node, 1)])
+    }
+
+    /// Connects a side output of late rows to its table's sink: the table's columns are
+    /// taken from the source's by name.
+    pub fn late_sink(
+        &mut self,
+        late: &LateOutput,
+        factory: Arc<dyn SinkFactory>,
+        sink_schema: &SchemaRef,
+        key: Vec<usize>,
+    ) -> Result<()> {
+        let mut exprs: Vec<Arc<dyn PhysicalExpr>> = Vec::new();
+        for f in sink_schema.fields() {
+            let Ok(i) = late.schema.index_of(f.name()) else {
+                return Err(Error::sql(
+                    &late.location,
+                    format!(
+                        "'{LATE_ROWS_OPTION}' = '{}': that table's column '{}' is not a \
+                         column of the source table",
+                        late.table,
+                        f.name()
+                    ),
+                ));
+            };
+            let col: Arc<dyn PhysicalExpr> = Arc::new(
+                datafusion::physical_expr::expressions::Column::new(f.name(), i),
+            );
+            let from = late.schema.field(i).data_type();
+            exprs.push(if from == f.data_type() {
+                col
+            } else {
+                Arc::new(datafusion::physical_expr::expressions::CastExpr::new(
+                    col,
+                    f.data_type().clone(),
+                    None,
+                ))
+            });
+        }
+        let op = Projection::new(exprs, sink_schema.clone());
+        let s = self.operator(
+            NodeKind::Operator(Arc::new(op)),
+            std::slice::from_ref(&late.stream),
+        );
+        self.sink(&late.table, factory, key, &[s], &late.location)
     }
 
     /// Connects `inputs` to the sink of `table` (created on first use). Rows are hashed
@@ -920,6 +1036,11 @@ impl<'a> Lowering<'a> {
         Ok(())
     }
 }
+
+/// The table option sending a source's late rows to another table.
+pub const LATE_ROWS_OPTION: &str = "scan.watermark.late-rows.table";
+/// The setting keeping fired windows open for late rows (Flink's experimental key).
+const ALLOW_LATENESS: &str = "table.exec.emit.allow-lateness";
 
 /// `rn <= N`, `rn < N`, `rn = 1` (either way round): the column and the limit N.
 fn rank_limit(predicate: &Expr) -> Option<(String, usize)> {

@@ -101,6 +101,11 @@ impl Pipeline {
             )?;
             lowering.sink(&name, factory, key, &streams, &ins.location)?;
         }
+        for late in std::mem::take(&mut lowering.late_outputs) {
+            let (name, factory, key) = table_sink(&catalog, &late.table, &late.location)?;
+            let schema = factory.schema();
+            lowering.late_sink(&sluice_sql_late(late, name), factory, &schema, key)?;
+        }
         let graph = lowering.graph;
         let bounded = graph.nodes.iter().all(|n| match &n.kind {
             NodeKind::Source(s) => s.bounded(),
@@ -402,10 +407,28 @@ fn sink_for(
             // Results of a bare SELECT print in order from one subtask.
             Ok((format!("stdout#{}", location.line), f, vec![]))
         }
-        Target::Table(name) => {
-            let def = catalog.tables.get(name).ok_or_else(|| Error::Internal {
-                location: location.clone(),
-                message: format!("sink table '{name}' left the catalog"),
+        Target::Table(name) => table_sink(catalog, name, location),
+    }
+}
+
+fn sluice_sql_late(mut late: crate::lower::LateOutput, name: String) -> crate::lower::LateOutput {
+    late.table = name;
+    late
+}
+
+/// The sink of a declared table, and its primary key's column indices.
+fn table_sink(
+    catalog: &Catalog,
+    name: &str,
+    location: &Location,
+) -> Result<(String, Arc<dyn SinkFactory>, Vec<usize>)> {
+    {
+        {
+            let def = catalog.tables.get(name).ok_or_else(|| {
+                Error::sql(
+                    location,
+                    format!("table '{name}' is not declared (CREATE TABLE it first)"),
+                )
             })?;
             let schema = def.physical_schema();
             let ct = ConnectorTable {
@@ -422,7 +445,7 @@ fn sink_for(
                 .iter()
                 .filter_map(|k| schema.index_of(k).ok())
                 .collect();
-            Ok((name.clone(), f, key))
+            Ok((name.to_string(), f, key))
         }
     }
 }

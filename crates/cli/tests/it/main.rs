@@ -3,6 +3,7 @@
 //! queries against the batch oracle.
 
 mod cli;
+mod event_time;
 mod golden;
 mod nexmark;
 

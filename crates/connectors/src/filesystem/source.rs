@@ -266,7 +266,9 @@ impl Source for FilesystemSource {
                 tracing::debug!(split = %reader.split.id(), "Split read.");
                 self.current = None;
             }
-            if self.decoder.buffered_records() >= self.config.batch_size
+            // A batch never spans two splits: event time (watermarks) is tracked as
+            // the rows of each split are read.
+            if (done || self.decoder.buffered_records() >= self.config.batch_size)
                 && let Some(ev) = self.flush(dead)?
             {
                 return Ok(ev);

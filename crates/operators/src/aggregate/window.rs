@@ -10,15 +10,19 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 use sluice_runtime::{JobMetrics, Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
 use sluice_state::{StateTableKind, StateTableSpec};
-use sluice_types::Watermark;
+use sluice_types::{RowKind, Watermark};
 
 use super::spec::AggregateSpec;
 use crate::time::millis;
@@ -29,6 +33,11 @@ pub struct WindowAggregate {
     spec: Arc<AggregateSpec>,
     /// Input column holding each row's window end.
     end: usize,
+    /// How long (ms) after firing a window still takes late rows and re-emits its
+    /// corrected results as updates (0: windows are final when they fire).
+    lateness: i64,
+    /// The output schema (with a row kind when `lateness` > 0).
+    output: SchemaRef,
 }
 
 impl WindowAggregate {
@@ -36,15 +45,44 @@ impl WindowAggregate {
     /// end at the timestamps of input column `end`.
     pub fn new(spec: AggregateSpec, end: usize) -> Self {
         WindowAggregate {
+            output: spec.output.clone(),
             spec: Arc::new(spec),
             end,
+            lateness: 0,
         }
     }
+
+    /// Keeps fired windows for `lateness` ms more: late rows update them, and the
+    /// corrected rows are emitted as `-U`/`+U` (the output becomes a changelog).
+    pub fn with_allowed_lateness(mut self, lateness: i64) -> Self {
+        self.lateness = lateness.max(0);
+        if self.lateness > 0 {
+            let mut fields: Vec<_> = self.spec.output.fields().iter().cloned().collect();
+            fields.push(Arc::new(sluice_types::row_kind_field()));
+            self.output = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+        }
+        self
+    }
+
+    /// Whether the output is a changelog.
+    pub fn updating(&self) -> bool {
+        self.lateness > 0
+    }
+}
+
+/// A fired window kept for late rows: its input rows and the result last emitted.
+struct Fired {
+    rows: Vec<RecordBatch>,
+    last: RecordBatch,
+    /// Key rows touched by late rows since the last emission.
+    touched: Vec<OwnedRow>,
 }
 
 struct Pane {
     groups: Box<dyn GroupValues>,
     accs: Vec<Box<dyn GroupsAccumulator>>,
+    /// Input rows, kept only when fired windows stay open for late rows.
+    rows: Vec<RecordBatch>,
 }
 
 struct WindowAggregateTask {
@@ -53,6 +91,10 @@ struct WindowAggregateTask {
     panes: BTreeMap<i64, Pane>,
     watermark: i64,
     indices: Vec<usize>,
+    lateness: i64,
+    output: SchemaRef,
+    fired: BTreeMap<i64, Fired>,
+    keys: Option<RowConverter>,
 }
 
 fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
@@ -65,6 +107,7 @@ impl WindowAggregateTask {
             let pane = Pane {
                 groups: self.spec.group_values()?,
                 accs: self.spec.groups_accumulators()?,
+                rows: Vec::new(),
             };
             self.panes.insert(end, pane);
         }
@@ -72,10 +115,33 @@ impl WindowAggregateTask {
     }
 
     fn update(&mut self, end: i64, batch: &RecordBatch) -> DfResult<()> {
+        if let Some(f) = self.fired.get_mut(&end) {
+            // A late row for a fired window that is still kept.
+            f.rows.push(batch.clone());
+            let keys = self.spec.key_columns(batch);
+            let conv = match &self.keys {
+                Some(c) => c,
+                None => {
+                    self.keys = Some(RowConverter::new(
+                        keys.iter()
+                            .map(|k| SortField::new(k.data_type().clone()))
+                            .collect(),
+                    )?);
+                    self.keys.as_ref().expect("set above")
+                }
+            };
+            let rows = conv.convert_columns(&keys)?;
+            f.touched.extend(rows.iter().map(|r| r.owned()));
+            return Ok(());
+        }
         let keys = self.spec.key_columns(batch);
         let args = self.spec.arguments(batch)?;
         let mut indices = std::mem::take(&mut self.indices);
+        let keep_rows = self.lateness > 0;
         let pane = self.pane(end)?;
+        if keep_rows {
+            pane.rows.push(batch.clone());
+        }
         pane.groups.intern(&keys, &mut indices)?;
         let total = pane.groups.len();
         for (acc, (values, filter)) in pane.accs.iter_mut().zip(&args) {
@@ -92,6 +158,67 @@ impl WindowAggregateTask {
         }
         Ok(RecordBatch::try_new(self.spec.output.clone(), cols)?)
     }
+
+    /// `batch` (a result without row kind) with every row of kind `kind`.
+    fn with_kind(&self, batch: &RecordBatch, kind: RowKind) -> DfResult<RecordBatch> {
+        if self.lateness == 0 {
+            return Ok(batch.clone());
+        }
+        let mut cols = batch.columns().to_vec();
+        cols.push(Arc::new(Int8Array::from(vec![
+            kind as i8;
+            batch.num_rows()
+        ])));
+        Ok(RecordBatch::try_new(self.output.clone(), cols)?)
+    }
+
+    /// Recomputes fired windows that got late rows and emits the changed keys.
+    fn refire(&mut self, out: &mut Vec<RecordBatch>) -> DfResult<()> {
+        let ends: Vec<i64> = self
+            .fired
+            .iter()
+            .filter(|(_, f)| !f.touched.is_empty())
+            .map(|(e, _)| *e)
+            .collect();
+        for end in ends {
+            let Some(mut f) = self.fired.remove(&end) else {
+                continue;
+            };
+            let mut pane = Pane {
+                groups: self.spec.group_values()?,
+                accs: self.spec.groups_accumulators()?,
+                rows: Vec::new(),
+            };
+            for b in &f.rows {
+                let keys = self.spec.key_columns(b);
+                let args = self.spec.arguments(b)?;
+                pane.groups.intern(&keys, &mut self.indices)?;
+                let total = pane.groups.len();
+                for (acc, (values, filter)) in pane.accs.iter_mut().zip(&args) {
+                    acc.update_batch(values, &self.indices, filter.as_ref(), total)?;
+                }
+            }
+            let now = self.fire(pane)?;
+            let touched: std::collections::HashSet<OwnedRow> = f.touched.drain(..).collect();
+            let pick = |b: &RecordBatch, conv: &RowConverter| -> DfResult<RecordBatch> {
+                let rows = conv.convert_columns(&b.columns()[..self.spec.keys.len()])?;
+                let mask: BooleanArray = rows
+                    .iter()
+                    .map(|r| Some(touched.contains(&r.owned())))
+                    .collect();
+                Ok(filter_record_batch(b, &mask)?)
+            };
+            if let Some(conv) = &self.keys {
+                let before = pick(&f.last, conv)?;
+                let after = pick(&now, conv)?;
+                out.push(self.with_kind(&before, RowKind::UpdateBefore)?);
+                out.push(self.with_kind(&after, RowKind::UpdateAfter)?);
+            }
+            f.last = now;
+            self.fired.insert(end, f);
+        }
+        Ok(())
+    }
 }
 
 impl Operator for WindowAggregateTask {
@@ -104,8 +231,11 @@ impl Operator for WindowAggregateTask {
     ) -> Result<()> {
         let ends = millis(batch.column(self.end)).map_err(df)?;
         let wm = self.watermark;
-        // A window [start, end) fires when the watermark reaches end - 1.
-        let live = |e: Option<i64>| e.is_some_and(|e| e.saturating_sub(1) > wm);
+        let lateness = self.lateness;
+        // A window [start, end) fires when the watermark reaches end - 1; with allowed
+        // lateness it still takes rows until the watermark reaches end - 1 + lateness.
+        let live =
+            |e: Option<i64>| e.is_some_and(|e| e.saturating_sub(1).saturating_add(lateness) > wm);
         let first = ends.iter().next().flatten();
         let uniform = ends.null_count() == 0 && ends.values().iter().all(|e| Some(*e) == first);
         if uniform {
@@ -149,9 +279,27 @@ impl Operator for WindowAggregateTask {
             if entry.key().saturating_sub(1) > wm {
                 break;
             }
-            let pane = entry.remove();
-            out.push(self.fire(pane).map_err(df)?);
+            let end = *entry.key();
+            let mut pane = entry.remove();
+            let rows = std::mem::take(&mut pane.rows);
+            let result = self.fire(pane).map_err(df)?;
+            out.push(self.with_kind(&result, RowKind::Insert).map_err(df)?);
+            if self.lateness > 0 {
+                self.fired.insert(
+                    end,
+                    Fired {
+                        rows,
+                        last: result,
+                        touched: Vec::new(),
+                    },
+                );
+            }
         }
+        self.refire(out).map_err(df)?;
+        // Fired windows past their allowed lateness are final.
+        let lateness = self.lateness;
+        self.fired
+            .retain(|end, _| end.saturating_sub(1).saturating_add(lateness) > wm);
         Ok(Some(watermark))
     }
 
@@ -173,7 +321,7 @@ impl OperatorFactory for WindowAggregate {
     }
 
     fn schema(&self) -> SchemaRef {
-        self.spec.output.clone()
+        self.output.clone()
     }
 
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
@@ -183,6 +331,10 @@ impl OperatorFactory for WindowAggregate {
             panes: BTreeMap::new(),
             watermark: i64::MIN,
             indices: Vec::new(),
+            lateness: self.lateness,
+            output: self.output.clone(),
+            fired: BTreeMap::new(),
+            keys: None,
         }))
     }
 

@@ -154,9 +154,7 @@ impl TopNTask {
                 .get(&key)
                 .map(|l| l.iter().map(|e| (e.id, e.values.clone())).collect())
                 .unwrap_or_default();
-            let rank_of = |list: &[(u64, Row)], id: u64| {
-                list.iter().position(|(i, _)| *i == id)
-            };
+            let rank_of = |list: &[(u64, Row)], id: u64| list.iter().position(|(i, _)| *i == id);
             for (rank, (id, values)) in old.iter().enumerate() {
                 if rank_of(&new, *id) != Some(rank) {
                     let kind = if new.len() > rank {

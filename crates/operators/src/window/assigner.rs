@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::PhysicalExpr;
@@ -16,6 +18,18 @@ use sluice_types::Watermark;
 
 use crate::time::{max_millis, millis};
 
+/// What an assigner does with late rows: rows whose event time is at or below the
+/// watermark this source split had already sent when they were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateRows {
+    /// Pass every row (windows downstream drop what is late for them).
+    Pass,
+    /// Drop late rows here (a side output takes them).
+    Drop,
+    /// Keep only the late rows (the side output branch).
+    Only,
+}
+
 /// Factory of watermark assigners.
 #[derive(Debug, Clone)]
 pub struct WatermarkAssigner {
@@ -23,6 +37,9 @@ pub struct WatermarkAssigner {
     schema: SchemaRef,
     idle_timeout: Option<Duration>,
     description: String,
+    /// The event-time column (for late-row decisions).
+    rowtime: Option<Arc<dyn PhysicalExpr>>,
+    late: LateRows,
 }
 
 impl WatermarkAssigner {
@@ -39,12 +56,23 @@ impl WatermarkAssigner {
             schema,
             idle_timeout,
             description,
+            rowtime: None,
+            late: LateRows::Pass,
         }
+    }
+
+    /// The same assigner, deciding lateness on `rowtime` and handling late rows as `late`.
+    pub fn with_late_rows(mut self, rowtime: Arc<dyn PhysicalExpr>, late: LateRows) -> Self {
+        self.rowtime = Some(rowtime);
+        self.late = late;
+        self
     }
 }
 
 struct AssignerTask {
     expr: Arc<dyn PhysicalExpr>,
+    rowtime: Option<Arc<dyn PhysicalExpr>>,
+    late: LateRows,
     idle_timeout: Option<Duration>,
     current: i64,
     pending: bool,
@@ -58,6 +86,20 @@ impl Operator for AssignerTask {
         _ctx: &mut OperatorContext,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
+        // Late rows are judged against the watermark sent before this batch.
+        let mask: Option<BooleanArray> = match (&self.rowtime, self.late) {
+            (Some(rowtime), LateRows::Drop | LateRows::Only) => {
+                let t = millis(&rowtime.evaluate(&batch)?.into_array(batch.num_rows())?)?;
+                let wm = self.current;
+                let keep_late = self.late == LateRows::Only;
+                Some(
+                    t.iter()
+                        .map(|v| Some(v.is_some_and(|v| v <= wm) == keep_late))
+                        .collect(),
+                )
+            }
+            _ => None,
+        };
         // A row whose watermark expression fails or is NULL does not move time.
         if let Ok(v) = self.expr.evaluate(&batch)
             && let Ok(arr) = v.into_array(batch.num_rows())
@@ -68,6 +110,10 @@ impl Operator for AssignerTask {
             self.current = max;
             self.pending = true;
         }
+        let batch = match mask {
+            Some(m) => filter_record_batch(&batch, &m)?,
+            None => batch,
+        };
         out.push(batch);
         Ok(())
     }
@@ -111,10 +157,16 @@ impl OperatorFactory for WatermarkAssigner {
     }
 
     fn describe(&self) -> String {
-        match self.idle_timeout {
-            Some(t) => format!("{}, idle-timeout={t:?}", self.description),
-            None => self.description.clone(),
+        let mut d = self.description.clone();
+        if let Some(t) = self.idle_timeout {
+            d.push_str(&format!(", idle-timeout={t:?}"));
         }
+        match self.late {
+            LateRows::Pass => {}
+            LateRows::Drop => d.push_str(", late rows to the side output"),
+            LateRows::Only => d.push_str(", only late rows (side output)"),
+        }
+        d
     }
 
     fn schema(&self) -> SchemaRef {
@@ -124,6 +176,8 @@ impl OperatorFactory for WatermarkAssigner {
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(AssignerTask {
             expr: self.expr.clone(),
+            rowtime: self.rowtime.clone(),
+            late: self.late,
             idle_timeout: self.idle_timeout,
             current: i64::MIN,
             pending: false,

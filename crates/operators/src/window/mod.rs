@@ -2,4 +2,4 @@
 
 mod assigner;
 
-pub use assigner::WatermarkAssigner;
+pub use assigner::{LateRows, WatermarkAssigner};
