@@ -29,7 +29,9 @@ use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 use futures::future::BoxFuture;
 use sluice_connectors::values::ValuesSourceFactory;
 use sluice_connectors::{ConnectorTable, connector_for};
-use sluice_operators::aggregate::{AggregateSpec, GroupAggregate, WindowAggregate};
+use sluice_operators::aggregate::{
+    AggregateSpec, GroupAggregate, SessionAggregate, WindowAggregate,
+};
 use sluice_operators::join::{JoinKind, StreamingJoin};
 use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
@@ -322,6 +324,38 @@ impl<'a> Lowering<'a> {
                     .as_millis() as i64,
                 None => 0,
             };
+            if is_session(&agg.input, in_names_end(&agg.input, end)) {
+                let start = keys[key_names
+                    .iter()
+                    .position(|n| n == "window_start")
+                    .unwrap_or(0)];
+                let op = SessionAggregate::new(spec, start, end);
+                let node = self
+                    .graph
+                    .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
+                let partition: Vec<usize> = keys
+                    .iter()
+                    .copied()
+                    .filter(|k| *k != start && *k != end)
+                    .collect();
+                for s in &inputs {
+                    let edge = if partition.is_empty() {
+                        EdgeKind::Rebalance
+                    } else {
+                        EdgeKind::Hash(partition.clone())
+                    };
+                    self.graph.connect(s.node, node, edge, 0);
+                }
+                if partition.is_empty() {
+                    self.graph.nodes[node.0].parallelism = 1;
+                }
+                let parallelism = self.graph.nodes[node.0].parallelism;
+                return Ok(vec![Stream {
+                    node,
+                    parallelism,
+                    updating: None,
+                }]);
+            }
             let op = WindowAggregate::new(spec, end).with_allowed_lateness(lateness);
             let updating = op.updating().then(|| {
                 format!("WindowAggregate with '{ALLOW_LATENESS}' (late rows update fired windows)")
@@ -1041,6 +1075,42 @@ impl<'a> Lowering<'a> {
 pub const LATE_ROWS_OPTION: &str = "scan.watermark.late-rows.table";
 /// The setting keeping fired windows open for late rows (Flink's experimental key).
 const ALLOW_LATENESS: &str = "table.exec.emit.allow-lateness";
+
+/// The name of input column `index` of `plan`.
+fn in_names_end(plan: &LogicalPlan, index: usize) -> String {
+    plan.schema()
+        .fields()
+        .get(index)
+        .map(|f| f.name().clone())
+        .unwrap_or_default()
+}
+
+/// Whether column `name` of `plan` is the `window_end` of a `SESSION` window (defined,
+/// through projections, by the session helper function).
+fn is_session(plan: &LogicalPlan, name: String) -> bool {
+    let mut name = name;
+    let mut node = plan;
+    loop {
+        match node {
+            LogicalPlan::Projection(p) => {
+                let Some(i) = p.schema.fields().iter().position(|f| *f.name() == name) else {
+                    return false;
+                };
+                match p.expr[i].clone().unalias_nested().data {
+                    Expr::Column(c) => {
+                        name = c.name;
+                        node = &p.input;
+                    }
+                    Expr::ScalarFunction(f) => return f.func.name() == "__sluice_session_end",
+                    _ => return false,
+                }
+            }
+            LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            LogicalPlan::Filter(f) => node = &f.input,
+            _ => return false,
+        }
+    }
+}
 
 /// `rn <= N`, `rn < N`, `rn = 1` (either way round): the column and the limit N.
 fn rank_limit(predicate: &Expr) -> Option<(String, usize)> {

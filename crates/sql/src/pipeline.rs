@@ -16,7 +16,7 @@ use crate::ddl::{self, parser::Cursor};
 use crate::insert::align_to_sink;
 use crate::lower::{Lowering, arrow_schema};
 use crate::options::resolve_options;
-use crate::planner::{parse_statement, plan_statement};
+use crate::planner::{parse_statement, parse_statement_for, plan_statement};
 use crate::script::{self, Statement, StatementKind};
 use crate::{Error, Result};
 
@@ -183,7 +183,12 @@ pub(crate) async fn apply_statements(
             },
             StatementKind::Insert => inserts.push(insert(catalog, st).await?),
             StatementKind::Query => {
-                let ast = parse_statement(&st.location.file, st.tokens.clone(), &st.location)?;
+                let ast = parse_statement_for(
+                    &st.location.file,
+                    st.tokens.clone(),
+                    &st.location,
+                    catalog.oracle,
+                )?;
                 let plan = plan_statement(catalog, ast, &st.location).await?;
                 inserts.push(PlannedInsert {
                     target: Target::Stdout,
@@ -293,8 +298,8 @@ async fn create_table(catalog: &mut Catalog, st: &Statement) -> Result<()> {
 
 /// Parses `CREATE [TEMPORARY] VIEW [IF NOT EXISTS] name AS query` (no awaits: the
 /// parser is not `Send`).
-fn parse_create_view(st: &Statement) -> Result<(String, bool, Box<ast::Query>)> {
-    let tokens = crate::windows::rewrite(st.tokens.clone(), &st.location)?;
+fn parse_create_view(st: &Statement, oracle: bool) -> Result<(String, bool, Box<ast::Query>)> {
+    let tokens = crate::windows::rewrite(st.tokens.clone(), &st.location, oracle)?;
     let mut c = Cursor::new(&st.location.file, tokens);
     c.expect_word("CREATE", "")?;
     let _ = c.word("TEMPORARY");
@@ -313,7 +318,7 @@ fn parse_create_view(st: &Statement) -> Result<(String, bool, Box<ast::Query>)> 
 }
 
 async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
-    let (name, if_not_exists, query) = parse_create_view(st)?;
+    let (name, if_not_exists, query) = parse_create_view(st, catalog.oracle)?;
     if if_not_exists && catalog.views.contains(&name) {
         return Ok(());
     }
@@ -324,7 +329,12 @@ async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
 }
 
 async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
-    let ast = parse_statement(&st.location.file, st.tokens.clone(), &st.location)?;
+    let ast = parse_statement_for(
+        &st.location.file,
+        st.tokens.clone(),
+        &st.location,
+        catalog.oracle,
+    )?;
     let ast::Statement::Insert(ins) = ast else {
         return Err(Error::sql(
             &st.location,

@@ -24,7 +24,18 @@ pub fn parse_statement(
     tokens: Vec<TokenWithSpan>,
     location: &Location,
 ) -> Result<ast::Statement> {
-    let tokens = crate::windows::rewrite(tokens, location)?;
+    parse_statement_for(file, tokens, location, false)
+}
+
+/// [`parse_statement`], for the batch oracle when `oracle` (window table functions are
+/// rewritten for batch execution).
+pub fn parse_statement_for(
+    file: &str,
+    tokens: Vec<TokenWithSpan>,
+    location: &Location,
+    oracle: bool,
+) -> Result<ast::Statement> {
+    let tokens = crate::windows::rewrite(tokens, location, oracle)?;
     let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
     let mut st = parser.parse_statement().map_err(|e| {
         let msg = e.to_string();

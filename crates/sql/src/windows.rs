@@ -37,6 +37,7 @@ fn significant(tokens: &[TokenWithSpan]) -> Vec<usize> {
 pub(crate) fn rewrite(
     tokens: Vec<TokenWithSpan>,
     location: &Location,
+    oracle: bool,
 ) -> Result<Vec<TokenWithSpan>> {
     let mut tokens = tokens;
     // Innermost-last: rewrite one call at a time until none is left.
@@ -65,7 +66,7 @@ pub(crate) fn rewrite(
         let Some(k) = found else {
             return Ok(tokens);
         };
-        tokens = rewrite_one(tokens, &sig, k, location)?;
+        tokens = rewrite_one(tokens, &sig, k, location, oracle)?;
     }
     Ok(tokens)
 }
@@ -91,6 +92,7 @@ fn rewrite_one(
     sig: &[usize],
     k: usize,
     location: &Location,
+    oracle: bool,
 ) -> Result<Vec<TokenWithSpan>> {
     let table_tok = sig[k];
     let span = tokens[table_tok].span;
@@ -146,7 +148,7 @@ fn rewrite_one(
     }
     let outer = outer.unwrap_or(table_tok);
     let call = WindowCall::parse(&func, args, &at)?;
-    let sql = call.sql();
+    let sql = call.sql(oracle);
     let mut new_tokens = Tokenizer::new(&DIALECT, &sql)
         .tokenize_with_location()
         .map_err(|e| Error::sql(&at, format!("internal window rewrite failed: {e}")))?;
@@ -220,15 +222,10 @@ impl WindowCall {
         if intervals.len() < min || intervals.len() > max {
             return Err(bad("wrong number of interval arguments"));
         }
-        if func == "SESSION" {
-            return Err(Error::Unsupported {
-                location: at.clone(),
-                message: "the SESSION window table function is not supported yet; \
-                          use GROUP BY with TUMBLE, HOP or CUMULATE windows"
-                    .into(),
-            });
+        if func == "SESSION" && intervals.len() != 1 {
+            return Err(bad("SESSION takes one gap interval"));
         }
-        if partition.is_some() {
+        if partition.is_some() && func != "SESSION" {
             return Err(bad("PARTITION BY is only allowed for SESSION windows"));
         }
         Ok(WindowCall {
@@ -240,13 +237,45 @@ impl WindowCall {
         })
     }
 
-    fn sql(&self) -> String {
+    fn sql(&self, oracle: bool) -> String {
         let t = &self.table;
         let c = &self.time;
         let i = &self.intervals;
         let offset = |n: usize| i.get(n).map(|o| format!(", {o}")).unwrap_or_default();
-        let _ = &self.partition;
         match self.func.as_str() {
+            "SESSION" if oracle => {
+                // Batch: sessions from window functions over each partition in time
+                // order (a row more than `gap` after the previous one starts a new one).
+                let gap = &i[0];
+                let part = self
+                    .partition
+                    .as_ref()
+                    .map(|p| format!("PARTITION BY {p}"))
+                    .unwrap_or_default();
+                let sid_part = match &self.partition {
+                    Some(p) => format!("PARTITION BY {p}, __sluice_sid"),
+                    None => "PARTITION BY __sluice_sid".to_string(),
+                };
+                format!(
+                    "(SELECT *, __sluice_window_time(window_end) AS window_time FROM \
+                     (SELECT *, MIN({c}) OVER ({sid_part}) AS window_start, \
+                     MAX({c}) OVER ({sid_part}) + {gap} AS window_end FROM \
+                     (SELECT *, SUM(__sluice_new) OVER ({part} ORDER BY {c}, __sluice_new DESC \
+                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS __sluice_sid FROM \
+                     (SELECT *, CASE WHEN LAG({c}) OVER ({part} ORDER BY {c}) IS NULL \
+                     OR {c} >= LAG({c}) OVER ({part} ORDER BY {c}) + {gap} THEN 1 ELSE 0 END \
+                     AS __sluice_new FROM {t}))))"
+                )
+            }
+            "SESSION" => {
+                let gap = &i[0];
+                format!(
+                    "(SELECT *, __sluice_session_start({c}, {gap}) AS window_start, \
+                     __sluice_session_end({c}, {gap}) AS window_end, \
+                     __sluice_window_time(__sluice_session_end({c}, {gap})) AS window_time \
+                     FROM {t})"
+                )
+            }
             "TUMBLE" => {
                 let size = &i[0];
                 let start = format!("__sluice_window_start({c}, {size}{})", offset(1));

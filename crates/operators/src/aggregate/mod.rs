@@ -2,9 +2,11 @@
 //! unbounded `GROUP BY` (a changelog). Both use DataFusion's aggregate functions.
 
 mod group;
+mod session;
 mod spec;
 mod window;
 
 pub use group::GroupAggregate;
+pub use session::SessionAggregate;
 pub use spec::AggregateSpec;
 pub use window::WindowAggregate;

@@ -237,3 +237,45 @@ pub(crate) fn window_time() -> FlinkUdf {
         },
     )
 }
+
+/// `__sluice_session_start(ts, gap)`: the row's own session starts at its time.
+pub(crate) fn session_start() -> FlinkUdf {
+    FlinkUdf::new(
+        "__sluice_session_start",
+        |t| {
+            check_arity("SESSION", t.len(), 2, 2)?;
+            Ok(vec![ts_type("SESSION", &t[0])?, t[1].clone()])
+        },
+        |t| ts_type("SESSION", &t[0]),
+        |_, args| {
+            let (rows, scalar) = output_rows(&args.args, args.number_rows);
+            let (ts, _) = millis_of(&args.args[0], rows)?;
+            finish(cast(&ts, args.return_type())?, scalar)
+        },
+    )
+}
+
+/// `__sluice_session_end(ts, gap)`: the row's own session ends `gap` after its time.
+pub(crate) fn session_end() -> FlinkUdf {
+    FlinkUdf::new(
+        "__sluice_session_end",
+        |t| {
+            check_arity("SESSION", t.len(), 2, 2)?;
+            Ok(vec![ts_type("SESSION", &t[0])?, t[1].clone()])
+        },
+        |t| ts_type("SESSION", &t[0]),
+        |_, args| {
+            let (rows, scalar) = output_rows(&args.args, args.number_rows);
+            let gap = interval_ms(&args.args[1], "gap")?;
+            if gap <= 0 {
+                return exec_err!("the session gap must be positive");
+            }
+            let (ts, _) = millis_of(&args.args[0], rows)?;
+            let out = ts
+                .as_primitive::<TimestampMillisecondType>()
+                .unary::<_, TimestampMillisecondType>(|t| t.saturating_add(gap));
+            let out: ArrayRef = Arc::new(out);
+            finish(cast(&out, args.return_type())?, scalar)
+        },
+    )
+}
