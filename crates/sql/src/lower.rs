@@ -356,7 +356,17 @@ impl<'a> Lowering<'a> {
                     updating: None,
                 }]);
             }
-            let op = WindowAggregate::new(spec, end).with_allowed_lateness(lateness);
+            let mut op = WindowAggregate::new(spec, end).with_allowed_lateness(lateness);
+            let on_proctime =
+                defining_expr(&agg.input, in_names_end(&agg.input, end)).is_some_and(|e| {
+                    e.exists(|x| {
+                        Ok(matches!(x, Expr::ScalarFunction(f) if f.func.name() == "proctime"))
+                    })
+                    .unwrap_or(false)
+                });
+            if on_proctime {
+                op = op.with_processing_time();
+            }
             let updating = op.updating().then(|| {
                 format!("WindowAggregate with '{ALLOW_LATENESS}' (late rows update fired windows)")
             });
@@ -1088,26 +1098,49 @@ fn in_names_end(plan: &LogicalPlan, index: usize) -> String {
 /// Whether column `name` of `plan` is the `window_end` of a `SESSION` window (defined,
 /// through projections, by the session helper function).
 fn is_session(plan: &LogicalPlan, name: String) -> bool {
+    matches!(defining_expr(plan, name),
+        Some(Expr::ScalarFunction(f)) if f.func.name() == "__sluice_session_end")
+}
+
+/// The expression that defines column `name` of `plan`: followed through projections
+/// (column renames) and other row-preserving nodes to the first computed expression,
+/// with the columns it uses resolved the same way.
+fn defining_expr(plan: &LogicalPlan, name: String) -> Option<Expr> {
     let mut name = name;
     let mut node = plan;
     loop {
         match node {
             LogicalPlan::Projection(p) => {
-                let Some(i) = p.schema.fields().iter().position(|f| *f.name() == name) else {
-                    return false;
-                };
+                let i = p.schema.fields().iter().position(|f| *f.name() == name)?;
                 match p.expr[i].clone().unalias_nested().data {
                     Expr::Column(c) => {
                         name = c.name;
                         node = &p.input;
                     }
-                    Expr::ScalarFunction(f) => return f.func.name() == "__sluice_session_end",
-                    _ => return false,
+                    other => {
+                        // Resolve the columns the expression uses below this projection.
+                        let input = p.input.clone();
+                        return other
+                            .transform_up(|e| {
+                                Ok(match e {
+                                    Expr::Column(c) => {
+                                        match defining_expr(&input, c.name.clone()) {
+                                            Some(d) => Transformed::yes(d),
+                                            None => Transformed::no(Expr::Column(c)),
+                                        }
+                                    }
+                                    o => Transformed::no(o),
+                                })
+                            })
+                            .ok()
+                            .map(|t| t.data);
+                    }
                 }
             }
             LogicalPlan::SubqueryAlias(a) => node = &a.input,
             LogicalPlan::Filter(f) => node = &f.input,
-            _ => return false,
+            LogicalPlan::Unnest(u) => node = &u.input,
+            _ => return None,
         }
     }
 }

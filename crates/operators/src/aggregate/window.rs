@@ -38,6 +38,8 @@ pub struct WindowAggregate {
     lateness: i64,
     /// The output schema (with a row kind when `lateness` > 0).
     output: SchemaRef,
+    /// Windows over processing time (`PROCTIME()`): they fire by the wall clock.
+    processing_time: bool,
 }
 
 impl WindowAggregate {
@@ -49,7 +51,15 @@ impl WindowAggregate {
             spec: Arc::new(spec),
             end,
             lateness: 0,
+            processing_time: false,
         }
+    }
+
+    /// Windows over processing time: a window fires when the wall clock passes its end
+    /// (checked as rows arrive), or at the end of the input; no row is late.
+    pub fn with_processing_time(mut self) -> Self {
+        self.processing_time = true;
+        self
     }
 
     /// Keeps fired windows for `lateness` ms more: late rows update them, and the
@@ -95,6 +105,7 @@ struct WindowAggregateTask {
     output: SchemaRef,
     fired: BTreeMap<i64, Fired>,
     keys: Option<RowConverter>,
+    processing_time: bool,
 }
 
 fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
@@ -157,6 +168,38 @@ impl WindowAggregateTask {
             cols.push(acc.evaluate(EmitTo::All)?);
         }
         Ok(RecordBatch::try_new(self.spec.output.clone(), cols)?)
+    }
+
+    /// Processing time: every row counts; windows whose end the clock passed fire.
+    fn process_processing_time(
+        &mut self,
+        batch: &RecordBatch,
+        out: &mut Vec<RecordBatch>,
+    ) -> Result<()> {
+        let ends = millis(batch.column(self.end)).map_err(df)?;
+        let mut by_end: HashMap<i64, Vec<u32>> = HashMap::new();
+        for (row, e) in ends.iter().enumerate() {
+            if let Some(end) = e {
+                by_end.entry(end).or_default().push(row as u32);
+            }
+        }
+        for (end, rows) in by_end {
+            let part =
+                take_record_batch(batch, &UInt32Array::from(rows)).map_err(|e| df(e.into()))?;
+            self.update(end, &part).map_err(df)?;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(i64::MIN);
+        while let Some(entry) = self.panes.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            let pane = entry.remove();
+            out.push(self.fire(pane).map_err(df)?);
+        }
+        Ok(())
     }
 
     /// `batch` (a result without row kind) with every row of kind `kind`.
@@ -227,8 +270,11 @@ impl Operator for WindowAggregateTask {
         _input: usize,
         batch: RecordBatch,
         ctx: &mut OperatorContext,
-        _out: &mut Vec<RecordBatch>,
+        out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
+        if self.processing_time {
+            return self.process_processing_time(&batch, out);
+        }
         let ends = millis(batch.column(self.end)).map_err(df)?;
         let wm = self.watermark;
         let lateness = self.lateness;
@@ -335,6 +381,7 @@ impl OperatorFactory for WindowAggregate {
             output: self.output.clone(),
             fired: BTreeMap::new(),
             keys: None,
+            processing_time: self.processing_time,
         }))
     }
 

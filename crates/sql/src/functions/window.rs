@@ -279,3 +279,36 @@ pub(crate) fn session_end() -> FlinkUdf {
         },
     )
 }
+
+/// `PROCTIME()`: the wall-clock time when the row is processed (`TIMESTAMP_LTZ(3)`),
+/// a processing-time attribute for windows.
+pub(crate) fn proctime() -> FlinkUdf {
+    FlinkUdf::new(
+        "proctime",
+        |t| {
+            check_arity("PROCTIME", t.len(), 0, 0)?;
+            Ok(Vec::new())
+        },
+        |_| {
+            Ok(DataType::Timestamp(
+                TimeUnit::Millisecond,
+                Some("+00:00".into()),
+            ))
+        },
+        |_, args| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            Ok(ColumnarValue::Scalar(ScalarValue::TimestampMillisecond(
+                Some(now),
+                Some("+00:00".into()),
+            )))
+            .map(|v| {
+                let _ = args;
+                v
+            })
+        },
+    )
+    .volatile()
+}
