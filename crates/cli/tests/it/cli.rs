@@ -324,6 +324,46 @@ fn readme_tour_pipeline_runs() {
     assert!(stdout.contains("+I["), "{stdout}");
 }
 
+/// The IoT example alerts on exactly the anomalies injected into its data: sensor-2
+/// twice, sensor-4 and sensor-5 once; the two healthy sensors never.
+#[test]
+fn iot_anomalies_example_alerts_on_the_injected_anomalies() {
+    let out = sluice(
+        &root(),
+        &["run", "-q", "--workers", "2", "examples/iot_anomalies.sql"],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let alerts: Vec<&str> = stdout.lines().filter(|l| l.contains("+I[")).collect();
+    let sensor = |l: &str| {
+        l.split("+I[")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut sensors: Vec<String> = alerts.iter().map(|l| sensor(l)).collect();
+    sensors.sort();
+    assert_eq!(
+        sensors,
+        ["sensor-2", "sensor-2", "sensor-4", "sensor-5"],
+        "{stdout}"
+    );
+    for (sensor, window_end) in [
+        ("sensor-2", "10:06:15.000"),
+        ("sensor-2", "10:06:30.000"),
+        ("sensor-4", "10:13:45.000"),
+        ("sensor-5", "10:17:45.000"),
+    ] {
+        assert!(
+            alerts
+                .iter()
+                .any(|l| l.contains(&format!("+I[{sensor}, 2024-03-01 {window_end}"))),
+            "no alert for {sensor} at {window_end}:\n{stdout}"
+        );
+    }
+}
+
 /// On a terminal, a progress line (rows in/out, rate) is refreshed on stderr; piped, it
 /// is silent (the other tests check stderr holds only the summary).
 #[cfg(unix)]

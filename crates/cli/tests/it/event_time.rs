@@ -28,14 +28,15 @@ async fn run(sql: &str, workers: usize, dir: &std::path::Path) -> (Vec<String>, 
         ..Default::default()
     };
     let summary = Job::new(pipeline.graph, config)
-        .unwrap()
+        .expect("a valid graph")
         .run()
         .await
         .unwrap_or_else(|e| panic!("fails: {e}"));
-    let mut rows: Vec<String> = sluice_testkit::format_batches(&captured.lock().unwrap())
-        .into_iter()
-        .map(|r| r.join(" "))
-        .collect();
+    let mut rows: Vec<String> =
+        sluice_testkit::format_batches(&captured.lock().expect("not poisoned"))
+            .into_iter()
+            .map(|r| r.join(" "))
+            .collect();
     rows.sort();
     (rows, summary)
 }
@@ -44,7 +45,7 @@ async fn run(sql: &str, workers: usize, dir: &std::path::Path) -> (Vec<String>, 
 /// behind the largest time seen) moves between them.
 fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
     let input = dir.join("events");
-    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&input).expect("temp dir");
     let files = [
         "ts,k,v\n2024-03-01 10:00:10,a,1\n2024-03-01 10:01:00,a,2\n2024-03-01 10:04:00,b,3\n",
         // 10:02 is behind this split's watermark (10:03) but its window is still open.
@@ -53,7 +54,7 @@ fn write_events(dir: &std::path::Path) -> std::path::PathBuf {
         "ts,k,v\n2024-03-01 10:03:00,a,6\n2024-03-01 10:12:00,b,7\n",
     ];
     for (i, f) in files.iter().enumerate() {
-        std::fs::write(input.join(format!("part-{i}.csv")), f).unwrap();
+        std::fs::write(input.join(format!("part-{i}.csv")), f).expect("temp file");
     }
     input
 }
@@ -160,7 +161,7 @@ fn write_shuffled(dir: &std::path::Path, seed: u64, shuffle: bool) -> std::path:
     use rand::seq::SliceRandom;
     use rand::{SeedableRng, rngs::SmallRng};
     let input = dir.join(format!("events-{seed}-{shuffle}"));
-    std::fs::create_dir_all(&input).unwrap();
+    std::fs::create_dir_all(&input).expect("temp dir");
     let mut rng = SmallRng::seed_from_u64(seed);
     let base = 1_709_287_200i64; // 2024-03-01 10:00:00 UTC
     let mut rows: Vec<String> = (0..2000i64)
@@ -180,7 +181,7 @@ fn write_shuffled(dir: &std::path::Path, seed: u64, shuffle: bool) -> std::path:
             text.push_str(r);
             text.push('\n');
         }
-        std::fs::write(input.join(format!("part-{i:02}.csv")), text).unwrap();
+        std::fs::write(input.join(format!("part-{i:02}.csv")), text).expect("temp file");
     }
     input
 }

@@ -1,5 +1,6 @@
 //! Flink's scalar functions, under Flink's names and with Flink's semantics,
-//! as DataFusion UDFs.
+//! as DataFusion UDFs; plus Sluice's own anomaly-detection aggregates
+//! (`anomaly.rs`).
 //!
 //! [`register`] installs them in a `SessionContext`, replacing DataFusion
 //! built-ins of the same name whose behaviour differs (`to_timestamp`,
@@ -26,11 +27,13 @@
 //! | `random.rs` | `RAND`, `RAND_INTEGER` |
 //! | `cond.rs` | `IF` |
 //! | `java_udfs.rs` | Java UDF classes |
+//! | `anomaly.rs` | aggregates `ZSCORE`, `EWMA`, `MAD_SCORE` (not Flink's; Sluice's own) |
 //!
 //! Support code: `args.rs` (argument access, coercion, pattern cache),
 //! `udf.rs` (the UDF struct), `format.rs`/`parse.rs` (Java date patterns),
 //! `rewrite.rs` (redirects `SUBSTRING(s FROM p FOR n)` syntax).
 
+mod anomaly;
 mod args;
 mod cond;
 mod convert;
@@ -54,7 +57,7 @@ mod tests;
 use std::sync::Arc;
 
 use datafusion::execution::FunctionRegistry;
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionContext;
 
 pub use java_udfs::{KNOWN_JAVA_UDFS, java_udf};
@@ -102,14 +105,26 @@ fn udfs() -> Vec<ScalarUDF> {
         window::hop_starts(),
         window::cumulate_ends(),
         window::window_time(),
+        window::session_start(),
+        window::session_end(),
+        window::proctime(),
     ];
     list.extend(datetime::EXTRACTORS.iter().map(|n| datetime::extract(n)));
     list.into_iter().map(udf::FlinkUdf::into_udf).collect()
 }
 
+/// Every aggregate function implemented in this module.
+fn udafs() -> Vec<AggregateUDF> {
+    vec![anomaly::zscore(), anomaly::ewma(), anomaly::mad_score()]
+}
+
 /// Registers all Flink functions in `ctx`, overriding DataFusion built-ins of
-/// the same name. Call once per context, before planning queries.
+/// the same name, and Sluice's aggregates. Call once per context, before
+/// planning queries.
 pub fn register(ctx: &SessionContext) {
+    for udaf in udafs() {
+        ctx.register_udaf(udaf);
+    }
     let udfs = udfs();
     let substring = udfs
         .iter()

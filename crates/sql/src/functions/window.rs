@@ -295,7 +295,7 @@ pub(crate) fn proctime() -> FlinkUdf {
                 Some("+00:00".into()),
             ))
         },
-        |_, args| {
+        |_, _| {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_millis() as i64)
@@ -304,10 +304,6 @@ pub(crate) fn proctime() -> FlinkUdf {
                 Some(now),
                 Some("+00:00".into()),
             )))
-            .map(|v| {
-                let _ = args;
-                v
-            })
         },
     )
     .volatile()
