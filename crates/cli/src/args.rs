@@ -105,7 +105,7 @@ pub(crate) struct GenArgs {
 pub(crate) struct BenchArgs {
     /// The suite: `nexmark`.
     pub(crate) suite: String,
-    /// The query: q0, q1, q2, q14, q21, q22.
+    /// The query: q0-q5, q7-q9, q12, q14-q23 (the suite queries Sluice runs).
     #[arg(long, default_value = "q0")]
     pub(crate) query: String,
     /// Events to generate (suffixes K, M, G).
