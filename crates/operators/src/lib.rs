@@ -9,6 +9,7 @@
 
 pub mod aggregate;
 pub mod join;
+pub mod over;
 pub mod rank;
 pub mod stateless;
 pub mod time;

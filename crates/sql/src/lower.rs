@@ -22,7 +22,7 @@ use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext
 use datafusion::logical_expr::{
     Aggregate, Expr, Filter as Filter_, Join, JoinType, LogicalPlan, TableScan,
 };
-use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::aggregate::{AggregateExprBuilder, LoweredAggregateBuilder};
 use datafusion::physical_expr::create_physical_expr;
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::sql::sqlparser::tokenizer::Tokenizer;
@@ -33,6 +33,7 @@ use sluice_operators::aggregate::{
     AggregateSpec, GroupAggregate, SessionAggregate, WindowAggregate,
 };
 use sluice_operators::join::{JoinKind, StreamingJoin};
+use sluice_operators::over::{OverAggregate, OverFrame};
 use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
 use sluice_operators::window::{LateRows, WatermarkAssigner};
@@ -683,6 +684,139 @@ impl<'a> Lowering<'a> {
         Ok(Some(vec![stream]))
     }
 
+    /// `agg(…) OVER (PARTITION BY … ORDER BY time [ROWS|RANGE BETWEEN … PRECEDING AND
+    /// CURRENT ROW])`: an OVER aggregation on event time.
+    async fn over(
+        &mut self,
+        w: &datafusion::logical_expr::Window,
+        location: &Location,
+    ) -> Result<Vec<Stream>> {
+        use datafusion::logical_expr::{
+            WindowFrameBound, WindowFrameUnits, WindowFunctionDefinition,
+        };
+        let refuse = |why: &str| Error::Unsupported {
+            location: location.clone(),
+            message: format!("this OVER window is not supported: {why}"),
+        };
+        let mut funcs = Vec::new();
+        for e in &w.window_expr {
+            let Expr::WindowFunction(wf) = e.clone().unalias_nested().data else {
+                return Err(refuse("not a window function"));
+            };
+            funcs.push(*wf);
+        }
+        let Some(first) = funcs.first() else {
+            return Err(refuse("no function"));
+        };
+        let params = &first.params;
+        if funcs.iter().any(|f| {
+            f.params.partition_by != params.partition_by
+                || f.params.order_by != params.order_by
+                || f.params.window_frame != params.window_frame
+        }) {
+            return Err(refuse(
+                "all OVER aggregates of one SELECT must have the same PARTITION BY, ORDER BY \
+                 and frame (as in Flink)",
+            ));
+        }
+        let [order] = params.order_by.as_slice() else {
+            return Err(refuse("ORDER BY must be exactly one time column"));
+        };
+        if !order.asc {
+            return Err(refuse("ORDER BY must be ascending time"));
+        }
+        let Expr::Column(time_col) = &order.expr else {
+            return Err(refuse("ORDER BY must name a time column"));
+        };
+        let frame = &params.window_frame;
+        if !matches!(frame.end_bound, WindowFrameBound::CurrentRow) {
+            return Err(refuse("the frame must end at CURRENT ROW"));
+        }
+        let start = match &frame.start_bound {
+            WindowFrameBound::Preceding(v) if v.is_null() => None,
+            WindowFrameBound::Preceding(v) => Some(v.clone()),
+            _ => {
+                return Err(refuse(
+                    "the frame must start at n PRECEDING or UNBOUNDED PRECEDING",
+                ));
+            }
+        };
+        let over_frame = match frame.units {
+            WindowFrameUnits::Rows => OverFrame::Rows(match start {
+                None => None,
+                Some(v) => Some(
+                    match v.cast_to(&datafusion::arrow::datatypes::DataType::UInt64) {
+                        Ok(datafusion::common::ScalarValue::UInt64(Some(n))) => n,
+                        _ => return Err(refuse("ROWS n PRECEDING needs a constant n")),
+                    },
+                ),
+            }),
+            WindowFrameUnits::Range => OverFrame::Range(match start {
+                None => None,
+                Some(v) => Some(interval_millis(&v).ok_or_else(|| {
+                    refuse("RANGE BETWEEN needs an INTERVAL … PRECEDING over a time column")
+                })?),
+            }),
+            WindowFrameUnits::Groups => return Err(refuse("GROUPS frames")),
+        };
+        let inputs = self.lower(&w.input, location).await?;
+        if let Some(op) = updating_of(&inputs) {
+            return Err(refuse(&format!("its input is updating ({op})")));
+        }
+        let width = w.input.schema().fields().len();
+        let (inputs, keys, ext) =
+            self.keyed(inputs, w.input.schema(), &params.partition_by, location)?;
+        let time = ext
+            .index_of_column(time_col)
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+        let physical_input = arrow_schema(&ext);
+        let mut aggs = Vec::new();
+        let mut filters = Vec::new();
+        for (f, e) in funcs.iter().zip(&w.window_expr) {
+            let WindowFunctionDefinition::AggregateUDF(udaf) = &f.fun else {
+                return Err(refuse(&format!(
+                    "{} is not an aggregate function (ranking functions other than \
+                     ROW_NUMBER … <= N are not supported yet)",
+                    f.fun.name()
+                )));
+            };
+            let args = self.physical(&f.params.args, &ext, location)?;
+            let agg = AggregateExprBuilder::new(udaf.clone(), args)
+                .schema(physical_input.clone())
+                .alias(e.schema_name().to_string())
+                .with_distinct(f.params.distinct)
+                .build()
+                .map_err(|e| crate::planner::plan_error(e, location))?;
+            aggs.push(Arc::new(agg));
+            filters.push(match &f.params.filter {
+                Some(x) => Some(self.physical(std::slice::from_ref(x), &ext, location)?[0].clone()),
+                None => None,
+            });
+        }
+        let output = arrow_schema(&w.schema);
+        let op = OverAggregate::new(keys.clone(), time, aggs, filters, over_frame, width, output);
+        let node = self
+            .graph
+            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
+        for s in &inputs {
+            let edge = if keys.is_empty() {
+                EdgeKind::Rebalance
+            } else {
+                EdgeKind::Hash(keys.clone())
+            };
+            self.graph.connect(s.node, node, edge, 0);
+        }
+        if keys.is_empty() {
+            self.graph.nodes[node.0].parallelism = 1;
+        }
+        let parallelism = self.graph.nodes[node.0].parallelism;
+        Ok(vec![Stream {
+            node,
+            parallelism,
+            updating: None,
+        }])
+    }
+
     /// Lowers a plan; returns the streams whose union is the plan's output.
     pub fn lower<'b>(
         &'b mut self,
@@ -716,6 +850,7 @@ impl<'a> Lowering<'a> {
                 }
                 LogicalPlan::Aggregate(agg) => self.aggregate(agg, location).await,
                 LogicalPlan::Join(j) => self.join(j, location).await,
+                LogicalPlan::Window(w) => self.over(w, location).await,
                 LogicalPlan::Unnest(u) => {
                     let inputs = self.lower(&u.input, location).await?;
                     let straight = u
@@ -1085,6 +1220,20 @@ impl<'a> Lowering<'a> {
 pub const LATE_ROWS_OPTION: &str = "scan.watermark.late-rows.table";
 /// The setting keeping fired windows open for late rows (Flink's experimental key).
 const ALLOW_LATENESS: &str = "table.exec.emit.allow-lateness";
+
+/// An interval constant in milliseconds.
+fn interval_millis(v: &datafusion::common::ScalarValue) -> Option<i64> {
+    use datafusion::common::ScalarValue as S;
+    match v {
+        S::IntervalDayTime(Some(d)) => {
+            Some(i64::from(d.days) * 86_400_000 + i64::from(d.milliseconds))
+        }
+        S::IntervalMonthDayNano(Some(d)) if d.months == 0 => {
+            Some(i64::from(d.days) * 86_400_000 + d.nanoseconds / 1_000_000)
+        }
+        _ => None,
+    }
+}
 
 /// The name of input column `index` of `plan`.
 fn in_names_end(plan: &LogicalPlan, index: usize) -> String {
