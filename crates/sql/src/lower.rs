@@ -32,7 +32,7 @@ use sluice_connectors::{ConnectorTable, connector_for};
 use sluice_operators::aggregate::{
     AggregateSpec, GroupAggregate, SessionAggregate, WindowAggregate,
 };
-use sluice_operators::join::{JoinKind, StreamingJoin};
+use sluice_operators::join::{IntervalBounds, JoinKind, StreamingJoin};
 use sluice_operators::over::{OverAggregate, OverFrame};
 use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
@@ -546,6 +546,19 @@ impl<'a> Lowering<'a> {
                 .map(|f| format!(" where {f}"))
                 .unwrap_or_default()
         );
+        let ttl = state_ttl(self.catalog, location)?;
+        let interval = j
+            .filter
+            .as_ref()
+            .and_then(|f| interval_bounds(f, j.left.schema(), j.right.schema()));
+        let description = match &interval {
+            Some(b) => format!(
+                "{description}, interval join: {} ms <= left - right time <= {} ms (state \
+                 cleaned by the watermark)",
+                b.lo, b.hi
+            ),
+            None => description,
+        };
         let op = StreamingJoin::new(
             kind,
             [lkeys.clone(), rkeys.clone()],
@@ -558,7 +571,12 @@ impl<'a> Lowering<'a> {
             output,
             key_types,
             description,
-        );
+        )
+        .with_ttl(ttl);
+        let op = match interval {
+            Some(b) => op.with_interval(b),
+            None => op,
+        };
         let node = self
             .graph
             .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
@@ -1220,6 +1238,96 @@ impl<'a> Lowering<'a> {
 pub const LATE_ROWS_OPTION: &str = "scan.watermark.late-rows.table";
 /// The setting keeping fired windows open for late rows (Flink's experimental key).
 const ALLOW_LATENESS: &str = "table.exec.emit.allow-lateness";
+
+/// `'table.exec.state.ttl'` in ms (unset or 0: state is kept forever).
+fn state_ttl(catalog: &Catalog, location: &Location) -> Result<Option<i64>> {
+    match catalog.settings.get("table.exec.state.ttl") {
+        Some(v) => {
+            let d = parse_duration(v).map_err(|e| {
+                Error::sql(location, format!("SET 'table.exec.state.ttl' = '{v}': {e}"))
+            })?;
+            Ok((!d.is_zero()).then_some(d.as_millis() as i64))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A join condition's time bounds `lo <= left.t - right.t <= hi` (an interval join),
+/// from comparisons such as `l.t BETWEEN r.t - INTERVAL '10' SECOND AND r.t`.
+fn interval_bounds(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<IntervalBounds> {
+    use datafusion::logical_expr::utils::split_conjunction;
+    use datafusion::logical_expr::{BinaryExpr, Operator as Op};
+    // `column ± interval` as (column, offset in ms).
+    fn term(e: &Expr) -> Option<(Column, i64)> {
+        match e {
+            Expr::Column(c) => Some((c.clone(), 0)),
+            Expr::Cast(c) => term(&c.expr),
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                let (c, o) = term(left)?;
+                let Expr::Literal(v, _) = right.as_ref() else {
+                    return None;
+                };
+                let ms = interval_millis(v)?;
+                match op {
+                    Op::Plus => Some((c, o + ms)),
+                    Op::Minus => Some((c, o - ms)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+    let mut comparisons: Vec<(Expr, Op, Expr)> = Vec::new();
+    for c in split_conjunction(filter) {
+        match c {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                comparisons.push((left.as_ref().clone(), *op, right.as_ref().clone()))
+            }
+            Expr::Between(b) if !b.negated => {
+                comparisons.push((b.expr.as_ref().clone(), Op::GtEq, b.low.as_ref().clone()));
+                comparisons.push((b.expr.as_ref().clone(), Op::LtEq, b.high.as_ref().clone()));
+            }
+            _ => {}
+        }
+    }
+    let (mut lo, mut hi) = (None::<i64>, None::<i64>);
+    let mut cols: Option<(Column, Column)> = None;
+    for (a, op, b) in comparisons {
+        let (Some((ca, oa)), Some((cb, ob))) = (term(&a), term(&b)) else {
+            continue;
+        };
+        // ca + oa OP cb + ob  =>  ca - cb OP ob - oa
+        let (l, r, op, k) = if left.has_column(&ca) && right.has_column(&cb) {
+            (ca, cb, op, ob - oa)
+        } else if right.has_column(&ca) && left.has_column(&cb) {
+            (cb, ca, op.swap()?, oa - ob)
+        } else {
+            continue;
+        };
+        match &cols {
+            Some((l0, r0)) if *l0 != l || *r0 != r => return None,
+            _ => cols = Some((l, r)),
+        }
+        match op {
+            Op::GtEq | Op::Gt => lo = Some(lo.map_or(k, |x: i64| x.max(k))),
+            Op::LtEq | Op::Lt => hi = Some(hi.map_or(k, |x: i64| x.min(k))),
+            Op::Eq => {
+                lo = Some(k);
+                hi = Some(k);
+            }
+            _ => {}
+        }
+    }
+    let (l, r) = cols?;
+    Some(IntervalBounds {
+        time: [
+            left.index_of_column(&l).ok()?,
+            right.index_of_column(&r).ok()?,
+        ],
+        lo: lo?,
+        hi: hi?,
+    })
+}
 
 /// An interval constant in milliseconds.
 fn interval_millis(v: &datafusion::common::ScalarValue) -> Option<i64> {

@@ -18,7 +18,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
 use sluice_state::{StateTableKind, StateTableSpec};
-use sluice_types::{RowKind, kinds_of, without_row_kind};
+use sluice_types::{RowKind, Watermark, kinds_of, without_row_kind};
 
 /// Which rows a join keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +78,10 @@ pub struct StreamingJoin {
     /// Types of the key columns (the same on both sides).
     key_types: Vec<DataType>,
     description: String,
+    /// `'table.exec.state.ttl'` in ms: stored rows older than this are dropped.
+    ttl: Option<i64>,
+    /// Time bounds of an interval join.
+    interval: Option<IntervalBounds>,
 }
 
 impl StreamingJoin {
@@ -102,7 +106,22 @@ impl StreamingJoin {
             output,
             key_types,
             description,
+            ttl: None,
+            interval: None,
         }
+    }
+
+    /// Drops stored rows `ttl_ms` after they were stored (Flink's state TTL).
+    pub fn with_ttl(mut self, ttl_ms: Option<i64>) -> Self {
+        self.ttl = ttl_ms.filter(|t| *t > 0);
+        self
+    }
+
+    /// An interval join: rows leave the state once the watermark shows that no future
+    /// row of the other side can match them.
+    pub fn with_interval(mut self, bounds: IntervalBounds) -> Self {
+        self.interval = Some(bounds);
+        self
     }
 }
 
@@ -112,22 +131,63 @@ struct Entry {
     batch: u32,
     row: u32,
     matches: u32,
+    /// The row's event time (interval joins), else `i64::MIN`.
+    time: i64,
+    /// When it was stored (processing time, ms), for the state TTL.
+    created: i64,
 }
 
 #[derive(Default)]
 struct SideState {
     batches: Vec<RecordBatch>,
+    /// Rows of each batch still in state; a batch with none is released.
+    live: Vec<u32>,
     by_key: HashMap<OwnedRow, Vec<Entry>>,
+}
+
+/// The time bounds of an interval join: `lo <= left.time - right.time <= hi`, with
+/// each side's time column. Rows that no future row of the other side can match
+/// (given the watermark) leave the state.
+#[derive(Debug, Clone, Copy)]
+pub struct IntervalBounds {
+    /// Input column of each side's event time.
+    pub time: [usize; 2],
+    /// Lower bound of left.time - right.time, in ms.
+    pub lo: i64,
+    /// Upper bound of left.time - right.time, in ms.
+    pub hi: i64,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 struct JoinTask {
     f: StreamingJoin,
     converters: [RowConverter; 2],
     state: [SideState; 2],
+    /// When the state was last swept for the TTL.
+    last_sweep: i64,
 }
 
 fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
     sluice_runtime::Error::DataFusion(e)
+}
+
+/// `n` rows of stored batch `b` left the state; a batch with none left is freed.
+fn release(state: &mut SideState, b: usize, n: u32) {
+    if let Some(live) = state.live.get_mut(b) {
+        *live = live.saturating_sub(n);
+        if *live == 0
+            && let Some(batch) = state.batches.get_mut(b)
+            && batch.num_rows() > 0
+        {
+            *batch = batch.slice(0, 0);
+        }
+    }
 }
 
 /// Output rows being built: (left ref, right ref, kind); a ref is (batch, row) into
@@ -264,6 +324,12 @@ impl JoinTask {
         }
         // Unmatched rows of a preserved side, and state updates.
         let mut retracted = Vec::new();
+        let times = match &self.f.interval {
+            Some(b) => Some(crate::time::millis(batch.column(b.time[side]))?),
+            None => None,
+        };
+        let created = if self.f.ttl.is_some() { now_ms() } else { 0 };
+        let mut stored = 0u32;
         for r in 0..batch.num_rows() {
             let accumulate = kinds[r].is_accumulate();
             if let Some((s, want)) = self.f.kind.filtering() {
@@ -296,16 +362,24 @@ impl JoinTask {
             }
             if accumulate {
                 let key = keys.row(r).owned();
+                let time = times
+                    .as_ref()
+                    .and_then(|t| t.is_valid(r).then(|| t.value(r)))
+                    .unwrap_or(i64::MIN);
                 self.state[side].by_key.entry(key).or_default().push(Entry {
                     batch: this_batch as u32,
                     row: r as u32,
                     matches: matched_rows[r],
+                    time,
+                    created,
                 });
+                stored += 1;
             } else {
                 retracted.push(r);
             }
         }
         self.state[side].batches.push(data.clone());
+        self.state[side].live.push(stored);
         for r in retracted {
             self.remove(side, &data, r, keys.row(r).owned())?;
         }
@@ -331,12 +405,46 @@ impl JoinTask {
             })
         });
         if let Some(i) = found {
-            list.swap_remove(i);
+            let e = list.swap_remove(i);
             if list.is_empty() {
                 self.state[side].by_key.remove(&key);
             }
+            release(&mut self.state[side], e.batch as usize, 1);
         }
         Ok(())
+    }
+
+    /// Drops stored rows that expired (TTL) or that no future row can match (interval
+    /// join, given watermark `wm`).
+    fn sweep(&mut self, wm: Option<i64>) {
+        let ttl_limit = self.f.ttl.map(|t| now_ms().saturating_sub(t));
+        let time_limit = match (self.f.interval, wm) {
+            (Some(b), Some(w)) if w > i64::MIN => {
+                [Some(w.saturating_add(b.lo)), Some(w.saturating_sub(b.hi))]
+            }
+            _ => [None, None],
+        };
+        for (side, state) in self.state.iter_mut().enumerate() {
+            let limit = time_limit[side];
+            if ttl_limit.is_none() && limit.is_none() {
+                continue;
+            }
+            let mut released: Vec<usize> = Vec::new();
+            state.by_key.retain(|_, list| {
+                list.retain(|e| {
+                    let keep = ttl_limit.is_none_or(|l| e.created >= l)
+                        && limit.is_none_or(|l| e.time >= l);
+                    if !keep {
+                        released.push(e.batch as usize);
+                    }
+                    keep
+                });
+                !list.is_empty()
+            });
+            for b in released {
+                release(state, b, 1);
+            }
+        }
     }
 
     /// Columns of one side for refs into its stored batches (or `current` for
@@ -438,7 +546,26 @@ impl Operator for JoinTask {
         if let Some(b) = self.process_side(input.min(1), batch).map_err(df)? {
             out.push(b);
         }
+        if let Some(ttl) = self.f.ttl {
+            let now = now_ms();
+            if now - self.last_sweep >= (ttl / 10).max(1) {
+                self.last_sweep = now;
+                self.sweep(None);
+            }
+        }
         Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        watermark: Watermark,
+        _ctx: &mut OperatorContext,
+        _out: &mut Vec<RecordBatch>,
+    ) -> Result<Option<Watermark>> {
+        if self.f.interval.is_some() && watermark < Watermark::MAX {
+            self.sweep(Some(watermark.0));
+        }
+        Ok(Some(watermark))
     }
 
     fn state_tables(&self) -> Vec<StateTableSpec> {
@@ -490,6 +617,7 @@ impl OperatorFactory for StreamingJoin {
             f: self.clone(),
             converters: [conv()?, conv()?],
             state: Default::default(),
+            last_sweep: now_ms(),
         }))
     }
 

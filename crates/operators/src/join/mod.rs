@@ -2,4 +2,4 @@
 
 mod hash;
 
-pub use hash::{JoinKind, StreamingJoin};
+pub use hash::{IntervalBounds, JoinKind, StreamingJoin};
