@@ -13,6 +13,7 @@ pub mod ddl;
 mod error;
 pub mod functions;
 mod insert;
+mod legacy_windows;
 pub mod lower;
 mod options;
 mod oracle;

@@ -49,6 +49,7 @@ pub fn parse_statement_for(
         }
     })?;
     rewrite_flink(&mut st);
+    crate::legacy_windows::rewrite(&mut st, location, oracle);
     Ok(st)
 }
 

@@ -23,6 +23,22 @@ const EVENTS: u64 = 20_000;
 /// windows, ordering and ties are meaningful (20 s of event time).
 const ORACLE_RATE: &str = "1000";
 
+/// A directory holding `data/side_input.txt` (q13's bounded side input: keys 0..9999
+/// with a text value), as the suite expects under `${FLINK_HOME}`.
+fn side_input_home() -> std::path::PathBuf {
+    let home = std::env::temp_dir().join(format!("sluice-nexmark-home-{}", std::process::id()));
+    let data = home.join("data");
+    let file = data.join("side_input.txt");
+    if !file.exists() {
+        std::fs::create_dir_all(&data).expect("temp dir");
+        let text: String = (0..10_000).map(|k| format!("{k},value-{k}\n")).collect();
+        let tmp = data.join(format!("side_input.{:?}.tmp", std::thread::current().id()));
+        std::fs::write(&tmp, text).expect("temp file");
+        std::fs::rename(&tmp, &file).expect("temp file");
+    }
+    home
+}
+
 fn suite(file: &str) -> String {
     std::fs::read_to_string(root().join("tests/nexmark").join(file)).expect("suite file")
 }
@@ -35,6 +51,7 @@ fn defines(extra: &[(&str, String)]) -> BTreeMap<String, String> {
         ("AUCTION_PROPORTION", "3".to_string()),
         ("BID_PROPORTION", "46".to_string()),
         ("NEXMARK_TABLE", "datagen".to_string()),
+        ("FLINK_HOME", side_input_home().display().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -89,6 +106,37 @@ async fn suite_queries_run_unchanged() {
             assert!(summary.rows_out > 0, "{q} wrote nothing");
         }
     }
+}
+
+/// Asserts that the streaming answer `got` equals the batch answer `want` (as
+/// multisets). With `ranked`, the last column is a ROW_NUMBER over prices (q19): equal
+/// prices get their numbers in an unspecified order, so the rows without the number and
+/// which price holds each number are compared separately.
+fn compare(what: &str, ranked: bool, mut got: Vec<Vec<String>>, mut want: Vec<Vec<String>>) {
+    if ranked {
+        let split = |rows: &mut Vec<Vec<String>>| {
+            let mut ranks: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| vec![r[0].clone(), r[2].clone(), r[7].clone()])
+                .collect();
+            ranks.sort();
+            for r in rows.iter_mut() {
+                r.truncate(7);
+            }
+            ranks
+        };
+        let (a, b) = (split(&mut got), split(&mut want));
+        assert!(a == b, "{what}: ranks differ\n{}", difference(&a, &b));
+    }
+    got.sort();
+    want.sort();
+    assert!(
+        got == want,
+        "{what}: streaming ({} rows) and batch ({} rows) answers differ\n{}",
+        got.len(),
+        want.len(),
+        difference(&got, &want)
+    );
 }
 
 /// The first rows found only on one side (both sorted).
@@ -169,67 +217,59 @@ async fn suite_queries_match_the_batch_oracle() {
             continue;
         }
         let select = as_select(q);
-        let streaming_sql = format!("{gen_ddl}\n{}\n{select}", suite("ddl_views.sql"));
-        let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut opts = options(defines(&[("TPS", ORACLE_RATE.to_string())]), 2);
-        opts.capture = Some(captured.clone());
-        let pipeline = Pipeline::plan(&streaming_sql, &opts)
-            .await
-            .unwrap_or_else(|e| panic!("{q}: {e}"));
-        let config = JobConfig {
-            name: q.into(),
-            dead_letter_path: dir.path().join("dl.jsonl"),
-            ..Default::default()
-        };
-        Job::new(pipeline.graph, config)
-            .unwrap()
-            .run()
-            .await
-            .unwrap_or_else(|e| panic!("{q}: {e}"));
-        let mut got = sluice_testkit::format_batches(&captured.lock().unwrap());
-
         let oracle_sql = format!(
             "{}\n{}\n{select}",
             suite("ddl_file.sql"),
             suite("ddl_views.sql")
         );
         let oracle_opts = options(defines(&[("EVENTS_FILE", events.display().to_string())]), 1);
-        let mut want = sluice_testkit::format_batches(
+        let want = sluice_testkit::format_batches(
             &batch_oracle(&oracle_sql, &oracle_opts)
                 .await
                 .unwrap_or_else(|e| panic!("{q} oracle: {e}")),
         );
-        if q == "q19" {
-            // ROW_NUMBER gives equal prices of one auction their numbers in an
-            // unspecified order: compare the rows without the number, and which price
-            // holds each number, separately.
-            let split = |rows: &mut Vec<Vec<String>>| {
-                let mut ranks: Vec<Vec<String>> = rows
-                    .iter()
-                    .map(|r| vec![r[0].clone(), r[2].clone(), r[7].clone()])
-                    .collect();
-                ranks.sort();
-                for r in rows.iter_mut() {
-                    r.truncate(7);
-                }
-                ranks
-            };
-            let (a, b) = (split(&mut got), split(&mut want));
-            assert!(a == b, "{q}: ranks differ\n{}", difference(&a, &b));
-        }
-        got.sort();
-        want.sort();
         assert!(
             !want.is_empty() || MAY_BE_EMPTY.contains(&q),
             "{q}: the oracle found no rows"
         );
-        assert!(
-            got == want,
-            "{q}: streaming ({} rows) and batch ({} rows) answers differ\n{}",
-            got.len(),
-            want.len(),
-            difference(&got, &want)
-        );
+        // The same query streaming over the nexmark connector, and over the file.
+        let over_connector = format!("{gen_ddl}\n{}\n{select}", suite("ddl_views.sql"));
+        for (source, streaming_sql, extra) in [
+            ("connector", over_connector, None),
+            (
+                "file",
+                oracle_sql.clone(),
+                Some(events.display().to_string()),
+            ),
+        ] {
+            let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut d = vec![("TPS", ORACLE_RATE.to_string())];
+            if let Some(f) = extra {
+                d.push(("EVENTS_FILE", f));
+            }
+            let mut opts = options(defines(&d), 2);
+            opts.capture = Some(captured.clone());
+            let pipeline = Pipeline::plan(&streaming_sql, &opts)
+                .await
+                .unwrap_or_else(|e| panic!("{q} over the {source}: {e}"));
+            let config = JobConfig {
+                name: q.into(),
+                dead_letter_path: dir.path().join("dl.jsonl"),
+                ..Default::default()
+            };
+            Job::new(pipeline.graph, config)
+                .unwrap()
+                .run()
+                .await
+                .unwrap_or_else(|e| panic!("{q} over the {source}: {e}"));
+            let got = sluice_testkit::format_batches(&captured.lock().unwrap());
+            compare(
+                &format!("{q} over the {source}"),
+                q == "q19",
+                got,
+                want.clone(),
+            );
+        }
     }
 }
 

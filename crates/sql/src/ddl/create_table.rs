@@ -98,6 +98,27 @@ impl TableDef {
     }
 }
 
+/// Flink's legacy descriptor options (`'connector.type' = 'filesystem'`,
+/// `'connector.path'`, `'format.type'`) under their current names.
+fn normalize_legacy_options(options: &mut BTreeMap<String, String>) {
+    if options.contains_key("connector") {
+        return;
+    }
+    let Some(kind) = options.remove("connector.type") else {
+        return;
+    };
+    options.insert("connector".into(), kind);
+    if let Some(path) = options.remove("connector.path") {
+        let path = path.strip_prefix("file://").unwrap_or(&path).to_string();
+        options.insert("path".into(), path);
+    }
+    if let Some(format) = options.remove("format.type") {
+        options.insert("format".into(), format);
+    }
+    options.remove("connector.property-version");
+    options.remove("format.property-version");
+}
+
 /// Parses a `CREATE TABLE` statement.
 pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
     let mut c = Cursor::new(&st.location.file, st.tokens.clone());
@@ -201,6 +222,7 @@ pub fn parse_create_table(st: &Statement) -> Result<TableDef> {
         });
     }
     c.expect_end("the CREATE TABLE statement")?;
+    normalize_legacy_options(&mut def.options);
     validate(&def)?;
     Ok(def)
 }
