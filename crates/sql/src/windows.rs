@@ -104,8 +104,9 @@ fn strip_system_time(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
                     break;
                 }
             }
-            for i in sig[k]..sig.get(end).copied().unwrap_or(tokens.len()) {
-                drop[i] = true;
+            let stop = sig.get(end).copied().unwrap_or(tokens.len());
+            for d in &mut drop[sig[k]..stop] {
+                *d = true;
             }
             k = end;
         } else {
