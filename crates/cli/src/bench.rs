@@ -99,6 +99,13 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
             ] {
                 defines.insert(k.to_string(), v);
             }
+            // q13's side input (`${FLINK_HOME}/data/side_input.txt`): the environment's
+            // FLINK_HOME, else a temporary one with keys 0..9999.
+            let home = match std::env::var("FLINK_HOME") {
+                Ok(h) => h,
+                Err(_) => side_input_home().map_err(Failure::runtime)?,
+            };
+            defines.insert("FLINK_HOME".into(), home);
             // Unthrottled: the suite's TPS only spaces event timestamps here.
             let ddl = DDL_GEN.replace(
                 "'bid.proportion' = '${BID_PROPORTION}'",
@@ -167,4 +174,13 @@ fn peak_rss_kib() -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+/// A temporary FLINK_HOME whose `data/side_input.txt` holds keys 0..9999.
+fn side_input_home() -> anyhow::Result<String> {
+    let home = std::env::temp_dir().join(format!("sluice-bench-home-{}", std::process::id()));
+    std::fs::create_dir_all(home.join("data"))?;
+    let text: String = (0..10_000).map(|k| format!("{k},value-{k}\n")).collect();
+    std::fs::write(home.join("data").join("side_input.txt"), text)?;
+    Ok(home.display().to_string())
 }

@@ -150,4 +150,15 @@ fn print_summary(s: &JobSummary) {
             s.dead_letter_path.display()
         );
     }
+    if s.late_rows > 0 {
+        eprintln!(
+            "{} late row{} arrived after {} window had fired and {} dropped (keep them with \
+             the table option 'scan.watermark.late-rows.table' or SET \
+             'table.exec.emit.allow-lateness'; see docs/sql.md).",
+            s.late_rows,
+            if s.late_rows == 1 { "" } else { "s" },
+            if s.late_rows == 1 { "its" } else { "their" },
+            if s.late_rows == 1 { "was" } else { "were" },
+        );
+    }
 }

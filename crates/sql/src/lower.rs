@@ -1078,14 +1078,25 @@ impl<'a> Lowering<'a> {
         if let Some((expr, rowtime, text)) = self.watermarks.get(table).cloned() {
             let df_schema = DFSchema::try_from(ct.schema.as_ref().clone())
                 .map_err(|e| crate::planner::plan_error(e, &def.location))?;
+            // `x - INTERVAL c`: the maximum of x, minus c (once per batch).
+            let (wm_expr, delay) = if let Expr::BinaryExpr(b) = &expr
+                && b.op == datafusion::logical_expr::Operator::Minus
+                && let Expr::Literal(v, _) = b.right.as_ref()
+                && let Some(ms) = interval_millis(v)
+            {
+                (b.left.as_ref().clone(), ms)
+            } else {
+                (expr.clone(), 0)
+            };
             let physical =
-                create_physical_expr(&expr, &df_schema, &self.props, &Default::default())
+                create_physical_expr(&wm_expr, &df_schema, &self.props, &Default::default())
                     .map_err(|e| crate::planner::plan_error(e, &def.location))?;
             let rowtime =
                 create_physical_expr(&rowtime, &df_schema, &self.props, &Default::default())
                     .map_err(|e| crate::planner::plan_error(e, &def.location))?;
             let mut assigner =
-                WatermarkAssigner::new(physical, ct.schema.clone(), idle_timeout, text);
+                WatermarkAssigner::new(physical, ct.schema.clone(), idle_timeout, text)
+                    .with_delay(delay);
             if let Some(late) = &late_table {
                 // Two assigners over the same rows make the same decisions: one drops
                 // the late rows, the other keeps only them, for the side output.

@@ -330,15 +330,15 @@ impl WindowCall {
                 let size = &i[0];
                 let start = format!("__sluice_window_start({c}, {size}{})", offset(1));
                 format!(
-                    "(SELECT *, {start} AS window_start, {start} + {size} AS window_end, \
-                     __sluice_window_time({start} + {size}) AS window_time FROM {t})"
+                    "(SELECT *, {start} AS window_start, __sluice_add_ms({start}, {size}) AS window_end, \
+                     __sluice_window_time(__sluice_add_ms({start}, {size})) AS window_time FROM {t})"
                 )
             }
             "HOP" => {
                 let (slide, size) = (&i[0], &i[1]);
                 format!(
-                    "(SELECT *, window_start + {size} AS window_end, \
-                     __sluice_window_time(window_start + {size}) AS window_time FROM \
+                    "(SELECT *, __sluice_add_ms(window_start, {size}) AS window_end, \
+                     __sluice_window_time(__sluice_add_ms(window_start, {size})) AS window_time FROM \
                      (SELECT *, unnest(__sluice_hop_starts({c}, {slide}, {size}{})) AS window_start FROM {t}))",
                     offset(2)
                 )

@@ -423,3 +423,57 @@ fn ctrl_c_stops_a_busy_unbounded_pipeline() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("Stopped in"), "{stderr}");
 }
+
+/// A source split without data stops holding the watermark back after
+/// 'scan.watermark.idle-timeout': with two workers and one file, the second reader is
+/// idle, and windows still fire while the (unbounded, monitoring) pipeline runs.
+#[cfg(unix)]
+#[test]
+fn an_idle_split_does_not_hold_back_windows() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("a.csv"),
+        "ts,v\n2024-03-01 10:00:00,1\n2024-03-01 10:01:00,2\n2024-03-01 10:20:00,3\n",
+    )
+    .unwrap();
+    let sql = format!(
+        "CREATE TABLE ev (ts TIMESTAMP(3), v INT, WATERMARK FOR ts AS ts - INTERVAL '1' MINUTE)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv',
+               'source.monitor-interval' = '1 s', 'scan.watermark.idle-timeout' = '200 ms');
+         CREATE TABLE out (window_start TIMESTAMP(3), n BIGINT) WITH ('connector' = 'print');
+         INSERT INTO out SELECT window_start, COUNT(*)
+         FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '5' MINUTE))
+         GROUP BY window_start, window_end;",
+        input.display()
+    );
+    let f = write(dir.path(), "idle.sql", &sql);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "--workers", "2", f.to_str().unwrap()])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let line = rx.recv_timeout(std::time::Duration::from_secs(20));
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let line = line.expect("the 10:00 window fired while the pipeline was running");
+    assert!(line.contains("+I[2024-03-01 10:00:00.000, 2]"), "{line}");
+}

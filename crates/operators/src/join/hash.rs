@@ -131,10 +131,6 @@ struct Entry {
     batch: u32,
     row: u32,
     matches: u32,
-    /// The row's event time (interval joins), else `i64::MIN`.
-    time: i64,
-    /// When it was stored (processing time, ms), for the state TTL.
-    created: i64,
 }
 
 #[derive(Default)]
@@ -143,6 +139,9 @@ struct SideState {
     /// Rows of each batch still in state; a batch with none is released.
     live: Vec<u32>,
     by_key: HashMap<OwnedRow, Vec<Entry>>,
+    /// Stored rows in the order they came (when rows can expire): (created, time, key,
+    /// batch, row). Expiry pops from the front, so a sweep costs what it removes.
+    queue: std::collections::VecDeque<(i64, i64, OwnedRow, u32, u32)>,
 }
 
 /// The time bounds of an interval join: `lo <= left.time - right.time <= hi`, with
@@ -366,12 +365,19 @@ impl JoinTask {
                     .as_ref()
                     .and_then(|t| t.is_valid(r).then(|| t.value(r)))
                     .unwrap_or(i64::MIN);
+                if self.f.ttl.is_some() || self.f.interval.is_some() {
+                    self.state[side].queue.push_back((
+                        created,
+                        time,
+                        key.clone(),
+                        this_batch as u32,
+                        r as u32,
+                    ));
+                }
                 self.state[side].by_key.entry(key).or_default().push(Entry {
                     batch: this_batch as u32,
                     row: r as u32,
                     matches: matched_rows[r],
-                    time,
-                    created,
                 });
                 stored += 1;
             } else {
@@ -429,20 +435,29 @@ impl JoinTask {
             if ttl_limit.is_none() && limit.is_none() {
                 continue;
             }
-            let mut released: Vec<usize> = Vec::new();
-            state.by_key.retain(|_, list| {
-                list.retain(|e| {
-                    let keep = ttl_limit.is_none_or(|l| e.created >= l)
-                        && limit.is_none_or(|l| e.time >= l);
-                    if !keep {
-                        released.push(e.batch as usize);
+            // Rows come roughly in time order: pop while the oldest has expired.
+            while let Some((created, time, _, _, _)) = state.queue.front() {
+                let expired =
+                    ttl_limit.is_some_and(|l| *created < l) || limit.is_some_and(|l| *time < l);
+                if !expired {
+                    break;
+                }
+                let Some((_, _, key, batch, row)) = state.queue.pop_front() else {
+                    break;
+                };
+                let mut found = false;
+                if let Some(list) = state.by_key.get_mut(&key) {
+                    if let Some(i) = list.iter().position(|e| e.batch == batch && e.row == row) {
+                        list.swap_remove(i);
+                        found = true;
                     }
-                    keep
-                });
-                !list.is_empty()
-            });
-            for b in released {
-                release(state, b, 1);
+                    if list.is_empty() {
+                        state.by_key.remove(&key);
+                    }
+                }
+                if found {
+                    release(state, batch as usize, 1);
+                }
             }
         }
     }

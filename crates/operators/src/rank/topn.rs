@@ -61,21 +61,23 @@ impl TopN {
     }
 }
 
-/// A stored row's values.
-type Row = Arc<Vec<ScalarValue>>;
+/// A stored row's values (Arrow's row format: compact, converted back in bulk).
+type Row = Arc<OwnedRow>;
 /// A partition's rows in rank order, by id.
 type Ranked = Vec<(u64, Row)>;
 
 struct Entry {
     id: u64,
     sort: OwnedRow,
-    values: Arc<Vec<ScalarValue>>,
+    values: Row,
 }
 
 struct TopNTask {
     f: TopN,
     partition_conv: Option<RowConverter>,
     sort_conv: Option<RowConverter>,
+    /// Converts the passed-through columns to and from rows.
+    value_conv: Option<RowConverter>,
     lists: HashMap<OwnedRow, Vec<Entry>>,
     next_id: u64,
 }
@@ -106,6 +108,12 @@ impl TopNTask {
                     .map(|c| SortField::new(c.data_type().clone()))
                     .collect(),
             )?);
+            self.value_conv = Some(RowConverter::new(
+                batch.columns()[..self.f.width]
+                    .iter()
+                    .map(|c| SortField::new(c.data_type().clone()))
+                    .collect(),
+            )?);
             self.sort_conv = Some(RowConverter::new(
                 sort_cols
                     .iter()
@@ -114,11 +122,14 @@ impl TopNTask {
                     .collect(),
             )?);
         }
-        let (Some(pc), Some(sc)) = (&self.partition_conv, &self.sort_conv) else {
+        let (Some(pc), Some(sc), Some(vc)) =
+            (&self.partition_conv, &self.sort_conv, &self.value_conv)
+        else {
             return Ok(None);
         };
         let parts = pc.convert_columns(&part_cols)?;
         let sorts = sc.convert_columns(&sort_cols)?;
+        let values_rows = vc.convert_columns(&batch.columns()[..self.f.width])?;
         // Before-images of the partitions this batch touches: (id, rank, values).
         let mut before: HashMap<OwnedRow, Ranked> = HashMap::new();
         let limit = self.f.limit;
@@ -133,9 +144,7 @@ impl TopNTask {
                 .entry(key)
                 .or_insert_with(|| list.iter().map(|e| (e.id, e.values.clone())).collect());
             let pos = list.partition_point(|e| e.sort.row() <= sort);
-            let values = (0..self.f.width)
-                .map(|c| ScalarValue::try_from_array(batch.column(c), r))
-                .collect::<DfResult<Vec<_>>>()?;
+            let values = values_rows.row(r).owned();
             list.insert(
                 pos,
                 Entry {
@@ -147,7 +156,7 @@ impl TopNTask {
             self.next_id += 1;
             list.truncate(limit);
         }
-        let mut rows: Vec<(RowKind, u64, Arc<Vec<ScalarValue>>)> = Vec::new();
+        let mut rows: Vec<(RowKind, u64, Row)> = Vec::new();
         for (key, old) in before {
             let new: Ranked = self
                 .lists
@@ -181,12 +190,10 @@ impl TopNTask {
         }
         // Retractions first, so that a consumer never sees two rows for one rank.
         rows.sort_by_key(|(k, _, _)| k.is_accumulate());
-        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.f.width + 2);
-        for c in 0..self.f.width {
-            cols.push(ScalarValue::iter_to_array(
-                rows.iter().map(|(_, _, v)| v[c].clone()),
-            )?);
-        }
+        let Some(vc) = &self.value_conv else {
+            return Ok(None);
+        };
+        let mut cols: Vec<ArrayRef> = vc.convert_rows(rows.iter().map(|(_, _, v)| v.row()))?;
         let rank_type = self.f.output.field(self.f.width).data_type().clone();
         let ranks =
             ScalarValue::iter_to_array(rows.iter().map(|(_, r, _)| ScalarValue::UInt64(Some(*r))))?;
@@ -278,6 +285,7 @@ impl OperatorFactory for TopN {
             f: self.clone(),
             partition_conv: None,
             sort_conv: None,
+            value_conv: None,
             lists: HashMap::new(),
             next_id: 0,
         }))

@@ -40,6 +40,9 @@ pub struct WatermarkAssigner {
     /// The event-time column (for late-row decisions).
     rowtime: Option<Arc<dyn PhysicalExpr>>,
     late: LateRows,
+    /// Subtracted from the largest value of `expr` (`ts - INTERVAL …` computed once per
+    /// batch instead of per row).
+    delay: i64,
 }
 
 impl WatermarkAssigner {
@@ -58,7 +61,14 @@ impl WatermarkAssigner {
             description,
             rowtime: None,
             late: LateRows::Pass,
+            delay: 0,
         }
+    }
+
+    /// The watermark is the largest `expr` minus `delay_ms`.
+    pub fn with_delay(mut self, delay_ms: i64) -> Self {
+        self.delay = delay_ms;
+        self
     }
 
     /// The same assigner, deciding lateness on `rowtime` and handling late rows as `late`.
@@ -71,6 +81,7 @@ impl WatermarkAssigner {
 
 struct AssignerTask {
     expr: Arc<dyn PhysicalExpr>,
+    delay: i64,
     rowtime: Option<Arc<dyn PhysicalExpr>>,
     late: LateRows,
     idle_timeout: Option<Duration>,
@@ -104,7 +115,7 @@ impl Operator for AssignerTask {
         if let Ok(v) = self.expr.evaluate(&batch)
             && let Ok(arr) = v.into_array(batch.num_rows())
             && let Ok(ms) = millis(&arr)
-            && let Some(max) = max_millis(&ms)
+            && let Some(max) = max_millis(&ms).map(|m| m.saturating_sub(self.delay))
             && max > self.current
         {
             self.current = max;
@@ -176,6 +187,7 @@ impl OperatorFactory for WatermarkAssigner {
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(AssignerTask {
             expr: self.expr.clone(),
+            delay: self.delay,
             rowtime: self.rowtime.clone(),
             late: self.late,
             idle_timeout: self.idle_timeout,

@@ -108,6 +108,7 @@ fn udfs() -> Vec<ScalarUDF> {
         window::session_start(),
         window::session_end(),
         window::proctime(),
+        window::add_ms(),
     ];
     list.extend(datetime::EXTRACTORS.iter().map(|n| datetime::extract(n)));
     list.into_iter().map(udf::FlinkUdf::into_udf).collect()

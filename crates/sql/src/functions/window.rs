@@ -308,3 +308,26 @@ pub(crate) fn proctime() -> FlinkUdf {
     )
     .volatile()
 }
+
+/// `__sluice_add_ms(ts, interval)`: `ts` plus a constant interval of days and smaller
+/// units, as plain integer arithmetic on milliseconds (no calendar).
+pub(crate) fn add_ms() -> FlinkUdf {
+    FlinkUdf::new(
+        "__sluice_add_ms",
+        |t| {
+            check_arity("window", t.len(), 2, 2)?;
+            Ok(vec![ts_type("window", &t[0])?, t[1].clone()])
+        },
+        |t| ts_type("window", &t[0]),
+        |_, args| {
+            let (rows, scalar) = output_rows(&args.args, args.number_rows);
+            let add = interval_ms(&args.args[1], "size")?;
+            let (ts, _) = millis_of(&args.args[0], rows)?;
+            let out = ts
+                .as_primitive::<TimestampMillisecondType>()
+                .unary::<_, TimestampMillisecondType>(|t| t.saturating_add(add));
+            let out: ArrayRef = Arc::new(out);
+            finish(cast(&out, args.return_type())?, scalar)
+        },
+    )
+}
