@@ -63,6 +63,14 @@ fn file_ddl(path: &Path) -> String {
     )
 }
 
+/// Prints a line to stdout; a closed stdout (`sluice bench … | head`) is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 /// `sluice bench`.
 pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     if args.suite != "nexmark" {
@@ -133,7 +141,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let secs = summary.duration.as_secs_f64().max(1e-9);
     let events = summary.rows_in;
     let rate = events as f64 / secs;
-    println!(
+    out!(
         "sluice {} events={} workers={} seconds={:.3} events_per_sec={:.0} events_per_sec_per_worker={:.0} rows_out={} dead_letters={} source={}",
         args.query,
         events,
@@ -150,10 +158,10 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         },
     );
     if let Some(kib) = peak_rss_kib() {
-        println!("# peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
+        out!("# peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
     }
     if let Some(p) = summary.latency_us {
-        println!(
+        out!(
             "# batch latency (source emit -> sink done, chained tasks): p50={:.3}ms p99={:.3}ms p999={:.3}ms max={:.3}ms",
             p[0] as f64 / 1e3,
             p[1] as f64 / 1e3,
