@@ -8,8 +8,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch};
-use datafusion::arrow::compute::SortOptions;
+use datafusion::arrow::compute::{SortOptions, take};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -78,7 +79,8 @@ struct TopNTask {
     sort_conv: Option<RowConverter>,
     /// Converts the passed-through columns to and from rows.
     value_conv: Option<RowConverter>,
-    lists: HashMap<OwnedRow, Vec<Entry>>,
+    /// Rows per partition key (its row-format bytes), in rank order.
+    lists: HashMap<Box<[u8]>, Vec<Entry>>,
     next_id: u64,
 }
 
@@ -129,28 +131,53 @@ impl TopNTask {
         };
         let parts = pc.convert_columns(&part_cols)?;
         let sorts = sc.convert_columns(&sort_cols)?;
-        let values_rows = vc.convert_columns(&batch.columns()[..self.f.width])?;
-        // Before-images of the partitions this batch touches: (id, rank, values).
-        let mut before: HashMap<OwnedRow, Ranked> = HashMap::new();
         let limit = self.f.limit;
-        for r in 0..n {
-            let key = parts.row(r).owned();
+        // Rows that cannot enter their partition's top N (already full of rows that come
+        // first) are skipped before any copying: insertions in this batch only raise the bar.
+        let candidates: Vec<usize> = (0..n)
+            .filter(|&r| match self.lists.get(parts.row(r).as_ref()) {
+                Some(list) => {
+                    list.len() < limit || list.last().is_none_or(|e| e.sort.row() > sorts.row(r))
+                }
+                None => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let idx = UInt32Array::from(candidates.iter().map(|r| *r as u32).collect::<Vec<_>>());
+        let passed: Vec<ArrayRef> = batch.columns()[..self.f.width]
+            .iter()
+            .map(|c| take(c.as_ref(), &idx, None))
+            .collect::<std::result::Result<_, _>>()?;
+        let values_rows = vc.convert_columns(&passed)?;
+        // Before-images of the partitions this batch touches: (id, rank, values).
+        let mut before: HashMap<Box<[u8]>, Ranked> = HashMap::new();
+        for (j, &r) in candidates.iter().enumerate() {
+            let key_row = parts.row(r);
             let sort = sorts.row(r);
-            let list = self.lists.entry(key.clone()).or_default();
+            if !self.lists.contains_key(key_row.as_ref()) {
+                self.lists.insert(key_row.as_ref().into(), Vec::new());
+            }
+            let Some(list) = self.lists.get_mut(key_row.as_ref()) else {
+                continue;
+            };
             if list.len() >= limit && list.last().is_some_and(|e| e.sort.row() <= sort) {
                 continue;
             }
-            before
-                .entry(key)
-                .or_insert_with(|| list.iter().map(|e| (e.id, e.values.clone())).collect());
+            if !before.contains_key(key_row.as_ref()) {
+                before.insert(
+                    key_row.as_ref().into(),
+                    list.iter().map(|e| (e.id, e.values.clone())).collect(),
+                );
+            }
             let pos = list.partition_point(|e| e.sort.row() <= sort);
-            let values = values_rows.row(r).owned();
             list.insert(
                 pos,
                 Entry {
                     id: self.next_id,
                     sort: sort.owned(),
-                    values: Arc::new(values),
+                    values: Arc::new(values_rows.row(j).owned()),
                 },
             );
             self.next_id += 1;
