@@ -260,9 +260,35 @@ impl WindowCall {
                     time = Some(inner.join(""));
                 }
                 _ if arg.tokens.is_empty() => return Err(bad("an argument is empty")),
-                _ => intervals.push(arg.text()),
+                _ => intervals.push((arg.name.clone(), arg.text())),
             }
         }
+        // Named interval arguments (`SIZE =>`, `SLIDE =>`, …) go to their places.
+        let intervals: Vec<String> = if intervals.iter().any(|(n, _)| n.is_some()) {
+            let order: &[&str] = match func {
+                "TUMBLE" => &["SIZE", "OFFSET"],
+                "HOP" => &["SLIDE", "SIZE", "OFFSET"],
+                "CUMULATE" => &["STEP", "SIZE", "OFFSET"],
+                _ => &["GAP"],
+            };
+            let mut out = Vec::new();
+            for name in order {
+                match intervals.iter().find(|(n, _)| n.as_deref() == Some(*name)) {
+                    Some((_, t)) => out.push(t.clone()),
+                    None if *name == "OFFSET" => {}
+                    None => return Err(bad(&format!("the {name} argument is missing"))),
+                }
+            }
+            if let Some((Some(n), _)) = intervals
+                .iter()
+                .find(|(n, _)| n.as_deref().is_some_and(|n| !order.contains(&n)))
+            {
+                return Err(bad(&format!("unknown argument {n}")));
+            }
+            out
+        } else {
+            intervals.into_iter().map(|(_, t)| t).collect()
+        };
         let table = table.ok_or_else(|| bad("the first argument must be TABLE name"))?;
         let time = time.ok_or_else(|| bad("the time column must be given as DESCRIPTOR(col)"))?;
         let (min, max) = match func {
