@@ -255,7 +255,6 @@ impl<'a> Lowering<'a> {
     /// `GROUP BY`: a window aggregation when the keys include the `window_start` and
     /// `window_end` of a window table function, else an unbounded (updating) one.
     async fn aggregate(&mut self, agg: &Aggregate, location: &Location) -> Result<Vec<Stream>> {
-        let plan_node = LogicalPlan::Aggregate(agg.clone());
         if agg
             .group_expr
             .iter()
@@ -306,7 +305,7 @@ impl<'a> Lowering<'a> {
         };
         let window_end = key_names.iter().position(|n| n == "window_end");
         let windowed = window_end.is_some() && key_names.iter().any(|n| n == "window_start");
-        let (kind, parallelism, out_updating): (NodeKind, usize, Option<String>) = if windowed {
+        let (kind, out_updating): (NodeKind, Option<String>) = if windowed {
             if let Some(op) = &updating {
                 return Err(Error::Unsupported {
                     location: location.clone(),
@@ -325,41 +324,23 @@ impl<'a> Lowering<'a> {
                     .as_millis() as i64,
                 None => 0,
             };
-            if is_session(&agg.input, in_names_end(&agg.input, end)) {
+            if is_session(&agg.input, column_name(&agg.input, end)) {
                 let start = keys[key_names
                     .iter()
                     .position(|n| n == "window_start")
                     .unwrap_or(0)];
                 let op = SessionAggregate::new(spec, start, end);
-                let node = self
-                    .graph
-                    .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
                 let partition: Vec<usize> = keys
                     .iter()
                     .copied()
                     .filter(|k| *k != start && *k != end)
                     .collect();
-                for s in &inputs {
-                    let edge = if partition.is_empty() {
-                        EdgeKind::Rebalance
-                    } else {
-                        EdgeKind::Hash(partition.clone())
-                    };
-                    self.graph.connect(s.node, node, edge, 0);
-                }
-                if partition.is_empty() {
-                    self.graph.nodes[node.0].parallelism = 1;
-                }
-                let parallelism = self.graph.nodes[node.0].parallelism;
-                return Ok(vec![Stream {
-                    node,
-                    parallelism,
-                    updating: None,
-                }]);
+                let kind = NodeKind::Operator(Arc::new(op));
+                return Ok(vec![self.keyed_operator(kind, &inputs, &partition, None)]);
             }
             let mut op = WindowAggregate::new(spec, end).with_allowed_lateness(lateness);
             let on_proctime =
-                defining_expr(&agg.input, in_names_end(&agg.input, end)).is_some_and(|e| {
+                defining_expr(&agg.input, column_name(&agg.input, end)).is_some_and(|e| {
                     e.exists(|x| {
                         Ok(matches!(x, Expr::ScalarFunction(f) if f.func.name() == "proctime"))
                     })
@@ -371,7 +352,7 @@ impl<'a> Lowering<'a> {
             let updating = op.updating().then(|| {
                 format!("WindowAggregate with '{ALLOW_LATENESS}' (late rows update fired windows)")
             });
-            (NodeKind::Operator(Arc::new(op)), self.workers, updating)
+            (NodeKind::Operator(Arc::new(op)), updating)
         } else {
             let op = GroupAggregate::new(spec, updating.is_some());
             if updating.is_some()
@@ -391,26 +372,42 @@ impl<'a> Lowering<'a> {
             } else {
                 format!("GroupAggregate (GROUP BY {})", key_names.join(", "))
             };
-            let p = if keys.is_empty() { 1 } else { self.workers };
-            (NodeKind::Operator(Arc::new(op)), p, Some(what))
+            (NodeKind::Operator(Arc::new(op)), Some(what))
         };
-        let _ = plan_node;
+        Ok(vec![self.keyed_operator(
+            kind,
+            &inputs,
+            &keys,
+            out_updating,
+        )])
+    }
+
+    /// Adds a keyed operator: its input rows hashed by `keys` over the workers, or all
+    /// to one subtask when there are no keys.
+    fn keyed_operator(
+        &mut self,
+        kind: NodeKind,
+        inputs: &[Stream],
+        keys: &[usize],
+        updating: Option<String>,
+    ) -> Stream {
+        let parallelism = if keys.is_empty() { 1 } else { self.workers };
         let node = self.graph.add_node(kind, parallelism);
-        for s in &inputs {
+        for s in inputs {
             let edge = if keys.is_empty() {
                 EdgeKind::Rebalance
             } else if parallelism == 1 && s.parallelism == 1 {
                 EdgeKind::Forward
             } else {
-                EdgeKind::Hash(keys.clone())
+                EdgeKind::Hash(keys.to_vec())
             };
             self.graph.connect(s.node, node, edge, 0);
         }
-        Ok(vec![Stream {
+        Stream {
             node,
             parallelism,
-            updating: out_updating,
-        }])
+            updating,
+        }
     }
 
     /// Key columns for `exprs` over streams of `in_schema`: column references are used
@@ -664,31 +661,13 @@ impl<'a> Lowering<'a> {
         }
         let output = with_kind(arrow_schema(&window.schema), true);
         let op = TopN::new(keys.clone(), order, limit, width, output);
-        let node = self
-            .graph
-            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
-        for s in &inputs {
-            let edge = if keys.is_empty() {
-                EdgeKind::Rebalance
-            } else {
-                EdgeKind::Hash(keys.clone())
-            };
-            self.graph.connect(s.node, node, edge, 0);
-        }
         let what = if limit == 1 {
             "Deduplicate (ROW_NUMBER = 1)".to_string()
         } else {
             format!("TopN (ROW_NUMBER <= {limit})")
         };
-        let parallelism = if keys.is_empty() { 1 } else { self.workers };
-        if keys.is_empty() {
-            self.graph.nodes[node.0].parallelism = 1;
-        }
-        let mut stream = Stream {
-            node,
-            parallelism,
-            updating: Some(what),
-        };
+        let kind = NodeKind::Operator(Arc::new(op));
+        let mut stream = self.keyed_operator(kind, &inputs, &keys, Some(what));
         for p in projections.into_iter().rev() {
             let mut exprs = self.physical(&p.expr, p.input.schema(), location)?;
             let at = p.input.schema().fields().len();
@@ -813,26 +792,8 @@ impl<'a> Lowering<'a> {
         }
         let output = arrow_schema(&w.schema);
         let op = OverAggregate::new(keys.clone(), time, aggs, filters, over_frame, width, output);
-        let node = self
-            .graph
-            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
-        for s in &inputs {
-            let edge = if keys.is_empty() {
-                EdgeKind::Rebalance
-            } else {
-                EdgeKind::Hash(keys.clone())
-            };
-            self.graph.connect(s.node, node, edge, 0);
-        }
-        if keys.is_empty() {
-            self.graph.nodes[node.0].parallelism = 1;
-        }
-        let parallelism = self.graph.nodes[node.0].parallelism;
-        Ok(vec![Stream {
-            node,
-            parallelism,
-            updating: None,
-        }])
+        let kind = NodeKind::Operator(Arc::new(op));
+        Ok(vec![self.keyed_operator(kind, &inputs, &keys, None)])
     }
 
     /// Lowers a plan; returns the streams whose union is the plan's output.
@@ -1355,7 +1316,7 @@ fn interval_millis(v: &datafusion::common::ScalarValue) -> Option<i64> {
 }
 
 /// The name of input column `index` of `plan`.
-fn in_names_end(plan: &LogicalPlan, index: usize) -> String {
+fn column_name(plan: &LogicalPlan, index: usize) -> String {
     plan.schema()
         .fields()
         .get(index)

@@ -69,10 +69,6 @@ struct GroupAggregateTask {
     indices: Vec<usize>,
 }
 
-fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
-    sluice_runtime::Error::DataFusion(e)
-}
-
 impl GroupAggregateTask {
     fn apply(&mut self, batch: &RecordBatch) -> DfResult<Option<RecordBatch>> {
         let n = batch.num_rows();
@@ -237,7 +233,7 @@ impl Operator for GroupAggregateTask {
         _ctx: &mut OperatorContext,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        if let Some(b) = self.apply(&batch).map_err(df)? {
+        if let Some(b) = self.apply(&batch)? {
             out.push(b);
         }
         Ok(())
@@ -272,7 +268,7 @@ impl OperatorFactory for GroupAggregate {
             index: if self.spec.keys.is_empty() {
                 None
             } else {
-                Some(self.spec.group_values().map_err(df)?)
+                Some(self.spec.group_values()?)
             },
             groups: Vec::new(),
             indices: Vec::new(),

@@ -66,10 +66,6 @@ struct SessionTask {
     watermark: i64,
 }
 
-fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
-    sluice_runtime::Error::DataFusion(e)
-}
-
 impl SessionTask {
     fn add(&mut self, batch: &RecordBatch) -> DfResult<u64> {
         let starts = millis(batch.column(self.f.start))?;
@@ -94,8 +90,8 @@ impl SessionTask {
         let wm = self.watermark;
         let mut late = 0;
         let mut touched: Vec<Vec<u8>> = Vec::new();
-        for r in 0..batch.num_rows() {
-            let (Some(s), Some(e)) = (starts.value_if_valid(r), ends.value_if_valid(r)) else {
+        for (r, (s, e)) in starts.iter().zip(ends.iter()).enumerate() {
+            let (Some(s), Some(e)) = (s, e) else {
                 late += 1;
                 continue;
             };
@@ -201,17 +197,6 @@ fn stamp(b: &RecordBatch, cols: (usize, usize), start: i64, end: i64) -> DfResul
     Ok(RecordBatch::try_new(b.schema(), out)?)
 }
 
-trait ValueIfValid {
-    fn value_if_valid(&self, i: usize) -> Option<i64>;
-}
-
-impl ValueIfValid for datafusion::arrow::array::Int64Array {
-    fn value_if_valid(&self, i: usize) -> Option<i64> {
-        use datafusion::arrow::array::Array;
-        self.is_valid(i).then(|| self.value(i))
-    }
-}
-
 impl Operator for SessionTask {
     fn process(
         &mut self,
@@ -220,7 +205,7 @@ impl Operator for SessionTask {
         ctx: &mut OperatorContext,
         _out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        let late = self.add(&batch).map_err(df)?;
+        let late = self.add(&batch)?;
         if late > 0 {
             JobMetrics::add(&ctx.metrics.late_rows, late);
         }
@@ -234,7 +219,7 @@ impl Operator for SessionTask {
         out: &mut Vec<RecordBatch>,
     ) -> Result<Option<Watermark>> {
         self.watermark = self.watermark.max(watermark.0);
-        if let Some(b) = self.fire().map_err(df)? {
+        if let Some(b) = self.fire()? {
             out.push(b);
         }
         Ok(Some(watermark))

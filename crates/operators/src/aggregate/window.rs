@@ -108,10 +108,6 @@ struct WindowAggregateTask {
     processing_time: bool,
 }
 
-fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
-    sluice_runtime::Error::DataFusion(e)
-}
-
 impl WindowAggregateTask {
     fn pane(&mut self, end: i64) -> DfResult<&mut Pane> {
         if !self.panes.contains_key(&end) {
@@ -176,7 +172,7 @@ impl WindowAggregateTask {
         batch: &RecordBatch,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        let ends = millis(batch.column(self.end)).map_err(df)?;
+        let ends = millis(batch.column(self.end))?;
         let mut by_end: HashMap<i64, Vec<u32>> = HashMap::new();
         for (row, e) in ends.iter().enumerate() {
             if let Some(end) = e {
@@ -184,9 +180,8 @@ impl WindowAggregateTask {
             }
         }
         for (end, rows) in by_end {
-            let part =
-                take_record_batch(batch, &UInt32Array::from(rows)).map_err(|e| df(e.into()))?;
-            self.update(end, &part).map_err(df)?;
+            let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+            self.update(end, &part)?;
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -197,7 +192,7 @@ impl WindowAggregateTask {
                 break;
             }
             let pane = entry.remove();
-            out.push(self.fire(pane).map_err(df)?);
+            out.push(self.fire(pane)?);
         }
         Ok(())
     }
@@ -275,7 +270,7 @@ impl Operator for WindowAggregateTask {
         if self.processing_time {
             return self.process_processing_time(&batch, out);
         }
-        let ends = millis(batch.column(self.end)).map_err(df)?;
+        let ends = millis(batch.column(self.end))?;
         let wm = self.watermark;
         let lateness = self.lateness;
         // A window [start, end) fires when the watermark reaches end - 1; with allowed
@@ -287,7 +282,7 @@ impl Operator for WindowAggregateTask {
         if uniform {
             if let Some(end) = first {
                 if live(Some(end)) {
-                    self.update(end, &batch).map_err(df)?;
+                    self.update(end, &batch)?;
                 } else {
                     JobMetrics::add(&ctx.metrics.late_rows, batch.num_rows() as u64);
                 }
@@ -306,9 +301,8 @@ impl Operator for WindowAggregateTask {
             JobMetrics::add(&ctx.metrics.late_rows, late);
         }
         for (end, rows) in by_end {
-            let part =
-                take_record_batch(&batch, &UInt32Array::from(rows)).map_err(|e| df(e.into()))?;
-            self.update(end, &part).map_err(df)?;
+            let part = take_record_batch(&batch, &UInt32Array::from(rows))?;
+            self.update(end, &part)?;
         }
         Ok(())
     }
@@ -328,8 +322,8 @@ impl Operator for WindowAggregateTask {
             let end = *entry.key();
             let mut pane = entry.remove();
             let rows = std::mem::take(&mut pane.rows);
-            let result = self.fire(pane).map_err(df)?;
-            out.push(self.with_kind(&result, RowKind::Insert).map_err(df)?);
+            let result = self.fire(pane)?;
+            out.push(self.with_kind(&result, RowKind::Insert)?);
             if self.lateness > 0 {
                 self.fired.insert(
                     end,
@@ -341,7 +335,7 @@ impl Operator for WindowAggregateTask {
                 );
             }
         }
-        self.refire(out).map_err(df)?;
+        self.refire(out)?;
         // Fired windows past their allowed lateness are final.
         let lateness = self.lateness;
         self.fired

@@ -172,10 +172,6 @@ struct JoinTask {
     last_sweep: i64,
 }
 
-fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
-    sluice_runtime::Error::DataFusion(e)
-}
-
 /// `n` rows of stored batch `b` left the state; a batch with none left is freed.
 fn release(state: &mut SideState, b: usize, n: u32) {
     if let Some(live) = state.live.get_mut(b) {
@@ -475,10 +471,36 @@ impl JoinTask {
         } else {
             self.f.widths[0]..self.f.widths[0] + self.f.widths[1]
         };
-        let mut sources: Vec<&RecordBatch> = self.state[side].batches.iter().collect();
-        let cur_idx = sources.len();
-        if let Some(c) = current {
-            sources.push(c);
+        // Only the batches the refs point to take part (the state may hold thousands).
+        let mut sources: Vec<&RecordBatch> = Vec::new();
+        let mut slot: HashMap<usize, usize> = HashMap::new();
+        let mut idx: Vec<(usize, usize)> = Vec::with_capacity(refs.len());
+        let mut nulls = Vec::new();
+        for (i, r) in refs.iter().enumerate() {
+            let Some((b, row)) = *r else {
+                nulls.push(i);
+                idx.push((0, 0));
+                continue;
+            };
+            let batch = if b == usize::MAX {
+                current
+            } else {
+                self.state[side].batches.get(b)
+            };
+            let Some(batch) = batch else {
+                return Err(datafusion::error::DataFusionError::Internal(
+                    "a join row refers to a batch that is not in state".into(),
+                ));
+            };
+            let s = *slot.entry(b).or_insert_with(|| {
+                sources.push(batch);
+                sources.len() - 1
+            });
+            idx.push((s, row));
+        }
+        let null_idx = sources.len();
+        for i in nulls {
+            idx[i] = (null_idx, 0);
         }
         let mut cols = Vec::new();
         for (c, field_idx) in schema_fields.enumerate() {
@@ -486,16 +508,7 @@ impl JoinTask {
             let null = new_null_array(dt, 1);
             let mut arrays: Vec<&dyn Array> =
                 sources.iter().map(|b| b.column(c).as_ref()).collect();
-            let null_idx = arrays.len();
             arrays.push(null.as_ref());
-            let idx: Vec<(usize, usize)> = refs
-                .iter()
-                .map(|r| match r {
-                    Some((b, row)) if *b == usize::MAX => (cur_idx, *row),
-                    Some((b, row)) => (*b, *row),
-                    None => (null_idx, 0),
-                })
-                .collect();
             cols.push(interleave(&arrays, &idx)?);
         }
         Ok(cols)
@@ -558,7 +571,7 @@ impl Operator for JoinTask {
         _ctx: &mut OperatorContext,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        if let Some(b) = self.process_side(input.min(1), batch).map_err(df)? {
+        if let Some(b) = self.process_side(input.min(1), batch)? {
             out.push(b);
         }
         if let Some(ttl) = self.f.ttl {

@@ -98,10 +98,6 @@ struct OverTask {
     watermark: i64,
 }
 
-fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
-    sluice_runtime::Error::DataFusion(e)
-}
-
 impl OverTask {
     fn accumulators(&self) -> DfResult<Vec<Box<dyn Accumulator>>> {
         self.f
@@ -296,7 +292,7 @@ impl Operator for OverTask {
         ctx: &mut OperatorContext,
         _out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        let ts = millis(batch.column(self.f.time)).map_err(df)?;
+        let ts = millis(batch.column(self.f.time))?;
         let wm = self.watermark;
         let keep: BooleanArray = ts.iter().map(|t| Some(t.is_some_and(|t| t > wm))).collect();
         let late = batch.num_rows() - keep.true_count();
@@ -319,7 +315,7 @@ impl Operator for OverTask {
         out: &mut Vec<RecordBatch>,
     ) -> Result<Option<Watermark>> {
         self.watermark = self.watermark.max(watermark.0);
-        if let Some(b) = self.release().map_err(df)? {
+        if let Some(b) = self.release()? {
             out.push(b);
         }
         Ok(Some(watermark))

@@ -84,10 +84,6 @@ struct TopNTask {
     next_id: u64,
 }
 
-fn df(e: datafusion::error::DataFusionError) -> sluice_runtime::Error {
-    sluice_runtime::Error::DataFusion(e)
-}
-
 impl TopNTask {
     fn apply(&mut self, batch: &RecordBatch) -> DfResult<Option<RecordBatch>> {
         let n = batch.num_rows();
@@ -251,7 +247,7 @@ impl Operator for TopNTask {
         _ctx: &mut OperatorContext,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
-        if let Some(b) = self.apply(&batch).map_err(df)? {
+        if let Some(b) = self.apply(&batch)? {
             out.push(b);
         }
         Ok(())
@@ -283,7 +279,7 @@ impl OperatorFactory for TopN {
     }
 
     fn describe(&self) -> String {
-        let keys: Vec<String> = self.f_partition_names().into_iter().collect();
+        let keys: Vec<String> = self.partition_names().into_iter().collect();
         let order: Vec<String> = self
             .order
             .iter()
@@ -324,7 +320,7 @@ impl OperatorFactory for TopN {
 }
 
 impl TopN {
-    fn f_partition_names(&self) -> Vec<String> {
+    fn partition_names(&self) -> Vec<String> {
         self.partition
             .iter()
             .map(|c| {

@@ -103,6 +103,28 @@ fn millis_of(v: &ColumnarValue, rows: usize) -> Result<(ArrayRef, DataType)> {
     ))
 }
 
+/// `ts` (the first argument) shifted by `delta` milliseconds, in the return type.
+fn shifted(args: &ScalarFunctionArgs, delta: i64) -> Result<ColumnarValue> {
+    let (rows, scalar) = output_rows(&args.args, args.number_rows);
+    let (ts, _) = millis_of(&args.args[0], rows)?;
+    let out = ts
+        .as_primitive::<TimestampMillisecondType>()
+        .unary::<_, TimestampMillisecondType>(|t| t.saturating_add(delta));
+    let out: ArrayRef = Arc::new(out);
+    finish(cast(&out, args.return_type())?, scalar)
+}
+
+/// `(timestamp, interval)` arguments.
+fn coerce_ts_interval(t: &[DataType]) -> Result<Vec<DataType>> {
+    check_arity("window", t.len(), 2, 2)?;
+    Ok(vec![ts_type("window", &t[0])?, t[1].clone()])
+}
+
+/// The first argument's timestamp type, in milliseconds.
+fn ret_ts(t: &[DataType]) -> Result<DataType> {
+    ts_type("window", &t[0])
+}
+
 /// `__sluice_window_start(ts, size[, offset])`.
 pub(crate) fn window_start() -> FlinkUdf {
     FlinkUdf::new(
@@ -225,16 +247,8 @@ pub(crate) fn window_time() -> FlinkUdf {
             check_arity("window_time", t.len(), 1, 1)?;
             Ok(vec![ts_type("window_time", &t[0])?])
         },
-        |t| ts_type("window_time", &t[0]),
-        |_, args| {
-            let (rows, scalar) = output_rows(&args.args, args.number_rows);
-            let (ts, _) = millis_of(&args.args[0], rows)?;
-            let out = ts
-                .as_primitive::<TimestampMillisecondType>()
-                .unary::<_, TimestampMillisecondType>(|t| t - 1);
-            let out: ArrayRef = Arc::new(out);
-            finish(cast(&out, args.return_type())?, scalar)
-        },
+        ret_ts,
+        |_, args| shifted(args, -1),
     )
 }
 
@@ -242,16 +256,9 @@ pub(crate) fn window_time() -> FlinkUdf {
 pub(crate) fn session_start() -> FlinkUdf {
     FlinkUdf::new(
         "__sluice_session_start",
-        |t| {
-            check_arity("SESSION", t.len(), 2, 2)?;
-            Ok(vec![ts_type("SESSION", &t[0])?, t[1].clone()])
-        },
-        |t| ts_type("SESSION", &t[0]),
-        |_, args| {
-            let (rows, scalar) = output_rows(&args.args, args.number_rows);
-            let (ts, _) = millis_of(&args.args[0], rows)?;
-            finish(cast(&ts, args.return_type())?, scalar)
-        },
+        coerce_ts_interval,
+        ret_ts,
+        |_, args| shifted(args, 0),
     )
 }
 
@@ -259,23 +266,14 @@ pub(crate) fn session_start() -> FlinkUdf {
 pub(crate) fn session_end() -> FlinkUdf {
     FlinkUdf::new(
         "__sluice_session_end",
-        |t| {
-            check_arity("SESSION", t.len(), 2, 2)?;
-            Ok(vec![ts_type("SESSION", &t[0])?, t[1].clone()])
-        },
-        |t| ts_type("SESSION", &t[0]),
+        coerce_ts_interval,
+        ret_ts,
         |_, args| {
-            let (rows, scalar) = output_rows(&args.args, args.number_rows);
             let gap = interval_ms(&args.args[1], "gap")?;
             if gap <= 0 {
                 return exec_err!("the session gap must be positive");
             }
-            let (ts, _) = millis_of(&args.args[0], rows)?;
-            let out = ts
-                .as_primitive::<TimestampMillisecondType>()
-                .unary::<_, TimestampMillisecondType>(|t| t.saturating_add(gap));
-            let out: ArrayRef = Arc::new(out);
-            finish(cast(&out, args.return_type())?, scalar)
+            shifted(args, gap)
         },
     )
 }
@@ -312,22 +310,7 @@ pub(crate) fn proctime() -> FlinkUdf {
 /// `__sluice_add_ms(ts, interval)`: `ts` plus a constant interval of days and smaller
 /// units, as plain integer arithmetic on milliseconds (no calendar).
 pub(crate) fn add_ms() -> FlinkUdf {
-    FlinkUdf::new(
-        "__sluice_add_ms",
-        |t| {
-            check_arity("window", t.len(), 2, 2)?;
-            Ok(vec![ts_type("window", &t[0])?, t[1].clone()])
-        },
-        |t| ts_type("window", &t[0]),
-        |_, args| {
-            let (rows, scalar) = output_rows(&args.args, args.number_rows);
-            let add = interval_ms(&args.args[1], "size")?;
-            let (ts, _) = millis_of(&args.args[0], rows)?;
-            let out = ts
-                .as_primitive::<TimestampMillisecondType>()
-                .unary::<_, TimestampMillisecondType>(|t| t.saturating_add(add));
-            let out: ArrayRef = Arc::new(out);
-            finish(cast(&out, args.return_type())?, scalar)
-        },
-    )
+    FlinkUdf::new("__sluice_add_ms", coerce_ts_interval, ret_ts, |_, args| {
+        shifted(args, interval_ms(&args.args[1], "size")?)
+    })
 }
