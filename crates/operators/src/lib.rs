@@ -14,3 +14,6 @@ pub mod rank;
 pub mod stateless;
 pub mod time;
 pub mod window;
+
+#[cfg(test)]
+mod snapshot_tests;

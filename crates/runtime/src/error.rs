@@ -24,6 +24,9 @@ pub enum Error {
     /// Arrow or DataFusion failed.
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// State could not be snapshotted or restored.
+    #[error("{0}")]
+    State(#[from] sluice_state::Error),
     /// The graph is malformed (a bug in planning).
     #[error("invalid dataflow: {0}")]
     InvalidGraph(String),
@@ -55,6 +58,9 @@ impl Error {
                 ErrorKind::Internal
             }
             Error::DeadLetters { .. } => ErrorKind::External,
+            Error::State(sluice_state::Error::Mismatch(_)) => ErrorKind::User,
+            Error::State(sluice_state::Error::Corrupt(_)) => ErrorKind::External,
+            Error::State(_) => ErrorKind::Internal,
         }
     }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::hash_utils::{RandomState, create_hashes};
 use sluice_state::{DEFAULT_KEY_GROUPS, key_group, subtask_for_group};
 use sluice_types::Message;
 use tokio::sync::mpsc::Sender;
@@ -14,17 +13,10 @@ use tokio::sync::mpsc::Sender;
 use crate::graph::EdgeKind;
 use crate::{Error, Result};
 
-/// Fixed seeds: hashes (and so key groups) must be the same in every process and run,
-/// because checkpoints store state by key group.
-fn hash_state() -> RandomState {
-    RandomState::with_seed(0x5e1c_e0dd_5eed_5100)
-}
-
-/// The hash of the key columns of every row (stable across runs).
+/// The hash of the key columns of every row (stable across runs): the state crate's,
+/// so that rows meet their key group's state.
 pub fn hash_rows(columns: &[ArrayRef], num_rows: usize) -> Result<Vec<u64>> {
-    let mut hashes = vec![0u64; num_rows];
-    create_hashes(columns, &hash_state(), &mut hashes)?;
-    Ok(hashes)
+    Ok(sluice_state::hash_keys(columns, num_rows)?)
 }
 
 /// One outgoing edge of a task: the partitioning and one sender per downstream subtask

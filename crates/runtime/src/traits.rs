@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use sluice_state::StateTableSpec;
+use sluice_state::{StateTableSpec, TableSnapshot};
 use sluice_types::{CheckpointId, DeadLetter, Watermark};
 
 use crate::Result;
@@ -106,6 +106,33 @@ pub trait Operator: Send {
     fn state_tables(&self) -> Vec<StateTableSpec> {
         Vec::new()
     }
+
+    /// The rows of every state table, each tagged with its key group (see
+    /// [`TableSnapshot`]). The operator goes on unchanged afterwards.
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        if self.state_tables().is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(not_yet("snapshot"))
+        }
+    }
+
+    /// Restores state, before any input, from snapshot tables already narrowed to this
+    /// subtask's key groups (their rows may come from several earlier subtasks, and a
+    /// table may appear once per earlier subtask).
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        if tables.iter().all(|t| t.batch.num_rows() == 0) {
+            Ok(())
+        } else {
+            Err(not_yet("restore"))
+        }
+    }
+}
+
+fn not_yet(what: &str) -> crate::Error {
+    crate::Error::State(sluice_state::Error::Mismatch(format!(
+        "this operator cannot {what} its state yet"
+    )))
 }
 
 /// Builds one operator instance per subtask.

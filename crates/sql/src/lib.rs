@@ -20,6 +20,7 @@ mod oracle;
 mod pipeline;
 pub mod planner;
 pub mod script;
+mod temporal;
 mod windows;
 
 pub use error::{Error, Result};

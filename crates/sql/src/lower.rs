@@ -32,7 +32,7 @@ use sluice_connectors::{ConnectorTable, connector_for};
 use sluice_operators::aggregate::{
     AggregateSpec, GroupAggregate, SessionAggregate, WindowAggregate,
 };
-use sluice_operators::join::{IntervalBounds, JoinKind, StreamingJoin};
+use sluice_operators::join::{IntervalBounds, JoinKind, StreamingJoin, TemporalJoin};
 use sluice_operators::over::{OverAggregate, OverFrame};
 use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
@@ -523,10 +523,81 @@ impl<'a> Lowering<'a> {
             .schema()
             .join(j.right.schema())
             .map_err(|e| crate::planner::plan_error(e, location))?;
-        let filter = match &j.filter {
+        let as_of = match &j.filter {
+            Some(f) => as_of_marker(f, j.left.schema(), j.right.schema(), location)?,
+            None => None,
+        };
+        let condition = match &as_of {
+            Some((_, rest)) => rest.clone(),
+            None => j.filter.clone(),
+        };
+        let filter = match &condition {
             Some(f) => Some(self.physical(std::slice::from_ref(f), &both, location)?[0].clone()),
             None => None,
         };
+        let widths = [
+            j.left.schema().fields().len(),
+            j.right.schema().fields().len(),
+        ];
+        if let Some((time, _)) = as_of {
+            if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+                return Err(Error::Unsupported {
+                    location: location.clone(),
+                    message: format!(
+                        "a temporal join (FOR SYSTEM_TIME AS OF) is an INNER or LEFT join, not \
+                         {:?}",
+                        j.join_type
+                    ),
+                });
+            }
+            if let Some(u) = lu {
+                return Err(Error::Unsupported {
+                    location: location.clone(),
+                    message: format!(
+                        "the probe side of a temporal join must be append-only, but {u} makes \
+                         it updating"
+                    ),
+                });
+            }
+            let on: Vec<String> = j.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
+            let description = format!(
+                "{:?} temporal join on [{}] as of {} (version time {}){}",
+                j.join_type,
+                on.join(", "),
+                j.left.schema().field(time[0]).name(),
+                j.right.schema().field(time[1]).name(),
+                condition
+                    .as_ref()
+                    .map(|f| format!(" where {f}"))
+                    .unwrap_or_default()
+            );
+            let op = TemporalJoin::new(
+                kind == JoinKind::Left,
+                [lkeys.clone(), rkeys.clone()],
+                widths,
+                time,
+                filter,
+                arrow_schema(&j.schema),
+                key_types,
+                description,
+            );
+            let node = self
+                .graph
+                .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
+            for s in &left {
+                self.graph
+                    .connect(s.node, node, EdgeKind::Hash(lkeys.clone()), 0);
+            }
+            for s in &right {
+                self.graph
+                    .connect(s.node, node, EdgeKind::Hash(rkeys.clone()), 1);
+            }
+            return Ok(vec![Stream {
+                node,
+                parallelism: self.workers,
+                updating: None,
+            }]);
+        }
         let updating = lu.clone().or(ru.clone()).or_else(|| {
             kind.updating()
                 .then(|| format!("Join ({:?} outer join)", j.join_type))
@@ -559,10 +630,7 @@ impl<'a> Lowering<'a> {
         let op = StreamingJoin::new(
             kind,
             [lkeys.clone(), rkeys.clone()],
-            [
-                j.left.schema().fields().len(),
-                j.right.schema().fields().len(),
-            ],
+            widths,
             filter,
             joined,
             output,
@@ -1302,6 +1370,45 @@ fn interval_bounds(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<I
 }
 
 /// An interval constant in milliseconds.
+/// The marker of a temporal join, `__sluice_as_of(probe_time, version_time)` (see
+/// `temporal.rs`), split off a join condition: the two time columns' indices in the
+/// left and right inputs, and the rest of the condition.
+#[allow(clippy::type_complexity)]
+fn as_of_marker(
+    filter: &Expr,
+    left: &DFSchema,
+    right: &DFSchema,
+    location: &Location,
+) -> Result<Option<([usize; 2], Option<Expr>)>> {
+    let mut time = None;
+    let mut rest = Vec::new();
+    for e in datafusion::logical_expr::utils::split_conjunction(filter) {
+        match e {
+            Expr::ScalarFunction(f) if f.func.name() == crate::temporal::AS_OF => {
+                let col = |e: &Expr, schema: &DFSchema| match e {
+                    Expr::Column(c) => schema.index_of_column(c).ok(),
+                    _ => None,
+                };
+                match (col(&f.args[0], left), col(&f.args[1], right)) {
+                    (Some(l), Some(r)) => time = Some([l, r]),
+                    _ => {
+                        return Err(Error::Unsupported {
+                            location: location.clone(),
+                            message: format!(
+                                "FOR SYSTEM_TIME AS OF needs a time column of the table on the \
+                                 left of the JOIN, not {}",
+                                f.args[0]
+                            ),
+                        });
+                    }
+                }
+            }
+            other => rest.push(other.clone()),
+        }
+    }
+    Ok(time.map(|t| (t, datafusion::logical_expr::utils::conjunction(rest))))
+}
+
 fn interval_millis(v: &datafusion::common::ScalarValue) -> Option<i64> {
     use datafusion::common::ScalarValue as S;
     match v {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast::{self, Ident, TableObject};
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 use sluice_connectors::{ConnectorFactory, ConnectorTable, connector_for};
 use sluice_runtime::{NodeKind, SinkFactory, StreamGraph};
 use sluice_types::Location;
@@ -185,7 +185,7 @@ pub(crate) async fn apply_statements(
             StatementKind::Query => {
                 let ast = parse_statement_for(
                     &st.location.file,
-                    st.tokens.clone(),
+                    temporal_tokens(catalog, st)?,
                     &st.location,
                     catalog.oracle,
                 )?;
@@ -298,8 +298,12 @@ async fn create_table(catalog: &mut Catalog, st: &Statement) -> Result<()> {
 
 /// Parses `CREATE [TEMPORARY] VIEW [IF NOT EXISTS] name AS query` (no awaits: the
 /// parser is not `Send`).
-fn parse_create_view(st: &Statement, oracle: bool) -> Result<(String, bool, Box<ast::Query>)> {
-    let tokens = crate::windows::rewrite(st.tokens.clone(), &st.location, oracle)?;
+fn parse_create_view(
+    st: &Statement,
+    tokens: Vec<TokenWithSpan>,
+    oracle: bool,
+) -> Result<(String, bool, Box<ast::Query>)> {
+    let tokens = crate::windows::rewrite(tokens, &st.location, oracle)?;
     let mut c = Cursor::new(&st.location.file, tokens);
     c.expect_word("CREATE", "")?;
     let _ = c.word("TEMPORARY");
@@ -318,7 +322,8 @@ fn parse_create_view(st: &Statement, oracle: bool) -> Result<(String, bool, Box<
 }
 
 async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
-    let (name, if_not_exists, query) = parse_create_view(st, catalog.oracle)?;
+    let tokens = temporal_tokens(catalog, st)?;
+    let (name, if_not_exists, query) = parse_create_view(st, tokens, catalog.oracle)?;
     if if_not_exists && catalog.views.contains(&name) {
         return Ok(());
     }
@@ -328,10 +333,22 @@ async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
     catalog.add_view(&name, plan, Some(st.text.clone()), &st.location)
 }
 
+/// The statement's tokens with temporal joins rewritten against the catalog's tables.
+fn temporal_tokens(catalog: &Catalog, st: &Statement) -> Result<Vec<TokenWithSpan>> {
+    let lookup = |name: &str| {
+        let def = catalog.tables.get(name)?;
+        Some(crate::temporal::Versioned {
+            rowtime: def.watermark.as_ref()?.column.clone(),
+            primary_key: def.primary_key.clone(),
+        })
+    };
+    crate::temporal::rewrite(st.tokens.clone(), &st.location, catalog.oracle, &lookup)
+}
+
 async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
     let ast = parse_statement_for(
         &st.location.file,
-        st.tokens.clone(),
+        temporal_tokens(catalog, st)?,
         &st.location,
         catalog.oracle,
     )?;

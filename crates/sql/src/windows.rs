@@ -39,7 +39,7 @@ pub(crate) fn rewrite(
     location: &Location,
     oracle: bool,
 ) -> Result<Vec<TokenWithSpan>> {
-    let mut tokens = strip_system_time(tokens);
+    let mut tokens = tokens;
     // Innermost-last: rewrite one call at a time until none is left.
     for _ in 0..64 {
         let sig = significant(&tokens);
@@ -69,56 +69,6 @@ pub(crate) fn rewrite(
         tokens = rewrite_one(tokens, &sig, k, location, oracle)?;
     }
     Ok(tokens)
-}
-
-/// `JOIN t FOR SYSTEM_TIME AS OF x.col`: the version clause is dropped, so a temporal
-/// join runs as a regular join (the same answer for a dimension table that is loaded
-/// before the rows it enriches; see docs/sql.md).
-fn strip_system_time(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
-    let sig = significant(&tokens);
-    let words: Vec<Option<String>> = sig.iter().map(|i| word(&tokens[*i].token)).collect();
-    let mut drop = vec![false; tokens.len()];
-    let mut k = 0;
-    while k + 4 < sig.len() {
-        let is = |o: usize, w: &str| words.get(k + o).and_then(|x| x.as_deref()) == Some(w);
-        if is(0, "FOR") && is(1, "SYSTEM_TIME") && is(2, "AS") && is(3, "OF") {
-            // The version expression: a (qualified) column or function call.
-            let mut end = k + 4;
-            let mut depth = 0usize;
-            while end < sig.len() {
-                let t = &tokens[sig[end]].token;
-                match t {
-                    Token::LParen => depth += 1,
-                    Token::RParen if depth > 0 => depth -= 1,
-                    Token::Word(_) | Token::Period => {}
-                    _ if depth > 0 => {}
-                    _ => break,
-                }
-                end += 1;
-                // Stop after a complete `a.b` or `f(...)` when the next is not `.`/`(`.
-                if depth == 0
-                    && end < sig.len()
-                    && !matches!(tokens[sig[end]].token, Token::Period | Token::LParen)
-                    && !matches!(tokens[sig[end - 1]].token, Token::Period)
-                {
-                    break;
-                }
-            }
-            let stop = sig.get(end).copied().unwrap_or(tokens.len());
-            for d in &mut drop[sig[k]..stop] {
-                *d = true;
-            }
-            k = end;
-        } else {
-            k += 1;
-        }
-    }
-    tokens
-        .into_iter()
-        .zip(drop)
-        .filter(|(_, d)| !d)
-        .map(|(t, _)| t)
-        .collect()
 }
 
 /// One argument of the call, as text, with its name if written `NAME => value`.

@@ -1,14 +1,40 @@
-//! Operator state: key-grouped tables, and (with checkpoints) their snapshots.
+//! Operator state: key-grouped tables and their snapshots.
 //!
-//! Owns: the declaration of a state table ([`StateTableSpec`]), the mapping of keys to
-//! key groups ([`key_group`]). Snapshot files and the checkpoint store arrive with
-//! checkpointing; every stateful operator already declares its tables here so that
-//! checkpoints slot in without redesign.
+//! Owns: the declaration of a state table ([`StateTableSpec`]), the stable hash of keys
+//! and their key groups ([`hash_keys`], [`key_group`], [`KeyGroupRange`]), snapshots of
+//! tables tagged by key group ([`TableSnapshot`]) and their checksummed bytes
+//! ([`encode`], [`decode`]). The checkpoint store arrives with checkpointing.
 //! Does not own: what an operator keeps (operators decide) or when to snapshot (runtime).
 #![warn(missing_docs, unreachable_pub)]
 
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
+
+mod snapshot;
+
+pub use snapshot::{
+    KEY_GROUP_COLUMN, KeyGroupRange, TableSnapshot, decode, encode, hash_keys, key_groups_of,
+};
+
+/// What can go wrong with state.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Arrow failed (building or reading a snapshot batch).
+    #[error("{0}")]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// DataFusion failed (hashing keys).
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A snapshot is truncated, altered or not a snapshot.
+    #[error("damaged state snapshot: {0}")]
+    Corrupt(String),
+    /// A snapshot does not fit the operator restoring it.
+    #[error("state does not fit the pipeline: {0}")]
+    Mismatch(String),
+}
+
+/// A `Result` with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// The default number of key groups state is partitioned into. A checkpoint can be
 /// restored onto any worker count that is at most this.

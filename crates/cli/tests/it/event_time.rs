@@ -230,3 +230,66 @@ async fn shuffles_within_the_bound_and_worker_counts_give_the_same_result() {
         }
     }
 }
+
+/// A temporal join over many batches: the rates change every 37 s per key while orders
+/// stream by, so probe rows wait for the watermark and old versions leave the state
+/// mid-stream. The answer is the batch oracle's for any shuffle within the bound and
+/// any worker count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporal_joins_match_the_oracle_for_shuffles_and_worker_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = 1_709_287_200i64;
+    let rates = dir.path().join("rates");
+    std::fs::create_dir_all(&rates).unwrap();
+    // Versions of keys k0..k7 at distinct times (no two versions of a key share one).
+    let versions: Vec<String> = (0..60i64)
+        .map(|i| {
+            format!(
+                "{},k{},{}",
+                datafusion_ts(base - 300 + i * 41),
+                (i * 3) % 8,
+                100 + i
+            )
+        })
+        .collect();
+    for (i, chunk) in versions.chunks(10).enumerate() {
+        let text = format!("ts,k,rate\n{}\n", chunk.join("\n"));
+        std::fs::write(rates.join(format!("part-{i:02}.csv")), text).unwrap();
+    }
+    let query = |orders: &std::path::Path| {
+        format!(
+            "CREATE TABLE ev (ts TIMESTAMP(3), k STRING, v INT,
+               WATERMARK FOR ts AS ts - INTERVAL '30' SECOND)
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+             CREATE TABLE rates (ts TIMESTAMP(3), k STRING, rate INT,
+               WATERMARK FOR ts AS ts - INTERVAL '30' SECOND, PRIMARY KEY (k) NOT ENFORCED)
+             WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+             SELECT e.ts, e.k, e.v, r.rate, r.ts
+             FROM ev AS e LEFT JOIN rates FOR SYSTEM_TIME AS OF e.ts AS r ON e.k = r.k;",
+            orders.display(),
+            rates.display()
+        )
+    };
+    let ordered = write_shuffled(dir.path(), 3, false);
+    let opts = PipelineOptions {
+        file: "test.sql".into(),
+        ..Default::default()
+    };
+    let oracle = sluice_sql::batch_oracle(&query(&ordered), &opts)
+        .await
+        .expect("the oracle runs");
+    let mut want: Vec<String> = sluice_testkit::format_batches(&oracle)
+        .into_iter()
+        .map(|r| r.join(" "))
+        .collect();
+    want.sort();
+    assert_eq!(want.len(), 2000);
+    let unmatched = want.iter().filter(|r| r.ends_with("NULL NULL")).count();
+    assert!(unmatched < 20, "{unmatched} orders without a rate");
+    let shuffled = write_shuffled(dir.path(), 3, true);
+    for (input, workers) in [(&ordered, 1), (&shuffled, 1), (&shuffled, 3)] {
+        let (got, s) = run(&query(input), workers, dir.path()).await;
+        assert_eq!(s.late_rows, 0);
+        assert_eq!(got, want, "{workers} workers, {}", input.display());
+    }
+}

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, UInt32Array,
+    Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, UInt32Array,
 };
 use datafusion::arrow::compute::{filter as filter_array, take};
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -15,7 +15,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::Accumulator;
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, row_kind_field, row_kinds};
 
 use super::spec::AggregateSpec;
@@ -235,6 +235,149 @@ impl Operator for GroupAggregateTask {
     ) -> Result<()> {
         if let Some(b) = self.apply(&batch)? {
             out.push(b);
+        }
+        Ok(())
+    }
+
+    /// `group_acc`: per key, the key columns, the row count, the result last emitted
+    /// (`__visible` false when none is) and every function's accumulator state.
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        let nk = self.spec.keys.len();
+        let naggs = self.spec.aggs.len();
+        let mut cols: Vec<(String, ArrayRef)> = Vec::new();
+        for k in 0..nk {
+            cols.push((
+                format!("__key{k}"),
+                ScalarValue::iter_to_array(self.groups.iter().map(|g| g.key[k].clone()))?,
+            ));
+        }
+        if self.groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        cols.push((
+            "__count".into(),
+            Arc::new(Int64Array::from_iter_values(
+                self.groups.iter().map(|g| g.count),
+            )),
+        ));
+        cols.push((
+            "__visible".into(),
+            Arc::new(BooleanArray::from_iter(
+                self.groups.iter().map(|g| Some(g.last.is_some())),
+            )),
+        ));
+        for a in 0..naggs {
+            let dt = self.spec.output.field(nk + a).data_type().clone();
+            let values = self
+                .groups
+                .iter()
+                .map(|g| match &g.last {
+                    Some(v) => v[a].cast_to(&dt),
+                    None => ScalarValue::try_from(&dt),
+                })
+                .collect::<DfResult<Vec<_>>>()?;
+            cols.push((format!("__last{a}"), ScalarValue::iter_to_array(values)?));
+        }
+        // Reading an accumulator's state may consume it: each is rebuilt from its state.
+        let mut states: Vec<Vec<ScalarValue>> = Vec::new();
+        for g in &mut self.groups {
+            let mut row = Vec::new();
+            let mut fresh = self.spec.accumulators()?;
+            for (acc, new) in g.accs.iter_mut().zip(fresh.iter_mut()) {
+                let st = acc.state()?;
+                let arrays = st
+                    .iter()
+                    .map(|v| v.to_array())
+                    .collect::<DfResult<Vec<_>>>()?;
+                new.merge_batch(&arrays)?;
+                row.extend(st);
+            }
+            g.accs = fresh;
+            states.push(row);
+        }
+        let width = states.first().map_or(0, Vec::len);
+        for c in 0..width {
+            cols.push((
+                format!("__state{c}"),
+                ScalarValue::iter_to_array(states.iter().map(|r| r[c].clone()))?,
+            ));
+        }
+        Ok(vec![TableSnapshot::keyed(
+            "group_acc",
+            cols,
+            nk,
+            DEFAULT_KEY_GROUPS,
+        )?])
+    }
+
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        let nk = self.spec.keys.len();
+        let naggs = self.spec.aggs.len();
+        let widths = self.spec.state_widths()?;
+        for t in tables {
+            if t.name != "group_acc" {
+                return Err(sluice_state::Error::Mismatch(format!(
+                    "group aggregate: unexpected state table '{}'",
+                    t.name
+                ))
+                .into());
+            }
+            let data = t.data()?;
+            if data.num_columns() != nk + 2 + naggs + widths.iter().sum::<usize>() {
+                return Err(sluice_state::Error::Mismatch(
+                    "the aggregation's state has a different shape than the query".into(),
+                )
+                .into());
+            }
+            let keys: Vec<ArrayRef> = data.columns()[..nk].to_vec();
+            let mut indices = Vec::new();
+            match &mut self.index {
+                Some(index) => index.intern(&keys, &mut indices)?,
+                None => indices.resize(data.num_rows(), 0),
+            }
+            let counts = data
+                .column(nk)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .cloned()
+                .unwrap_or_else(|| Int64Array::from(vec![0; data.num_rows()]));
+            let visible = data
+                .column(nk + 1)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .cloned()
+                .unwrap_or_else(|| BooleanArray::from(vec![false; data.num_rows()]));
+            for (r, &g) in indices.iter().enumerate() {
+                if g == self.groups.len() {
+                    self.groups.push(Group {
+                        key: keys
+                            .iter()
+                            .map(|k| ScalarValue::try_from_array(k, r))
+                            .collect::<DfResult<Vec<_>>>()?,
+                        accs: self.spec.accumulators()?,
+                        count: 0,
+                        last: None,
+                    });
+                }
+                let group = &mut self.groups[g];
+                group.count += counts.value(r);
+                if visible.value(r) {
+                    group.last = Some(
+                        (0..naggs)
+                            .map(|a| ScalarValue::try_from_array(data.column(nk + 2 + a), r))
+                            .collect::<DfResult<Vec<_>>>()?,
+                    );
+                }
+                let mut at = nk + 2 + naggs;
+                for (acc, w) in group.accs.iter_mut().zip(&widths) {
+                    let arrays: Vec<ArrayRef> = data.columns()[at..at + w]
+                        .iter()
+                        .map(|c| c.slice(r, 1))
+                        .collect();
+                    acc.merge_batch(&arrays)?;
+                    at += w;
+                }
+            }
         }
         Ok(())
     }

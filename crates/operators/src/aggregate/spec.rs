@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion::error::Result as DfResult;
-use datafusion::logical_expr::{Accumulator, GroupsAccumulator};
+use datafusion::logical_expr::{Accumulator, EmitTo, GroupsAccumulator};
 use datafusion::physical_expr::GroupsAccumulatorAdapter;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::PhysicalExpr;
@@ -97,6 +97,57 @@ impl AggregateSpec {
                 Ok((values, filter))
             })
             .collect()
+    }
+
+    /// How many state columns each function's accumulator has.
+    pub(crate) fn state_widths(&self) -> DfResult<Vec<usize>> {
+        self.aggs
+            .iter()
+            .map(|a| Ok(a.state_fields()?.len()))
+            .collect()
+    }
+
+    /// The key columns and each function's state columns of a set of groups, for a
+    /// snapshot. Reading the state consumes it, so the groups are rebuilt from it.
+    pub(crate) fn snapshot_groups(
+        &self,
+        groups: &mut Box<dyn GroupValues>,
+        accs: &mut Vec<Box<dyn GroupsAccumulator>>,
+    ) -> DfResult<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = groups.emit(EmitTo::All)?;
+        let mut states = Vec::new();
+        for acc in accs.iter_mut() {
+            states.extend(acc.state(EmitTo::All)?);
+        }
+        *groups = self.group_values()?;
+        *accs = self.groups_accumulators()?;
+        self.merge_groups(groups.as_mut(), accs, &keys, &states)?;
+        Ok((keys, states))
+    }
+
+    /// Merges snapshotted groups (key columns, then every function's state columns in
+    /// order) into `groups`/`accs`.
+    pub(crate) fn merge_groups(
+        &self,
+        groups: &mut dyn GroupValues,
+        accs: &mut [Box<dyn GroupsAccumulator>],
+        keys: &[ArrayRef],
+        states: &[ArrayRef],
+    ) -> DfResult<()> {
+        let mut idx = Vec::new();
+        groups.intern(keys, &mut idx)?;
+        let total = groups.len();
+        let mut at = 0;
+        for (acc, w) in accs.iter_mut().zip(self.state_widths()?) {
+            let cols = states.get(at..at + w).ok_or_else(|| {
+                datafusion::error::DataFusionError::Execution(
+                    "the snapshot has fewer aggregate state columns than the query".into(),
+                )
+            })?;
+            acc.merge_batch(cols, &idx, total)?;
+            at += w;
+        }
+        Ok(())
     }
 
     /// The layout of this aggregation's state: the keys (and, for windows, the window

@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, UInt32Array,
+    Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, UInt32Array,
 };
+use datafusion::arrow::compute::concat;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::compute::take_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -21,7 +22,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
 use sluice_runtime::{JobMetrics, Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, Watermark};
 
 use super::spec::AggregateSpec;
@@ -341,6 +342,106 @@ impl Operator for WindowAggregateTask {
         self.fired
             .retain(|end, _| end.saturating_sub(1).saturating_add(lateness) > wm);
         Ok(Some(watermark))
+    }
+
+    /// `window_acc`: per open window and key, the keys (window columns included), the
+    /// window end and every function's accumulator state; `window_watermark`: the
+    /// operator's watermark, which decides what is late after a restore.
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        if self.lateness > 0 {
+            return Err(sluice_state::Error::Mismatch(
+                "windows kept open for late rows ('table.exec.emit.allow-lateness') cannot \
+                 be snapshotted yet"
+                    .into(),
+            )
+            .into());
+        }
+        let nk = self.spec.keys.len();
+        let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
+        for (end, pane) in self.panes.iter_mut() {
+            let (keys, states) = self
+                .spec
+                .snapshot_groups(&mut pane.groups, &mut pane.accs)?;
+            let n = keys.first().map_or(0, |k| k.len());
+            let mut cols = keys;
+            cols.push(Arc::new(Int64Array::from(vec![*end; n])));
+            cols.extend(states);
+            parts.push(cols);
+        }
+        let mut tables = Vec::new();
+        if let Some(first) = parts.first() {
+            let mut cols = Vec::new();
+            for c in 0..first.len() {
+                let arrays: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
+                let name = if c < nk {
+                    format!("__key{c}")
+                } else if c == nk {
+                    "__window_end".to_string()
+                } else {
+                    format!("__state{}", c - nk - 1)
+                };
+                cols.push((name, concat(&arrays)?));
+            }
+            tables.push(TableSnapshot::keyed(
+                "window_acc",
+                cols,
+                nk,
+                DEFAULT_KEY_GROUPS,
+            )?);
+        }
+        tables.push(TableSnapshot::global(
+            "window_watermark",
+            vec![(
+                "watermark".into(),
+                Arc::new(Int64Array::from(vec![self.watermark])) as ArrayRef,
+            )],
+        )?);
+        Ok(tables)
+    }
+
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        let nk = self.spec.keys.len();
+        let mut watermark: Option<i64> = None;
+        for t in tables {
+            let data = t.data()?;
+            match t.name.as_str() {
+                "window_acc" => {
+                    let ends = millis(data.column(nk))?;
+                    let mut by_end: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+                    for (r, e) in ends.iter().enumerate() {
+                        if let Some(e) = e {
+                            by_end.entry(e).or_default().push(r as u32);
+                        }
+                    }
+                    for (end, rows) in by_end {
+                        let part = take_record_batch(&data, &UInt32Array::from(rows))?;
+                        let spec = self.spec.clone();
+                        let pane = self.pane(end)?;
+                        spec.merge_groups(
+                            pane.groups.as_mut(),
+                            &mut pane.accs,
+                            &part.columns()[..nk],
+                            &part.columns()[nk + 1..],
+                        )?;
+                    }
+                }
+                "window_watermark" => {
+                    for w in millis(data.column(0))?.iter().flatten() {
+                        watermark = Some(watermark.map_or(w, |m| m.min(w)));
+                    }
+                }
+                other => {
+                    return Err(sluice_state::Error::Mismatch(format!(
+                        "window aggregate: unexpected state table '{other}'"
+                    ))
+                    .into());
+                }
+            }
+        }
+        if let Some(w) = watermark {
+            self.watermark = self.watermark.max(w);
+        }
+        Ok(())
     }
 
     fn state_tables(&self) -> Vec<StateTableSpec> {

@@ -7,13 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::BooleanArray;
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::physical_plan::PhysicalExpr;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::Watermark;
 
 use crate::time::{max_millis, millis};
@@ -144,6 +144,31 @@ impl Operator for AssignerTask {
         _out: &mut Vec<RecordBatch>,
     ) -> Result<Option<Watermark>> {
         Ok((watermark == Watermark::MAX).then_some(watermark))
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        let wm: ArrayRef = Arc::new(Int64Array::from(vec![self.current]));
+        Ok(vec![TableSnapshot::global(
+            "watermark",
+            vec![("watermark".into(), wm)],
+        )?])
+    }
+
+    /// Several earlier subtasks' watermarks: the smallest is safe for all of them.
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        let mut restored: Option<i64> = None;
+        for t in tables.iter().filter(|t| t.name == "watermark") {
+            let data = t.data()?;
+            let ms = millis(data.column(0))?;
+            for v in ms.iter().flatten() {
+                restored = Some(restored.map_or(v, |r| r.min(v)));
+            }
+        }
+        if let Some(w) = restored {
+            self.current = w;
+            self.pending = w > i64::MIN;
+        }
+        Ok(())
     }
 
     fn state_tables(&self) -> Vec<StateTableSpec> {

@@ -109,6 +109,7 @@ fn udfs() -> Vec<ScalarUDF> {
         window::session_end(),
         window::proctime(),
         window::add_ms(),
+        window::as_of(),
     ];
     list.extend(datetime::EXTRACTORS.iter().map(|n| datetime::extract(n)));
     list.into_iter().map(udf::FlinkUdf::into_udf).collect()

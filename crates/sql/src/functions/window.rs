@@ -314,3 +314,19 @@ pub(crate) fn add_ms() -> FlinkUdf {
         shifted(args, interval_ms(&args.args[1], "size")?)
     })
 }
+
+/// `__sluice_as_of(probe_time, version_time)`: marks the version condition of a
+/// temporal join (`FOR SYSTEM_TIME AS OF`) for the streaming planner, which turns the
+/// join into a temporal join and drops the call. TRUE when evaluated.
+pub(crate) fn as_of() -> FlinkUdf {
+    FlinkUdf::new(
+        "__sluice_as_of",
+        |t| {
+            check_arity("FOR SYSTEM_TIME AS OF", t.len(), 2, 2)?;
+            Ok(t.to_vec())
+        },
+        |_| Ok(DataType::Boolean),
+        |_, _| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))),
+    )
+    .volatile()
+}

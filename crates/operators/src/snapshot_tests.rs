@@ -1,0 +1,323 @@
+//! Snapshot and restore of stateful operators: a run cut in the middle, its state
+//! snapshotted, encoded, decoded and restored onto a different number of subtasks
+//! (each taking the key groups it owns), must end with exactly the output of an
+//! uninterrupted run.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::functions_aggregate::sum::sum_udaf;
+use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+use datafusion::physical_plan::expressions::col;
+use sluice_runtime::{
+    DeadLetterOutput, JobMetrics, Operator, OperatorContext, OperatorFactory, TaskInfo,
+};
+use sluice_state::{DEFAULT_KEY_GROUPS, KeyGroupRange, key_groups_of, subtask_for_group};
+use sluice_types::{DeadLetter, RowKind, Watermark, kinds_of, without_row_kind};
+
+use crate::aggregate::{AggregateSpec, GroupAggregate, WindowAggregate};
+use crate::join::TemporalJoin;
+
+struct NoDeadLetters;
+impl DeadLetterOutput for NoDeadLetters {
+    fn send(&self, _letter: DeadLetter) {}
+}
+
+#[derive(Clone)]
+enum Msg {
+    Batch(usize, RecordBatch),
+    Watermark(i64),
+}
+
+fn ctx(subtask: usize, parallelism: usize) -> OperatorContext {
+    OperatorContext {
+        task: TaskInfo {
+            job: "t".into(),
+            operator: "op".into(),
+            subtask,
+            parallelism,
+        },
+        watermark: Watermark(i64::MIN),
+        dead_letters: Arc::new(NoDeadLetters),
+        metrics: Arc::new(JobMetrics::default()),
+    }
+}
+
+/// Runs `msgs` through `parallelism` subtasks, rows routed by the key columns `keys[input]`.
+struct Harness {
+    tasks: Vec<(Box<dyn Operator>, OperatorContext)>,
+    keys: Vec<Vec<usize>>,
+    out: Vec<RecordBatch>,
+}
+
+impl Harness {
+    fn new(f: &dyn OperatorFactory, parallelism: usize, keys: Vec<Vec<usize>>) -> Self {
+        let tasks = (0..parallelism)
+            .map(|s| {
+                let c = ctx(s, parallelism);
+                (f.create(&c.task).expect("creates"), c)
+            })
+            .collect();
+        Harness {
+            tasks,
+            keys,
+            out: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, msg: &Msg) {
+        let p = self.tasks.len();
+        match msg {
+            Msg::Batch(input, batch) => {
+                let cols: Vec<ArrayRef> = self.keys[*input]
+                    .iter()
+                    .map(|k| batch.column(*k).clone())
+                    .collect();
+                let groups =
+                    key_groups_of(&cols, batch.num_rows(), DEFAULT_KEY_GROUPS).expect("hashes");
+                for (s, (task, c)) in self.tasks.iter_mut().enumerate() {
+                    let rows: Vec<u32> = (0..batch.num_rows() as u32)
+                        .filter(|r| {
+                            subtask_for_group(groups[*r as usize], DEFAULT_KEY_GROUPS, p) == s
+                        })
+                        .collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let part = datafusion::arrow::compute::take_record_batch(
+                        batch,
+                        &datafusion::arrow::array::UInt32Array::from(rows),
+                    )
+                    .expect("takes");
+                    task.process(*input, part, c, &mut self.out)
+                        .expect("processes");
+                }
+            }
+            Msg::Watermark(w) => {
+                for (task, c) in &mut self.tasks {
+                    c.watermark = Watermark(*w);
+                    task.on_watermark(Watermark(*w), c, &mut self.out)
+                        .expect("fires");
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<RecordBatch> {
+        self.send(&Msg::Watermark(i64::MAX));
+        for (task, c) in &mut self.tasks {
+            task.on_close(c, &mut self.out).expect("closes");
+        }
+        self.out
+    }
+
+    /// Snapshots every subtask, through the encoded bytes.
+    fn snapshot(&mut self) -> Vec<Vec<u8>> {
+        self.tasks
+            .iter_mut()
+            .map(|(t, _)| sluice_state::encode(&t.snapshot().expect("snapshots")).expect("encodes"))
+            .collect()
+    }
+
+    fn restore(&mut self, snapshots: &[Vec<u8>]) {
+        let p = self.tasks.len();
+        for (s, (task, _)) in self.tasks.iter_mut().enumerate() {
+            let range = KeyGroupRange::of_subtask(s, p, DEFAULT_KEY_GROUPS);
+            let mut tables = Vec::new();
+            for bytes in snapshots {
+                for t in sluice_state::decode(bytes).expect("decodes") {
+                    tables.push(t.for_range(range).expect("filters"));
+                }
+            }
+            task.restore(tables).expect("restores");
+        }
+    }
+}
+
+/// The output as sorted rows, a changelog applied.
+fn table(batches: &[RecordBatch]) -> Vec<String> {
+    let mut rows: Vec<String> = Vec::new();
+    let opts = FormatOptions::default().with_null("NULL");
+    for b in batches {
+        let kinds = kinds_of(b);
+        let data = without_row_kind(b);
+        let fmts: Vec<ArrayFormatter> = data
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).expect("formats"))
+            .collect();
+        for (r, kind) in kinds.iter().enumerate() {
+            let row: Vec<String> = fmts.iter().map(|f| f.value(r).to_string()).collect();
+            let row = row.join(" ");
+            if kind.is_accumulate() {
+                if *kind != RowKind::UpdateBefore {
+                    rows.push(row);
+                }
+            } else if let Some(i) = rows.iter().position(|x| *x == row) {
+                rows.swap_remove(i);
+            }
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Uninterrupted on one subtask versus cut after every prefix, from `before` subtasks
+/// onto `after`.
+fn check(f: &dyn OperatorFactory, keys: Vec<Vec<usize>>, msgs: &[Msg]) {
+    let mut whole = Harness::new(f, 1, keys.clone());
+    for m in msgs {
+        whole.send(m);
+    }
+    let want = table(&whole.finish());
+    assert!(!want.is_empty());
+    for cut in [1, msgs.len() / 2, msgs.len() - 1] {
+        for (before, after) in [(1, 3), (3, 2), (2, 2)] {
+            let mut first = Harness::new(f, before, keys.clone());
+            for m in &msgs[..cut] {
+                first.send(m);
+            }
+            let snaps = first.snapshot();
+            let mut out = first.out;
+            let mut second = Harness::new(f, after, keys.clone());
+            second.restore(&snaps);
+            for m in &msgs[cut..] {
+                second.send(m);
+            }
+            out.extend(second.finish());
+            assert_eq!(
+                table(&out),
+                want,
+                "cut at {cut}, {before} -> {after} subtasks"
+            );
+        }
+    }
+}
+
+fn ts_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, None)
+}
+
+/// Rows (key, v, ts) with ts in ms.
+fn batch(schema: &SchemaRef, rows: &[(&str, i64, i64)]) -> RecordBatch {
+    let k: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)));
+    let v: ArrayRef = Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1)));
+    let t = Int64Array::from_iter_values(rows.iter().map(|r| r.2));
+    let t = datafusion::arrow::compute::cast(&t, &ts_type()).expect("casts");
+    RecordBatch::try_new(schema.clone(), vec![k, v, t]).expect("a batch")
+}
+
+fn events() -> (SchemaRef, Vec<Msg>) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, false),
+        Field::new("v", DataType::Int64, false),
+        Field::new("ts", ts_type(), false),
+    ]));
+    let keys = ["a", "b", "c", "d", "e", "f", "g"];
+    let mut msgs = Vec::new();
+    for step in 0..12i64 {
+        let rows: Vec<(&str, i64, i64)> = (0..9)
+            .map(|i| {
+                (
+                    keys[((step * 5 + i) % 7) as usize],
+                    step * 10 + i,
+                    step * 1000 + i * 100,
+                )
+            })
+            .collect();
+        msgs.push(Msg::Batch(0, batch(&schema, &rows)));
+        msgs.push(Msg::Watermark(step * 1000 - 1500));
+    }
+    (schema, msgs)
+}
+
+fn spec(input: &SchemaRef, keys: Vec<usize>, output_keys: Vec<Field>) -> AggregateSpec {
+    let count = AggregateExprBuilder::new(count_udaf(), vec![col("v", input).expect("v")])
+        .schema(input.clone())
+        .alias("n")
+        .build()
+        .expect("count");
+    let sum = AggregateExprBuilder::new(sum_udaf(), vec![col("v", input).expect("v")])
+        .schema(input.clone())
+        .alias("total")
+        .build()
+        .expect("sum");
+    let mut fields = output_keys;
+    fields.push(Field::new("n", DataType::Int64, false));
+    fields.push(Field::new("total", DataType::Int64, true));
+    AggregateSpec {
+        keys,
+        aggs: vec![Arc::new(count), Arc::new(sum)],
+        filters: vec![None, None],
+        input: input.clone(),
+        output: Arc::new(Schema::new(fields)),
+    }
+}
+
+#[test]
+fn group_aggregates_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    let f = GroupAggregate::new(
+        spec(
+            &schema,
+            vec![0],
+            vec![Field::new("k", DataType::Utf8, false)],
+        ),
+        false,
+    );
+    check(&f, vec![vec![0]], &msgs);
+}
+
+#[test]
+fn window_aggregates_restore_onto_other_worker_counts() {
+    // Windows by the row's time as window end: key (k, ts) groups rows of one key and
+    // "window" (ts column) together.
+    let (schema, msgs) = events();
+    let f = WindowAggregate::new(
+        spec(
+            &schema,
+            vec![0, 2],
+            vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("ts", ts_type(), false),
+            ],
+        ),
+        2,
+    );
+    check(&f, vec![vec![0, 2]], &msgs);
+}
+
+#[test]
+fn temporal_joins_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    // Versions of each key from the same stream (the first rows of every batch), sent
+    // just before the batch.
+    let mut merged = Vec::new();
+    for m in msgs {
+        if let Msg::Batch(_, b) = &m {
+            merged.push(Msg::Batch(1, b.slice(0, 4)));
+        }
+        merged.push(m);
+    }
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+    fields.extend(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true)),
+    );
+    let f = TemporalJoin::new(
+        true,
+        [vec![0], vec![0]],
+        [3, 3],
+        [2, 2],
+        None,
+        Arc::new(Schema::new(fields)),
+        vec![DataType::Utf8],
+        "test".into(),
+    );
+    check(&f, vec![vec![0], vec![0]], &merged);
+}
