@@ -321,3 +321,58 @@ fn temporal_joins_restore_onto_other_worker_counts() {
     );
     check(&f, vec![vec![0], vec![0]], &merged);
 }
+
+#[test]
+fn top_n_restores_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new("rn", DataType::UInt64, false));
+    fields.push(sluice_types::row_kind_field());
+    let order = vec![crate::rank::SortKey {
+        expr: col("v", &schema).expect("v"),
+        options: datafusion::arrow::compute::SortOptions {
+            descending: true,
+            nulls_first: false,
+        },
+    }];
+    let f = crate::rank::TopN::new(vec![0], order, 2, 3, Arc::new(Schema::new(fields)));
+    check(&f, vec![vec![0]], &msgs);
+}
+
+#[test]
+fn regular_joins_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    // The right side: a few rows of every other batch, so some left rows wait for a
+    // partner (outer join retractions) across the cut.
+    let mut merged = Vec::new();
+    for (i, m) in msgs.into_iter().enumerate() {
+        merged.push(m.clone());
+        if let Msg::Batch(_, b) = &m
+            && i % 4 == 2
+        {
+            merged.push(Msg::Batch(1, b.slice(2, 5)));
+        }
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .chain(schema.fields().iter())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let joined = Arc::new(Schema::new(fields.clone()));
+    let mut out_fields = fields;
+    out_fields.push(sluice_types::row_kind_field());
+    for kind in [crate::join::JoinKind::Inner, crate::join::JoinKind::Left] {
+        let f = crate::join::StreamingJoin::new(
+            kind,
+            [vec![0], vec![0]],
+            [3, 3],
+            None,
+            joined.clone(),
+            Arc::new(Schema::new(out_fields.clone())),
+            vec![DataType::Utf8],
+            "test".into(),
+        );
+        check(&f, vec![vec![0], vec![0]], &merged);
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int8Array, RecordBatch, UInt32Array, new_null_array,
+    Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, UInt32Array, new_null_array,
 };
 use datafusion::arrow::compute::{interleave, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -17,7 +17,7 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, Watermark, kinds_of, without_row_kind};
 
 /// Which rows a join keeps.
@@ -596,8 +596,129 @@ impl Operator for JoinTask {
         Ok(Some(watermark))
     }
 
+    /// `join_left`/`join_right`: each side's stored rows with their key columns, how
+    /// many partners they have, when they were stored (TTL) and their time (interval
+    /// joins).
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        let mut tables = Vec::new();
+        for (side, name) in JOIN_TABLES.iter().enumerate() {
+            let state = &self.state[side];
+            let times: HashMap<(u32, u32), (i64, i64)> = state
+                .queue
+                .iter()
+                .map(|(c, t, _, b, r)| ((*b, *r), (*c, *t)))
+                .collect();
+            let entries: Vec<(&OwnedRow, &Entry)> = state
+                .by_key
+                .iter()
+                .flat_map(|(k, list)| list.iter().map(move |e| (k, e)))
+                .collect();
+            let mut cols: Vec<(String, ArrayRef)> = self.converters[side]
+                .convert_rows(entries.iter().map(|(k, _)| k.row()))?
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("__key{i}"), a))
+                .collect();
+            let nk = cols.len();
+            let meta = |e: &Entry| times.get(&(e.batch, e.row)).copied();
+            cols.push((
+                "__matches".into(),
+                Arc::new(UInt32Array::from_iter_values(
+                    entries.iter().map(|(_, e)| e.matches),
+                )),
+            ));
+            cols.push((
+                "__created".into(),
+                Arc::new(Int64Array::from_iter(
+                    entries.iter().map(|(_, e)| meta(e).map(|m| m.0)),
+                )),
+            ));
+            cols.push((
+                "__time".into(),
+                Arc::new(Int64Array::from_iter(
+                    entries.iter().map(|(_, e)| meta(e).map(|m| m.1)),
+                )),
+            ));
+            let refs: Vec<Option<(usize, usize)>> = entries
+                .iter()
+                .map(|(_, e)| Some((e.batch as usize, e.row as usize)))
+                .collect();
+            let values = self.side_columns(side, None, &refs)?;
+            let offset = if side == 0 { 0 } else { self.f.widths[0] };
+            for (i, a) in values.into_iter().enumerate() {
+                cols.push((self.f.joined.field(offset + i).name().clone(), a));
+            }
+            tables.push(TableSnapshot::keyed(name, cols, nk, DEFAULT_KEY_GROUPS)?);
+        }
+        Ok(tables)
+    }
+
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        for t in tables {
+            let Some(side) = JOIN_TABLES.iter().position(|n| *n == t.name) else {
+                return Err(sluice_state::Error::Mismatch(format!(
+                    "join: unexpected state table '{}'",
+                    t.name
+                ))
+                .into());
+            };
+            let data = t.data()?;
+            let nk = self.f.keys[side].len();
+            if data.num_columns() != nk + 3 + self.f.widths[side] || data.num_rows() == 0 {
+                if data.num_rows() == 0 {
+                    continue;
+                }
+                return Err(sluice_state::Error::Mismatch(
+                    "the join's state has a different shape than the query".into(),
+                )
+                .into());
+            }
+            let keys = self.converters[side].convert_columns(&data.columns()[..nk])?;
+            let int = |c: usize| crate::time::millis(data.column(c));
+            let matches = data
+                .column(nk)
+                .as_any()
+                .downcast_ref::<UInt32Array>()
+                .cloned()
+                .ok_or_else(|| sluice_state::Error::Mismatch("join partner counts".into()))?;
+            let created = int(nk + 1)?;
+            let times = int(nk + 2)?;
+            let rows = data.project(&(nk + 3..data.num_columns()).collect::<Vec<_>>())?;
+            let state = &mut self.state[side];
+            let b = state.batches.len() as u32;
+            state.batches.push(rows);
+            state.live.push(data.num_rows() as u32);
+            for r in 0..data.num_rows() {
+                let key = keys.row(r).owned();
+                if created.is_valid(r) || times.is_valid(r) {
+                    state.queue.push_back((
+                        created.value(r),
+                        times.value(r),
+                        key.clone(),
+                        b,
+                        r as u32,
+                    ));
+                }
+                state.by_key.entry(key).or_default().push(Entry {
+                    batch: b,
+                    row: r as u32,
+                    matches: matches.value(r),
+                });
+            }
+        }
+        // Expiry pops from the front: oldest first.
+        let by_time = self.f.interval.is_some();
+        for state in &mut self.state {
+            state
+                .queue
+                .make_contiguous()
+                .sort_by_key(|q| if by_time { (q.1, q.0) } else { (q.0, q.1) });
+        }
+        Ok(())
+    }
+
     fn state_tables(&self) -> Vec<StateTableSpec> {
-        ["join_left", "join_right"]
+        JOIN_TABLES
             .iter()
             .enumerate()
             .map(|(i, name)| StateTableSpec {
@@ -618,6 +739,8 @@ impl Operator for JoinTask {
             .collect()
     }
 }
+
+const JOIN_TABLES: [&str; 2] = ["join_left", "join_right"];
 
 impl OperatorFactory for StreamingJoin {
     fn name(&self) -> String {

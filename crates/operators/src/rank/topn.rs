@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::UInt32Array;
 use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch};
+use datafusion::arrow::array::{UInt32Array, UInt64Array};
 use datafusion::arrow::compute::{SortOptions, take};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
@@ -17,7 +17,7 @@ use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::RowKind;
 
 /// One `ORDER BY` term.
@@ -249,6 +249,120 @@ impl Operator for TopNTask {
     ) -> Result<()> {
         if let Some(b) = self.apply(&batch)? {
             out.push(b);
+        }
+        Ok(())
+    }
+
+    /// `top_n`: per partition key, its rows in rank order: the key columns, the arrival
+    /// number (ties keep arrival order), the sort columns and the row's columns.
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        let (Some(pc), Some(sc), Some(vc)) =
+            (&self.partition_conv, &self.sort_conv, &self.value_conv)
+        else {
+            return Ok(Vec::new());
+        };
+        let parser = pc.parser();
+        let entries: Vec<(&[u8], &Entry)> = self
+            .lists
+            .iter()
+            .flat_map(|(k, list)| list.iter().map(move |e| (k.as_ref(), e)))
+            .collect();
+        let mut cols: Vec<(String, ArrayRef)> = Vec::new();
+        let keys = pc.convert_rows(entries.iter().map(|(k, _)| parser.parse(k)))?;
+        for (i, a) in keys.into_iter().enumerate() {
+            cols.push((format!("__key{i}"), a));
+        }
+        cols.push((
+            "__id".into(),
+            Arc::new(UInt64Array::from_iter_values(
+                entries.iter().map(|(_, e)| e.id),
+            )),
+        ));
+        let sorts = sc.convert_rows(entries.iter().map(|(_, e)| e.sort.row()))?;
+        for (i, a) in sorts.into_iter().enumerate() {
+            cols.push((format!("__sort{i}"), a));
+        }
+        let values = vc.convert_rows(entries.iter().map(|(_, e)| e.values.row()))?;
+        for (f, a) in self.f.output.fields().iter().zip(values) {
+            cols.push((f.name().clone(), a));
+        }
+        Ok(vec![TableSnapshot::keyed(
+            "top_n",
+            cols,
+            self.f.partition.len(),
+            DEFAULT_KEY_GROUPS,
+        )?])
+    }
+
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        let np = self.f.partition.len();
+        let ns = self.f.order.len();
+        for t in tables {
+            if t.name != "top_n" {
+                return Err(sluice_state::Error::Mismatch(format!(
+                    "Top-N: unexpected state table '{}'",
+                    t.name
+                ))
+                .into());
+            }
+            let data = t.data()?;
+            if data.num_columns() != np + 1 + ns + self.f.width {
+                return Err(sluice_state::Error::Mismatch(
+                    "the Top-N state has a different shape than the query".into(),
+                )
+                .into());
+            }
+            if data.num_rows() == 0 {
+                continue;
+            }
+            let conv = |cols: &[ArrayRef], opts: Option<&[SortKey]>| {
+                RowConverter::new(
+                    cols.iter()
+                        .enumerate()
+                        .map(|(i, c)| match opts.and_then(|o| o.get(i)) {
+                            Some(k) => {
+                                SortField::new_with_options(c.data_type().clone(), k.options)
+                            }
+                            None => SortField::new(c.data_type().clone()),
+                        })
+                        .collect(),
+                )
+            };
+            let cols = data.columns();
+            let (keys, rest) = cols.split_at(np);
+            let ids = rest[0]
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .cloned()
+                .ok_or_else(|| sluice_state::Error::Mismatch("Top-N ids".into()))?;
+            let (sort_cols, value_cols) = rest[1..].split_at(ns);
+            if self.partition_conv.is_none() {
+                self.partition_conv = Some(conv(keys, None)?);
+                self.sort_conv = Some(conv(sort_cols, Some(&self.f.order))?);
+                self.value_conv = Some(conv(value_cols, None)?);
+            }
+            let (Some(pc), Some(sc), Some(vc)) =
+                (&self.partition_conv, &self.sort_conv, &self.value_conv)
+            else {
+                continue;
+            };
+            let parts = pc.convert_columns(keys)?;
+            let sorts = sc.convert_columns(sort_cols)?;
+            let values = vc.convert_columns(value_cols)?;
+            for r in 0..data.num_rows() {
+                self.lists
+                    .entry(parts.row(r).as_ref().into())
+                    .or_default()
+                    .push(Entry {
+                        id: ids.value(r),
+                        sort: sorts.row(r).owned(),
+                        values: Arc::new(values.row(r).owned()),
+                    });
+                self.next_id = self.next_id.max(ids.value(r) + 1);
+            }
+        }
+        for list in self.lists.values_mut() {
+            list.sort_by(|a, b| a.sort.cmp(&b.sort).then(a.id.cmp(&b.id)));
         }
         Ok(())
     }
