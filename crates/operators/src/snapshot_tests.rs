@@ -376,3 +376,47 @@ fn regular_joins_restore_onto_other_worker_counts() {
         check(&f, vec![vec![0], vec![0]], &merged);
     }
 }
+
+#[test]
+fn session_windows_restore_onto_other_worker_counts() {
+    // Each row's own session is [ts, ts + 1.5 s) in columns 3 and 4; rows of a key less
+    // than 1.5 s apart merge into one session.
+    let (schema, msgs) = events();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new("window_start", ts_type(), false));
+    fields.push(Field::new("window_end", ts_type(), false));
+    let input: SchemaRef = Arc::new(Schema::new(fields));
+    let msgs: Vec<Msg> = msgs
+        .into_iter()
+        .map(|m| match m {
+            Msg::Batch(i, b) => {
+                let ts = b.column(2).clone();
+                let ms = crate::time::millis(&ts).expect("ms");
+                let end = Int64Array::from_iter_values(ms.values().iter().map(|t| t + 1500));
+                let end = datafusion::arrow::compute::cast(&end, &ts_type()).expect("casts");
+                let mut cols = b.columns().to_vec();
+                cols.push(ts);
+                cols.push(end);
+                Msg::Batch(
+                    i,
+                    RecordBatch::try_new(input.clone(), cols).expect("a batch"),
+                )
+            }
+            w => w,
+        })
+        .collect();
+    let f = crate::aggregate::SessionAggregate::new(
+        spec(
+            &input,
+            vec![0, 3, 4],
+            vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("window_start", ts_type(), false),
+                Field::new("window_end", ts_type(), false),
+            ],
+        ),
+        3,
+        4,
+    );
+    check(&f, vec![vec![0]], &msgs);
+}

@@ -8,14 +8,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, Int64Array, RecordBatch, TimestampMillisecondArray, UInt32Array,
+};
+use datafusion::arrow::compute::{cast, concat, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::EmitTo;
 use sluice_runtime::{JobMetrics, Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::Watermark;
 
 use super::spec::AggregateSpec;
@@ -223,6 +225,123 @@ impl Operator for SessionTask {
             out.push(b);
         }
         Ok(Some(watermark))
+    }
+
+    /// `session_rows`: each open session's rows, prefixed by the partition key and the
+    /// session's bounds; `session_watermark`: what is late after a restore.
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        let np = self.f.partition.len();
+        let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
+        for list in self.sessions.values() {
+            for session in list {
+                for b in &session.batches {
+                    let n = b.num_rows();
+                    let mut cols: Vec<ArrayRef> = self
+                        .f
+                        .partition
+                        .iter()
+                        .map(|c| b.column(*c).clone())
+                        .collect();
+                    cols.push(Arc::new(Int64Array::from(vec![session.start; n])));
+                    cols.push(Arc::new(Int64Array::from(vec![session.end; n])));
+                    cols.extend(b.columns().iter().cloned());
+                    parts.push(cols);
+                }
+            }
+        }
+        let mut tables = Vec::new();
+        if let Some(first) = parts.first() {
+            let names: Vec<String> = (0..np)
+                .map(|i| format!("__key{i}"))
+                .chain(["__session_start".into(), "__session_end".into()])
+                .chain(self.f.spec.input.fields().iter().map(|f| f.name().clone()))
+                .collect();
+            let mut cols = Vec::new();
+            for (c, name) in (0..first.len()).zip(names) {
+                let arrays: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
+                cols.push((name, concat(&arrays)?));
+            }
+            tables.push(TableSnapshot::keyed(
+                "session_rows",
+                cols,
+                np,
+                DEFAULT_KEY_GROUPS,
+            )?);
+        }
+        tables.push(TableSnapshot::global(
+            "session_watermark",
+            vec![(
+                "watermark".into(),
+                Arc::new(Int64Array::from(vec![self.watermark])) as ArrayRef,
+            )],
+        )?);
+        Ok(tables)
+    }
+
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        let np = self.f.partition.len();
+        let mut watermark: Option<i64> = None;
+        for t in tables {
+            let data = t.data()?;
+            match t.name.as_str() {
+                "session_rows" if data.num_rows() > 0 => {
+                    let keys = &data.columns()[..np];
+                    if self.conv.is_none() && np > 0 {
+                        self.conv = Some(RowConverter::new(
+                            keys.iter()
+                                .map(|c| SortField::new(c.data_type().clone()))
+                                .collect(),
+                        )?);
+                    }
+                    let key_rows = match &self.conv {
+                        Some(conv) => Some(conv.convert_columns(keys)?),
+                        None => None,
+                    };
+                    let starts = millis(data.column(np))?;
+                    let ends = millis(data.column(np + 1))?;
+                    let rows = RecordBatch::try_new(
+                        self.f.spec.input.clone(),
+                        data.columns()[np + 2..].to_vec(),
+                    )?;
+                    let mut by_session: HashMap<(Vec<u8>, i64, i64), Vec<u32>> = HashMap::new();
+                    for r in 0..data.num_rows() {
+                        let key = key_rows
+                            .as_ref()
+                            .map(|k| k.row(r).as_ref().to_vec())
+                            .unwrap_or_default();
+                        by_session
+                            .entry((key, starts.value(r), ends.value(r)))
+                            .or_default()
+                            .push(r as u32);
+                    }
+                    for ((key, start, end), idx) in by_session {
+                        let batch = take_record_batch(&rows, &UInt32Array::from(idx))?;
+                        self.sessions.entry(key).or_default().push(Session {
+                            start,
+                            end,
+                            batches: vec![batch],
+                            pending: Vec::new(),
+                        });
+                    }
+                }
+                "session_rows" => {}
+                "session_watermark" => {
+                    for w in millis(data.column(0))?.iter().flatten() {
+                        watermark = Some(watermark.map_or(w, |m| m.min(w)));
+                    }
+                }
+                other => {
+                    return Err(sluice_state::Error::Mismatch(format!(
+                        "session aggregate: unexpected state table '{other}'"
+                    ))
+                    .into());
+                }
+            }
+        }
+        if let Some(w) = watermark {
+            self.watermark = self.watermark.max(w);
+        }
+        Ok(())
     }
 
     fn state_tables(&self) -> Vec<StateTableSpec> {
