@@ -420,3 +420,32 @@ fn session_windows_restore_onto_other_worker_counts() {
     );
     check(&f, vec![vec![0]], &msgs);
 }
+
+#[test]
+fn over_aggregates_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    let sum = AggregateExprBuilder::new(sum_udaf(), vec![col("v", &schema).expect("v")])
+        .schema(schema.clone())
+        .alias("s")
+        .build()
+        .expect("sum");
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new("s", DataType::Int64, true));
+    let output: SchemaRef = Arc::new(Schema::new(fields));
+    for frame in [
+        crate::over::OverFrame::Rows(Some(2)),
+        crate::over::OverFrame::Range(Some(1500)),
+        crate::over::OverFrame::Rows(None),
+    ] {
+        let f = crate::over::OverAggregate::new(
+            vec![0],
+            2,
+            vec![Arc::new(sum.clone())],
+            vec![None],
+            frame,
+            3,
+            output.clone(),
+        );
+        check(&f, vec![vec![0]], &msgs);
+    }
+}

@@ -9,8 +9,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, filter_record_batch, take_record_batch};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array,
+};
+use datafusion::arrow::compute::{
+    cast, concat, concat_batches, filter_record_batch, take_record_batch,
+};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
@@ -19,7 +23,7 @@ use datafusion::logical_expr::Accumulator;
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::PhysicalExpr;
 use sluice_runtime::{JobMetrics, Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
-use sluice_state::{StateTableKind, StateTableSpec};
+use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::Watermark;
 
 use crate::time::millis;
@@ -319,6 +323,245 @@ impl Operator for OverTask {
             out.push(b);
         }
         Ok(Some(watermark))
+    }
+
+    /// `over_frame` (bounded frames: the rows in each key's frame, from which the
+    /// accumulators are rebuilt) or `over_acc` (unbounded: each key's accumulator
+    /// state); `over_pending`: rows waiting for the watermark; `over_watermark`.
+    fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
+        let nk = self.f.keys.len();
+        let key_cols =
+            |keys: &[&Vec<u8>], conv: &Option<RowConverter>| -> DfResult<Vec<(String, ArrayRef)>> {
+                Ok(match conv {
+                    Some(c) => {
+                        let parser = c.parser();
+                        c.convert_rows(keys.iter().map(|k| parser.parse(k)))?
+                            .into_iter()
+                            .enumerate()
+                            .map(|(i, a)| (format!("__key{i}"), a))
+                            .collect()
+                    }
+                    None => Vec::new(),
+                })
+            };
+        let mut tables = Vec::new();
+        if self.f.bounded() {
+            let rows: Vec<(&Vec<u8>, &FrameRow)> = self
+                .keys
+                .iter()
+                .flat_map(|(k, st)| st.frame.iter().map(move |r| (k, r)))
+                .collect();
+            if !rows.is_empty() {
+                let keys: Vec<&Vec<u8>> = rows.iter().map(|r| r.0).collect();
+                let mut cols = key_cols(&keys, &self.conv)?;
+                cols.push((
+                    "__ts".into(),
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1.ts))),
+                ));
+                for k in 0..self.f.aggs.len() {
+                    cols.push((
+                        format!("__pass{k}"),
+                        Arc::new(BooleanArray::from_iter(
+                            rows.iter().map(|r| Some(r.1.args[k].1)),
+                        )),
+                    ));
+                    let nargs = rows[0].1.args[k].0.len();
+                    for j in 0..nargs {
+                        let parts: Vec<&dyn Array> =
+                            rows.iter().map(|r| r.1.args[k].0[j].as_ref()).collect();
+                        cols.push((format!("__arg{k}_{j}"), concat(&parts)?));
+                    }
+                }
+                tables.push(TableSnapshot::keyed(
+                    "over_frame",
+                    cols,
+                    nk,
+                    DEFAULT_KEY_GROUPS,
+                )?);
+            }
+        } else if !self.keys.is_empty() {
+            let mut keys: Vec<&Vec<u8>> = Vec::new();
+            let mut states: Vec<Vec<ScalarValue>> = Vec::new();
+            let fresh_accs = |f: &OverAggregate| -> DfResult<Vec<Box<dyn Accumulator>>> {
+                f.aggs.iter().map(|a| a.create_accumulator()).collect()
+            };
+            for (k, st) in self.keys.iter_mut() {
+                // Reading the state may consume it: rebuild from it.
+                let mut fresh = fresh_accs(&self.f)?;
+                let mut row = Vec::new();
+                for (acc, new) in st.accs.iter_mut().zip(fresh.iter_mut()) {
+                    let values = acc.state()?;
+                    let arrays = values
+                        .iter()
+                        .map(|v| v.to_array())
+                        .collect::<DfResult<Vec<_>>>()?;
+                    new.merge_batch(&arrays)?;
+                    row.extend(values);
+                }
+                st.accs = fresh;
+                keys.push(k);
+                states.push(row);
+            }
+            let mut cols = key_cols(&keys, &self.conv)?;
+            for c in 0..states.first().map_or(0, Vec::len) {
+                cols.push((
+                    format!("__state{c}"),
+                    ScalarValue::iter_to_array(states.iter().map(|r| r[c].clone()))?,
+                ));
+            }
+            tables.push(TableSnapshot::keyed(
+                "over_acc",
+                cols,
+                nk,
+                DEFAULT_KEY_GROUPS,
+            )?);
+        }
+        if let Some(first) = self.pending.first() {
+            let pending = concat_batches(&first.schema(), &self.pending)?;
+            let mut cols: Vec<(String, ArrayRef)> = self
+                .f
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (format!("__key{i}"), pending.column(*k).clone()))
+                .collect();
+            for (f, a) in pending.schema().fields().iter().zip(pending.columns()) {
+                cols.push((f.name().clone(), a.clone()));
+            }
+            tables.push(TableSnapshot::keyed(
+                "over_pending",
+                cols,
+                nk,
+                DEFAULT_KEY_GROUPS,
+            )?);
+        }
+        tables.push(TableSnapshot::global(
+            "over_watermark",
+            vec![(
+                "watermark".into(),
+                Arc::new(Int64Array::from(vec![self.watermark])) as ArrayRef,
+            )],
+        )?);
+        Ok(tables)
+    }
+
+    fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
+        let nk = self.f.keys.len();
+        let mut watermark: Option<i64> = None;
+        for t in tables {
+            let data = t.data()?;
+            if data.num_rows() == 0 {
+                continue;
+            }
+            let key_bytes = |this: &mut OverTask| -> DfResult<Vec<Vec<u8>>> {
+                let keys = &data.columns()[..nk];
+                if this.conv.is_none() && nk > 0 {
+                    this.conv = Some(RowConverter::new(
+                        keys.iter()
+                            .map(|c| SortField::new(c.data_type().clone()))
+                            .collect(),
+                    )?);
+                }
+                Ok(match &this.conv {
+                    Some(c) => {
+                        let rows = c.convert_columns(keys)?;
+                        rows.iter().map(|r| r.as_ref().to_vec()).collect()
+                    }
+                    None => vec![Vec::new(); data.num_rows()],
+                })
+            };
+            match t.name.as_str() {
+                "over_frame" => {
+                    let keys = key_bytes(self)?;
+                    let ts = millis(data.column(nk))?;
+                    for (r, key) in keys.into_iter().enumerate() {
+                        if !self.keys.contains_key(&key) {
+                            let accs = self.accumulators()?;
+                            self.keys.insert(
+                                key.clone(),
+                                KeyState {
+                                    accs,
+                                    frame: VecDeque::new(),
+                                },
+                            );
+                        }
+                        let mut at = nk + 1;
+                        let mut args = Vec::new();
+                        for a in &self.f.aggs {
+                            let pass = data
+                                .column(at)
+                                .as_any()
+                                .downcast_ref::<BooleanArray>()
+                                .is_some_and(|b| b.value(r));
+                            let n = a.expressions().len();
+                            let slices: Vec<ArrayRef> = data.columns()[at + 1..at + 1 + n]
+                                .iter()
+                                .map(|c| c.slice(r, 1))
+                                .collect();
+                            args.push((slices, pass));
+                            at += 1 + n;
+                        }
+                        let state = self.keys.get_mut(&key).expect("inserted above");
+                        for (acc, (slices, pass)) in state.accs.iter_mut().zip(&args) {
+                            if *pass {
+                                acc.update_batch(slices)?;
+                            }
+                        }
+                        state.frame.push_back(FrameRow {
+                            ts: ts.value(r),
+                            args,
+                        });
+                    }
+                }
+                "over_acc" => {
+                    let keys = key_bytes(self)?;
+                    let widths = self
+                        .f
+                        .aggs
+                        .iter()
+                        .map(|a| Ok(a.state_fields()?.len()))
+                        .collect::<DfResult<Vec<usize>>>()?;
+                    for (r, key) in keys.into_iter().enumerate() {
+                        let mut accs = self.accumulators()?;
+                        let mut at = nk;
+                        for (acc, w) in accs.iter_mut().zip(&widths) {
+                            let arrays: Vec<ArrayRef> = data.columns()[at..at + w]
+                                .iter()
+                                .map(|c| c.slice(r, 1))
+                                .collect();
+                            acc.merge_batch(&arrays)?;
+                            at += w;
+                        }
+                        self.keys.insert(
+                            key,
+                            KeyState {
+                                accs,
+                                frame: VecDeque::new(),
+                            },
+                        );
+                    }
+                }
+                "over_pending" => {
+                    let cols: Vec<usize> = (nk..data.num_columns()).collect();
+                    self.pending.push(data.project(&cols)?);
+                }
+                "over_watermark" => {
+                    for w in millis(data.column(0))?.iter().flatten() {
+                        watermark = Some(watermark.map_or(w, |m| m.min(w)));
+                    }
+                }
+                other => {
+                    return Err(sluice_state::Error::Mismatch(format!(
+                        "OVER aggregate: unexpected state table '{other}'"
+                    ))
+                    .into());
+                }
+            }
+        }
+        if let Some(w) = watermark {
+            self.watermark = self.watermark.max(w);
+        }
+        Ok(())
     }
 
     fn state_tables(&self) -> Vec<StateTableSpec> {
