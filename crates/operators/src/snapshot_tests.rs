@@ -165,7 +165,7 @@ fn table(batches: &[RecordBatch]) -> Vec<String> {
     rows
 }
 
-/// Uninterrupted on one subtask versus cut after every prefix, from `before` subtasks
+/// Uninterrupted on one subtask versus cut after several prefixes, from `before` subtasks
 /// onto `after`.
 fn check(f: &dyn OperatorFactory, keys: Vec<Vec<usize>>, msgs: &[Msg]) {
     let mut whole = Harness::new(f, 1, keys.clone());
@@ -174,7 +174,8 @@ fn check(f: &dyn OperatorFactory, keys: Vec<Vec<usize>>, msgs: &[Msg]) {
     }
     let want = table(&whole.finish());
     assert!(!want.is_empty());
-    for cut in [1, msgs.len() / 2, msgs.len() - 1] {
+    // Cut 0: nothing seen yet, every subtask snapshots empty state.
+    for cut in [0, 1, msgs.len() / 2, msgs.len() - 1] {
         for (before, after) in [(1, 3), (3, 2), (2, 2)] {
             let mut first = Harness::new(f, before, keys.clone());
             for m in &msgs[..cut] {
@@ -312,8 +313,10 @@ fn temporal_joins_restore_onto_other_worker_counts() {
     let f = TemporalJoin::new(
         true,
         [vec![0], vec![0]],
-        [3, 3],
+        3,
+        vec![0, 1, 2],
         [2, 2],
+        None,
         None,
         Arc::new(Schema::new(fields)),
         vec![DataType::Utf8],
@@ -448,4 +451,115 @@ fn over_aggregates_restore_onto_other_worker_counts() {
         );
         check(&f, vec![vec![0]], &msgs);
     }
+}
+
+#[test]
+fn windows_open_for_late_rows_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    let input = schema.clone();
+    // After each watermark, rows of fired windows again: those of two steps back update
+    // them (allowed lateness 2 s), those of five steps back are dropped.
+    let batches: Vec<RecordBatch> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Msg::Batch(_, b) => Some(b.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut with_late = Vec::new();
+    let mut step = 0usize;
+    for m in msgs {
+        let is_watermark = matches!(m, Msg::Watermark(_));
+        with_late.push(m);
+        if is_watermark {
+            if step >= 2 {
+                with_late.push(Msg::Batch(0, batches[step - 2].slice(2, 3)));
+            }
+            if step >= 5 {
+                with_late.push(Msg::Batch(0, batches[step - 5].slice(0, 2)));
+            }
+            step += 1;
+        }
+    }
+    drop(schema);
+    let f = WindowAggregate::new(
+        spec(
+            &input,
+            vec![0, 2],
+            vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("ts", ts_type(), false),
+            ],
+        ),
+        2,
+    )
+    .with_allowed_lateness(2000);
+    check(&f, vec![vec![0, 2]], &with_late);
+}
+
+#[test]
+fn watermark_assigners_take_back_their_own_watermark_or_the_smallest() {
+    let (schema, _) = events();
+    let f = crate::window::WatermarkAssigner::new(
+        col("ts", &schema).expect("ts"),
+        schema.clone(),
+        None,
+        "ts".into(),
+    );
+    // Two subtasks that saw different times.
+    let mut snaps = Vec::new();
+    for (s, t) in [(0usize, 5_000i64), (1, 9_000)] {
+        let mut c = ctx(s, 2);
+        let mut task = f.create(&c.task).expect("creates");
+        task.process(0, batch(&schema, &[("a", 1, t)]), &mut c, &mut Vec::new())
+            .expect("processes");
+        snaps.push(sluice_state::encode(&task.snapshot().expect("snapshots")).expect("encodes"));
+    }
+    let restored = |s: usize, p: usize| {
+        let c = ctx(s, p);
+        let mut task = f.create(&c.task).expect("creates");
+        let tables = snaps
+            .iter()
+            .flat_map(|b| sluice_state::decode(b).expect("decodes"))
+            .collect();
+        task.restore(tables).expect("restores");
+        task.take_watermark()
+    };
+    assert_eq!(restored(0, 2), Some(Watermark(5_000)));
+    assert_eq!(restored(1, 2), Some(Watermark(9_000)));
+    assert_eq!(restored(2, 3), Some(Watermark(5_000)));
+}
+
+#[test]
+fn state_of_another_shape_is_refused_with_a_clear_error() {
+    let (schema, msgs) = events();
+    let keys = || vec![Field::new("k", DataType::Utf8, false)];
+    let two = GroupAggregate::new(spec(&schema, vec![0], keys()), false);
+    let mut h = Harness::new(&two, 1, vec![vec![0]]);
+    for m in &msgs[..4] {
+        h.send(m);
+    }
+    let snaps = h.snapshot();
+    let tables = || sluice_state::decode(&snaps[0]).expect("decodes");
+    // The same query with one aggregate less.
+    let mut one = spec(&schema, vec![0], keys());
+    one.aggs.pop();
+    one.filters.pop();
+    let fields: Vec<Field> = one.output.fields()[..2]
+        .iter()
+        .map(|f| (**f).clone())
+        .collect();
+    one.output = Arc::new(Schema::new(fields));
+    let c = ctx(0, 1);
+    let mut task = GroupAggregate::new(one, false)
+        .create(&c.task)
+        .expect("creates");
+    let e = task.restore(tables()).expect_err("refused");
+    assert!(e.to_string().contains("different shape"), "{e}");
+    // Another operator's state.
+    let mut task = WindowAggregate::new(spec(&schema, vec![0, 2], keys()), 2)
+        .create(&c.task)
+        .expect("creates");
+    let e = task.restore(tables()).expect_err("refused");
+    assert!(e.to_string().contains("unexpected state table"), "{e}");
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::Field;
-use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Column, DFSchema};
 use datafusion::datasource::source_as_provider;
@@ -499,6 +499,24 @@ impl<'a> Lowering<'a> {
                     .into(),
             });
         }
+        // A temporal join's marker (see `temporal.rs`); AS OF a processing-time column
+        // joins as a regular join.
+        let mut condition = j.filter.clone();
+        if let Some(f) = &j.filter
+            && let Some(marker) = as_of_marker(f, j.left.schema(), j.right.schema(), location)?
+        {
+            let probe = column_name(&j.left, marker.time[0]);
+            let proctime = defining_expr(&j.left, probe).is_some_and(|e| {
+                e.exists(|x| {
+                    Ok(matches!(x, Expr::ScalarFunction(f) if f.func.name() == "proctime"))
+                })
+                .unwrap_or(false)
+            });
+            if !proctime {
+                return self.temporal_join(j, kind, marker, location).await;
+            }
+            condition = marker.rest;
+        }
         let left = self.lower(&j.left, location).await?;
         let right = self.lower(&j.right, location).await?;
         let lu = updating_of(&left);
@@ -506,31 +524,12 @@ impl<'a> Lowering<'a> {
         let (lexprs, rexprs): (Vec<Expr>, Vec<Expr>) = j.on.iter().cloned().unzip();
         let (left, lkeys, lschema) = self.keyed(left, j.left.schema(), &lexprs, location)?;
         let (right, rkeys, rschema) = self.keyed(right, j.right.schema(), &rexprs, location)?;
-        let mut key_types = Vec::new();
-        for (l, r) in lkeys.iter().zip(&rkeys) {
-            let lt = lschema.field(*l).data_type().clone();
-            let rt = rschema.field(*r).data_type().clone();
-            if lt != rt {
-                return Err(Error::Unsupported {
-                    location: location.clone(),
-                    message: format!("join keys of different types ({lt} and {rt}): CAST one side"),
-                });
-            }
-            key_types.push(lt);
-        }
+        let key_types = key_types(&lschema, &lkeys, &rschema, &rkeys, location)?;
         let both = j
             .left
             .schema()
             .join(j.right.schema())
             .map_err(|e| crate::planner::plan_error(e, location))?;
-        let as_of = match &j.filter {
-            Some(f) => as_of_marker(f, j.left.schema(), j.right.schema(), location)?,
-            None => None,
-        };
-        let condition = match &as_of {
-            Some((_, rest)) => rest.clone(),
-            None => j.filter.clone(),
-        };
         let filter = match &condition {
             Some(f) => Some(self.physical(std::slice::from_ref(f), &both, location)?[0].clone()),
             None => None,
@@ -539,65 +538,6 @@ impl<'a> Lowering<'a> {
             j.left.schema().fields().len(),
             j.right.schema().fields().len(),
         ];
-        if let Some((time, _)) = as_of {
-            if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
-                return Err(Error::Unsupported {
-                    location: location.clone(),
-                    message: format!(
-                        "a temporal join (FOR SYSTEM_TIME AS OF) is an INNER or LEFT join, not \
-                         {:?}",
-                        j.join_type
-                    ),
-                });
-            }
-            if let Some(u) = lu {
-                return Err(Error::Unsupported {
-                    location: location.clone(),
-                    message: format!(
-                        "the probe side of a temporal join must be append-only, but {u} makes \
-                         it updating"
-                    ),
-                });
-            }
-            let on: Vec<String> = j.on.iter().map(|(l, r)| format!("{l} = {r}")).collect();
-            let description = format!(
-                "{:?} temporal join on [{}] as of {} (version time {}){}",
-                j.join_type,
-                on.join(", "),
-                j.left.schema().field(time[0]).name(),
-                j.right.schema().field(time[1]).name(),
-                condition
-                    .as_ref()
-                    .map(|f| format!(" where {f}"))
-                    .unwrap_or_default()
-            );
-            let op = TemporalJoin::new(
-                kind == JoinKind::Left,
-                [lkeys.clone(), rkeys.clone()],
-                widths,
-                time,
-                filter,
-                arrow_schema(&j.schema),
-                key_types,
-                description,
-            );
-            let node = self
-                .graph
-                .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
-            for s in &left {
-                self.graph
-                    .connect(s.node, node, EdgeKind::Hash(lkeys.clone()), 0);
-            }
-            for s in &right {
-                self.graph
-                    .connect(s.node, node, EdgeKind::Hash(rkeys.clone()), 1);
-            }
-            return Ok(vec![Stream {
-                node,
-                parallelism: self.workers,
-                updating: None,
-            }]);
-        }
         let updating = lu.clone().or(ru.clone()).or_else(|| {
             kind.updating()
                 .then(|| format!("Join ({:?} outer join)", j.join_type))
@@ -609,14 +549,13 @@ impl<'a> Lowering<'a> {
             "{:?} join on [{}]{}",
             j.join_type,
             on.join(", "),
-            j.filter
+            condition
                 .as_ref()
                 .map(|f| format!(" where {f}"))
                 .unwrap_or_default()
         );
         let ttl = state_ttl(self.catalog, location)?;
-        let interval = j
-            .filter
+        let interval = condition
             .as_ref()
             .and_then(|f| interval_bounds(f, j.left.schema(), j.right.schema()));
         let description = match &interval {
@@ -657,6 +596,143 @@ impl<'a> Lowering<'a> {
             node,
             parallelism: self.workers,
             updating,
+        }])
+    }
+
+    /// An event-time temporal join: probe rows (left) join the version of their key in
+    /// the versioned table (right) valid at their time. Versions are keyed by the
+    /// table's primary key (every key column must be equated); other equalities and
+    /// conditions are checked on the joined row. Conditions on the versioned table alone,
+    /// which DataFusion pushes below the join, are lifted back: they must judge the
+    /// chosen version, not filter versions before the choice.
+    async fn temporal_join(
+        &mut self,
+        j: &Join,
+        kind: JoinKind,
+        marker: AsOf,
+        location: &Location,
+    ) -> Result<Vec<Stream>> {
+        let unsupported = |message: String| Error::Unsupported {
+            location: location.clone(),
+            message,
+        };
+        if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+            return Err(unsupported(format!(
+                "a temporal join (FOR SYSTEM_TIME AS OF) is an INNER or LEFT join, not {:?}",
+                j.join_type
+            )));
+        }
+        let (right_plan, version_preds) = lift_version_filters(&j.right);
+        let base = right_plan.schema();
+        let index_in_base = |name: &str| {
+            base.fields()
+                .iter()
+                .position(|f| f.name() == name)
+                .ok_or_else(|| {
+                    unsupported(format!(
+                        "temporal join: column '{name}' of the versioned table is ambiguous"
+                    ))
+                })
+        };
+        let right_values: Vec<usize> = j
+            .right
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| index_in_base(f.name()))
+            .collect::<Result<_>>()?;
+        // Equalities on the primary key key the versions; the others are conditions.
+        let mut lexprs = Vec::new();
+        let mut rexprs = Vec::new();
+        let mut conditions: Vec<Expr> = marker.rest.into_iter().collect();
+        for (l, r) in &j.on {
+            match r {
+                Expr::Column(c)
+                    if marker.key.contains(&c.name)
+                        && !rexprs.contains(&Expr::Column(Column::new_unqualified(&c.name))) =>
+                {
+                    lexprs.push(l.clone());
+                    rexprs.push(Expr::Column(Column::new_unqualified(&c.name)));
+                }
+                _ => conditions.push(l.clone().eq(r.clone())),
+            }
+        }
+        for k in &marker.key {
+            if !rexprs.contains(&Expr::Column(Column::new_unqualified(k))) {
+                return Err(unsupported(format!(
+                    "a temporal join must equate every primary key column of the versioned \
+                     table in ON; '{k}' is missing (e.g. ON … AND o.{k} = r.{k})"
+                )));
+            }
+        }
+        let left = self.lower(&j.left, location).await?;
+        if let Some(u) = updating_of(&left) {
+            return Err(unsupported(format!(
+                "the probe side of a temporal join must be append-only, but {u} makes it \
+                 updating"
+            )));
+        }
+        let right = self.lower(&right_plan, location).await?;
+        let (left, lkeys, lschema) = self.keyed(left, j.left.schema(), &lexprs, location)?;
+        let (right, rkeys, rschema) = self.keyed(right, base, &rexprs, location)?;
+        let key_types = key_types(&lschema, &lkeys, &rschema, &rkeys, location)?;
+        let both = j
+            .left
+            .schema()
+            .join(j.right.schema())
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+        let condition = datafusion::logical_expr::utils::conjunction(conditions);
+        let filter = match &condition {
+            Some(f) => Some(self.physical(std::slice::from_ref(f), &both, location)?[0].clone()),
+            None => None,
+        };
+        let version_filter = match datafusion::logical_expr::utils::conjunction(version_preds) {
+            Some(f) => Some(self.physical(std::slice::from_ref(&f), base, location)?[0].clone()),
+            None => None,
+        };
+        let on: Vec<String> = lexprs
+            .iter()
+            .zip(&rexprs)
+            .map(|(l, r)| format!("{l} = {r}"))
+            .collect();
+        let description = format!(
+            "{:?} temporal join on [{}] as of {} (version time {}){}",
+            j.join_type,
+            on.join(", "),
+            j.left.schema().field(marker.time[0]).name(),
+            j.right.schema().field(marker.time[1]).name(),
+            condition
+                .as_ref()
+                .map(|f| format!(" where {f}"))
+                .unwrap_or_default()
+        );
+        let op = TemporalJoin::new(
+            kind == JoinKind::Left,
+            [lkeys.clone(), rkeys.clone()],
+            j.left.schema().fields().len(),
+            right_values.clone(),
+            [marker.time[0], right_values[marker.time[1]]],
+            filter,
+            version_filter,
+            arrow_schema(&j.schema),
+            key_types,
+            description,
+        );
+        let node = self
+            .graph
+            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
+        for s in &left {
+            self.graph
+                .connect(s.node, node, EdgeKind::Hash(lkeys.clone()), 0);
+        }
+        for s in &right {
+            self.graph
+                .connect(s.node, node, EdgeKind::Hash(rkeys.clone()), 1);
+        }
+        Ok(vec![Stream {
+            node,
+            parallelism: self.workers,
+            updating: None,
         }])
     }
 
@@ -1370,17 +1446,24 @@ fn interval_bounds(filter: &Expr, left: &DFSchema, right: &DFSchema) -> Option<I
 }
 
 /// An interval constant in milliseconds.
-/// The marker of a temporal join, `__sluice_as_of(probe_time, version_time)` (see
-/// `temporal.rs`), split off a join condition: the two time columns' indices in the
-/// left and right inputs, and the rest of the condition.
-#[allow(clippy::type_complexity)]
+/// A temporal join's marker, `__sluice_as_of(probe_time, version_time, 'key')`.
+struct AsOf {
+    /// The probe time's column in the left input, the version time's in the right.
+    time: [usize; 2],
+    /// The versioned table's primary key columns.
+    key: Vec<String>,
+    /// The rest of the join condition.
+    rest: Option<Expr>,
+}
+
+/// The marker of a temporal join (see `temporal.rs`) split off a join condition.
 fn as_of_marker(
     filter: &Expr,
     left: &DFSchema,
     right: &DFSchema,
     location: &Location,
-) -> Result<Option<([usize; 2], Option<Expr>)>> {
-    let mut time = None;
+) -> Result<Option<AsOf>> {
+    let mut found = None;
     let mut rest = Vec::new();
     for e in datafusion::logical_expr::utils::split_conjunction(filter) {
         match e {
@@ -1389,8 +1472,14 @@ fn as_of_marker(
                     Expr::Column(c) => schema.index_of_column(c).ok(),
                     _ => None,
                 };
+                let key = match f.args.get(2) {
+                    Some(Expr::Literal(v, _)) => v.to_string(),
+                    _ => String::new(),
+                };
                 match (col(&f.args[0], left), col(&f.args[1], right)) {
-                    (Some(l), Some(r)) => time = Some([l, r]),
+                    (Some(l), Some(r)) => {
+                        found = Some(([l, r], key));
+                    }
                     _ => {
                         return Err(Error::Unsupported {
                             location: location.clone(),
@@ -1406,7 +1495,70 @@ fn as_of_marker(
             other => rest.push(other.clone()),
         }
     }
-    Ok(time.map(|t| (t, datafusion::logical_expr::utils::conjunction(rest))))
+    Ok(found.map(|(time, key)| AsOf {
+        time,
+        key: key
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(str::to_string)
+            .collect(),
+        rest: datafusion::logical_expr::utils::conjunction(rest),
+    }))
+}
+
+/// The versioned side of a temporal join without the filters DataFusion pushed into it
+/// (through aliases and column-only projections), and those filters' predicates (with
+/// unqualified columns, resolvable in the returned plan's schema).
+fn lift_version_filters(plan: &LogicalPlan) -> (LogicalPlan, Vec<Expr>) {
+    let mut preds = Vec::new();
+    let mut node = plan;
+    let mut base = plan;
+    loop {
+        match node {
+            LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => {
+                node = &p.input
+            }
+            LogicalPlan::Filter(f) => {
+                preds.extend(
+                    datafusion::logical_expr::utils::split_conjunction(&f.predicate)
+                        .into_iter()
+                        .cloned(),
+                );
+                node = &f.input;
+                base = node;
+            }
+            _ => break,
+        }
+    }
+    if preds.is_empty() {
+        (plan.clone(), preds)
+    } else {
+        (base.clone(), preds.into_iter().map(unqualify).collect())
+    }
+}
+
+/// The key columns' types, which must be the same on both sides of a join.
+fn key_types(
+    lschema: &DFSchema,
+    lkeys: &[usize],
+    rschema: &DFSchema,
+    rkeys: &[usize],
+    location: &Location,
+) -> Result<Vec<DataType>> {
+    let mut types = Vec::new();
+    for (l, r) in lkeys.iter().zip(rkeys) {
+        let lt = lschema.field(*l).data_type().clone();
+        let rt = rschema.field(*r).data_type().clone();
+        if lt != rt {
+            return Err(Error::Unsupported {
+                location: location.clone(),
+                message: format!("join keys of different types ({lt} and {rt}): CAST one side"),
+            });
+        }
+        types.push(lt);
+    }
+    Ok(types)
 }
 
 fn interval_millis(v: &datafusion::common::ScalarValue) -> Option<i64> {

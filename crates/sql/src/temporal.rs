@@ -98,6 +98,14 @@ fn rewrite_one(
         line: span.start.line,
         column: span.start.column,
     };
+    // The table name, possibly qualified (`db.rates`): looked up by its last part.
+    let mut first = k - 1;
+    while first >= 2
+        && tokens[sig[first - 1]].token == Token::Period
+        && matches!(tokens[sig[first - 2]].token, Token::Word(_))
+    {
+        first -= 2;
+    }
     let table = match &tokens[sig[k - 1]].token {
         Token::Word(w) => w.value.clone(),
         _ => {
@@ -186,7 +194,7 @@ fn rewrite_one(
             Token::LParen => depth += 1,
             Token::RParen if depth == 0 => break,
             Token::RParen => depth -= 1,
-            Token::SemiColon if depth == 0 => break,
+            Token::SemiColon | Token::Comma if depth == 0 => break,
             _ if depth == 0 && CONDITION_END.iter().any(|w| is(m, w)) => break,
             _ => {}
         }
@@ -196,14 +204,18 @@ fn rewrite_one(
     let rowtime = format!("{qualifier}.{}", quote(&v.rowtime));
     let (table_sql, prefix) = if oracle {
         let pk: Vec<String> = v.primary_key.iter().map(|c| quote(c)).collect();
-        let name = tokens[sig[k - 1]].token.to_string();
+        let name: String = tokens[sig[first]..=sig[k - 1]]
+            .iter()
+            .map(|t| t.token.to_string())
+            .collect();
+        let alias_name = tokens[sig[k - 1]].token.to_string();
         let rt = quote(&v.rowtime);
         let table_sql = format!(
             "(SELECT *, LEAD({rt}) OVER (PARTITION BY {} ORDER BY {rt}) AS __sluice_next FROM \
              {name}){}",
             pk.join(", "),
             if alias.is_none() {
-                format!(" AS {name}")
+                format!(" AS {alias_name}")
             } else {
                 String::new()
             }
@@ -214,7 +226,11 @@ fn rewrite_one(
         );
         (Some(table_sql), prefix)
     } else {
-        (None, format!(" {AS_OF}({version}, {rowtime}) AND ("))
+        let key = v.primary_key.join(",").replace('\'', "''");
+        (
+            None,
+            format!(" {AS_OF}({version}, {rowtime}, '{key}') AND ("),
+        )
     };
     let lex = |sql: &str| -> Result<Vec<TokenWithSpan>> {
         let mut t = Tokenizer::new(&DIALECT, sql)
@@ -225,10 +241,10 @@ fn rewrite_one(
         }
         Ok(t)
     };
-    let mut out = tokens[..sig[k - 1]].to_vec();
+    let mut out = tokens[..sig[first]].to_vec();
     match table_sql {
         Some(sql) => out.extend(lex(&sql)?),
-        None => out.push(tokens[sig[k - 1]].clone()),
+        None => out.extend(tokens[sig[first]..=sig[k - 1]].iter().cloned()),
     }
     out.extend(lex(" ")?);
     // The alias and `ON`.
@@ -281,8 +297,8 @@ mod tests {
         .expect("rewrites");
         assert_eq!(
             s,
-            "SELECT * FROM o JOIN rates AS r ON __sluice_as_of(o.ts, `r`.`rt`) AND ( o.c = \
-             r.currency OR o.x = 1 ) WHERE o.y > 0"
+            "SELECT * FROM o JOIN rates AS r ON __sluice_as_of(o.ts, `r`.`rt`, 'currency') AND \
+             ( o.c = r.currency OR o.x = 1 ) WHERE o.y > 0"
         );
     }
 
@@ -299,6 +315,18 @@ mod tests {
         );
         assert!(s.contains("AS rates ON `rates`.`rt` <= (o.ts)"), "{s}");
         assert!(s.ends_with("( o.c = rates.currency)"), "{s}");
+    }
+
+    #[test]
+    fn a_comma_or_a_qualified_name_ends_or_names_correctly() {
+        let s = run(
+            "SELECT * FROM o JOIN db.rates FOR SYSTEM_TIME AS OF o.ts r ON o.c = r.currency, \
+             d WHERE 1 = 1",
+            true,
+        )
+        .expect("rewrites");
+        assert!(s.contains("FROM db.rates) r ON"), "{s}");
+        assert!(s.contains("( o.c = r.currency) , d WHERE"), "{s}");
     }
 
     #[test]

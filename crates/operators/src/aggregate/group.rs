@@ -244,15 +244,15 @@ impl Operator for GroupAggregateTask {
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
         let nk = self.spec.keys.len();
         let naggs = self.spec.aggs.len();
+        if self.groups.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut cols: Vec<(String, ArrayRef)> = Vec::new();
         for k in 0..nk {
             cols.push((
                 format!("__key{k}"),
                 ScalarValue::iter_to_array(self.groups.iter().map(|g| g.key[k].clone()))?,
             ));
-        }
-        if self.groups.is_empty() {
-            return Ok(Vec::new());
         }
         cols.push((
             "__count".into(),

@@ -284,6 +284,14 @@ impl Operator for SessionTask {
         for t in tables {
             let data = t.data()?;
             match t.name.as_str() {
+                "session_rows"
+                    if data.num_columns() != np + 2 + self.f.spec.input.fields().len() =>
+                {
+                    return Err(sluice_state::Error::Mismatch(
+                        "the session state has a different shape than the query".into(),
+                    )
+                    .into());
+                }
                 "session_rows" if data.num_rows() > 0 => {
                     let keys = &data.columns()[..np];
                     if self.conv.is_none() && np > 0 {

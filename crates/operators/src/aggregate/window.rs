@@ -13,9 +13,9 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int8Array, Int64Array, RecordBatch, UInt32Array,
 };
-use datafusion::arrow::compute::concat;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::compute::take_record_batch;
+use datafusion::arrow::compute::{concat, concat_batches};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result as DfResult;
@@ -198,6 +198,169 @@ impl WindowAggregateTask {
         Ok(())
     }
 
+    /// With allowed lateness: the input rows of open and fired windows
+    /// (`window_rows`), fired windows' last results (`window_last`) and the keys late
+    /// rows touched since (`window_touched`).
+    fn snapshot_kept(&mut self) -> Result<Vec<TableSnapshot>> {
+        let nk = self.spec.keys.len();
+        let mut tables = Vec::new();
+        let kept = self
+            .panes
+            .iter()
+            .map(|(e, p)| (*e, false, &p.rows))
+            .chain(self.fired.iter().map(|(e, f)| (*e, true, &f.rows)));
+        let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
+        for (end, fired, rows) in kept {
+            for b in rows {
+                let n = b.num_rows();
+                let mut cols = self.spec.key_columns(b);
+                cols.push(Arc::new(Int64Array::from(vec![end; n])));
+                cols.push(Arc::new(BooleanArray::from(vec![fired; n])));
+                cols.extend(b.columns().iter().cloned());
+                parts.push(cols);
+            }
+        }
+        let names = |n: usize, extra: &[&str], rest: &SchemaRef| -> Vec<String> {
+            (0..n)
+                .map(|i| format!("__key{i}"))
+                .chain(extra.iter().map(|s| s.to_string()))
+                .chain(rest.fields().iter().map(|f| f.name().clone()))
+                .collect()
+        };
+        if let Some(first) = parts.first() {
+            let mut cols = Vec::new();
+            let names = names(nk, &["__window_end", "__fired"], &self.spec.input);
+            for (c, name) in (0..first.len()).zip(names) {
+                let arrays: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
+                cols.push((name, concat(&arrays)?));
+            }
+            tables.push(TableSnapshot::keyed(
+                "window_rows",
+                cols,
+                nk,
+                DEFAULT_KEY_GROUPS,
+            )?);
+        }
+        let lasts: Vec<(i64, &RecordBatch)> =
+            self.fired.iter().map(|(e, f)| (*e, &f.last)).collect();
+        if !lasts.is_empty() {
+            let mut cols: Vec<(String, ArrayRef)> = Vec::new();
+            let width = self.spec.output.fields().len();
+            for c in 0..width {
+                let arrays: Vec<&dyn Array> =
+                    lasts.iter().map(|(_, b)| b.column(c).as_ref()).collect();
+                cols.push((self.spec.output.field(c).name().clone(), concat(&arrays)?));
+            }
+            let ends: Vec<i64> = lasts
+                .iter()
+                .flat_map(|(e, b)| std::iter::repeat_n(*e, b.num_rows()))
+                .collect();
+            cols.insert(
+                nk,
+                ("__window_end".into(), Arc::new(Int64Array::from(ends))),
+            );
+            tables.push(TableSnapshot::keyed(
+                "window_last",
+                cols,
+                nk,
+                DEFAULT_KEY_GROUPS,
+            )?);
+        }
+        if let Some(conv) = &self.keys {
+            let touched: Vec<(i64, &OwnedRow)> = self
+                .fired
+                .iter()
+                .flat_map(|(e, f)| f.touched.iter().map(move |t| (*e, t)))
+                .collect();
+            if !touched.is_empty() {
+                let mut cols: Vec<(String, ArrayRef)> = conv
+                    .convert_rows(touched.iter().map(|(_, r)| r.row()))?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| (format!("__key{i}"), a))
+                    .collect();
+                cols.push((
+                    "__window_end".into(),
+                    Arc::new(Int64Array::from_iter_values(touched.iter().map(|t| t.0))),
+                ));
+                tables.push(TableSnapshot::keyed(
+                    "window_touched",
+                    cols,
+                    nk,
+                    DEFAULT_KEY_GROUPS,
+                )?);
+            }
+        }
+        Ok(tables)
+    }
+
+    fn fired_entry(&mut self, end: i64) -> &mut Fired {
+        let output = self.spec.output.clone();
+        self.fired.entry(end).or_insert_with(|| Fired {
+            rows: Vec::new(),
+            last: RecordBatch::new_empty(output),
+            touched: Vec::new(),
+        })
+    }
+
+    fn restore_kept(&mut self, table: &str, data: &RecordBatch) -> DfResult<()> {
+        let nk = self.spec.keys.len();
+        let ends = millis(data.column(nk))?;
+        let mut by_end: BTreeMap<(i64, bool), Vec<u32>> = BTreeMap::new();
+        let fired = if table == "window_rows" {
+            data.column(nk + 1)
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .cloned()
+        } else {
+            None
+        };
+        for (r, e) in ends.iter().enumerate() {
+            let is_fired = table != "window_rows" || fired.as_ref().is_some_and(|f| f.value(r));
+            if let Some(e) = e {
+                by_end.entry((e, is_fired)).or_default().push(r as u32);
+            }
+        }
+        for ((end, is_fired), rows) in by_end {
+            let part = take_record_batch(data, &UInt32Array::from(rows))?;
+            match table {
+                "window_rows" => {
+                    let cols = part.columns()[nk + 2..].to_vec();
+                    let batch = RecordBatch::try_new(self.spec.input.clone(), cols)?;
+                    if is_fired {
+                        self.fired_entry(end).rows.push(batch);
+                    } else {
+                        self.pane(end)?.rows.push(batch);
+                    }
+                }
+                "window_last" => {
+                    let mut cols = part.columns().to_vec();
+                    cols.remove(nk);
+                    let last = RecordBatch::try_new(self.spec.output.clone(), cols)?;
+                    let f = self.fired_entry(end);
+                    f.last = concat_batches(&f.last.schema(), [&f.last, &last])?;
+                }
+                _ => {
+                    let keys = &part.columns()[..nk];
+                    if self.keys.is_none() {
+                        self.keys = Some(RowConverter::new(
+                            keys.iter()
+                                .map(|k| SortField::new(k.data_type().clone()))
+                                .collect(),
+                        )?);
+                    }
+                    let rows = match &self.keys {
+                        Some(conv) => conv.convert_columns(keys)?,
+                        None => continue,
+                    };
+                    let touched: Vec<OwnedRow> = rows.iter().map(|r| r.owned()).collect();
+                    self.fired_entry(end).touched.extend(touched);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// `batch` (a result without row kind) with every row of kind `kind`.
     fn with_kind(&self, batch: &RecordBatch, kind: RowKind) -> DfResult<RecordBatch> {
         if self.lateness == 0 {
@@ -348,14 +511,6 @@ impl Operator for WindowAggregateTask {
     /// window end and every function's accumulator state; `window_watermark`: the
     /// operator's watermark, which decides what is late after a restore.
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
-        if self.lateness > 0 {
-            return Err(sluice_state::Error::Mismatch(
-                "windows kept open for late rows ('table.exec.emit.allow-lateness') cannot \
-                 be snapshotted yet"
-                    .into(),
-            )
-            .into());
-        }
         let nk = self.spec.keys.len();
         let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
         for (end, pane) in self.panes.iter_mut() {
@@ -389,6 +544,9 @@ impl Operator for WindowAggregateTask {
                 DEFAULT_KEY_GROUPS,
             )?);
         }
+        if self.lateness > 0 {
+            tables.extend(self.snapshot_kept()?);
+        }
         tables.push(TableSnapshot::global(
             "window_watermark",
             vec![(
@@ -406,6 +564,13 @@ impl Operator for WindowAggregateTask {
             let data = t.data()?;
             match t.name.as_str() {
                 "window_acc" => {
+                    let width: usize = self.spec.state_widths()?.iter().sum();
+                    if data.num_columns() != nk + 1 + width {
+                        return Err(sluice_state::Error::Mismatch(
+                            "the window state has a different shape than the query".into(),
+                        )
+                        .into());
+                    }
                     let ends = millis(data.column(nk))?;
                     let mut by_end: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
                     for (r, e) in ends.iter().enumerate() {
@@ -429,6 +594,21 @@ impl Operator for WindowAggregateTask {
                     for w in millis(data.column(0))?.iter().flatten() {
                         watermark = Some(watermark.map_or(w, |m| m.min(w)));
                     }
+                }
+                "window_rows" | "window_last" | "window_touched" => {
+                    let want = match t.name.as_str() {
+                        "window_rows" => nk + 2 + self.spec.input.fields().len(),
+                        "window_last" => self.spec.output.fields().len() + 1,
+                        _ => nk + 1,
+                    };
+                    if data.num_columns() != want {
+                        return Err(sluice_state::Error::Mismatch(format!(
+                            "the window state '{}' has a different shape than the query",
+                            t.name
+                        ))
+                        .into());
+                    }
+                    self.restore_kept(&t.name, &data)?;
                 }
                 other => {
                     return Err(sluice_state::Error::Mismatch(format!(

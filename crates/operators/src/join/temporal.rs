@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
-use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
+use sluice_runtime::{JobMetrics, Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
 use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, Watermark, kinds_of, without_row_kind};
 
@@ -30,12 +30,17 @@ pub struct TemporalJoin {
     outer: bool,
     /// Key columns of each side's input batches.
     keys: [Vec<usize>; 2],
-    /// Columns of each side that belong to the output (a prefix of the input).
-    widths: [usize; 2],
+    /// Probe columns that belong to the output (a prefix of the input).
+    probe_width: usize,
+    /// The versioned input's columns that belong to the output, in output order.
+    right_values: Vec<usize>,
     /// Input column of the probe row's time and of the version's time.
     time: [usize; 2],
     /// The rest of the join condition, over the joined row.
     filter: Option<Arc<dyn PhysicalExpr>>,
+    /// A condition on the versioned table alone, over its input rows: a version that
+    /// fails it is chosen as usual but matches nothing.
+    version_filter: Option<Arc<dyn PhysicalExpr>>,
     /// Output schema: probe columns then versioned-table columns.
     output: SchemaRef,
     key_types: Vec<DataType>,
@@ -48,9 +53,11 @@ impl TemporalJoin {
     pub fn new(
         outer: bool,
         keys: [Vec<usize>; 2],
-        widths: [usize; 2],
+        probe_width: usize,
+        right_values: Vec<usize>,
         time: [usize; 2],
         filter: Option<Arc<dyn PhysicalExpr>>,
+        version_filter: Option<Arc<dyn PhysicalExpr>>,
         output: SchemaRef,
         key_types: Vec<DataType>,
         description: String,
@@ -58,9 +65,11 @@ impl TemporalJoin {
         TemporalJoin {
             outer,
             keys,
-            widths,
+            probe_width,
+            right_values,
             time,
             filter,
+            version_filter,
             output,
             key_types,
             description,
@@ -68,8 +77,9 @@ impl TemporalJoin {
     }
 }
 
-/// One version of a key: from `time` on, the row (or `None` once deleted).
-type Version = (i64, Option<OwnedRow>);
+/// One version of a key: from `time` on, the row (or `None` once deleted), and whether
+/// it passes the condition on the versioned table alone.
+type Version = (i64, Option<OwnedRow>, bool);
 
 struct TemporalTask {
     f: TemporalJoin,
@@ -85,7 +95,7 @@ struct TemporalTask {
 
 /// The index of the version valid at `t` (the last one starting at or before it).
 fn valid_at(list: &[Version], t: i64) -> Option<usize> {
-    list.partition_point(|(vt, _)| *vt <= t).checked_sub(1)
+    list.partition_point(|v| v.0 <= t).checked_sub(1)
 }
 
 impl TemporalTask {
@@ -108,9 +118,21 @@ impl TemporalTask {
         let kinds = kinds_of(batch);
         let data = without_row_kind(batch);
         let keys = self.key_rows(1, &data)?;
-        let value_cols: Vec<ArrayRef> = data.columns()[..self.f.widths[1]].to_vec();
+        let value_cols: Vec<ArrayRef> = self
+            .f
+            .right_values
+            .iter()
+            .map(|c| data.column(*c).clone())
+            .collect();
         let values = self.values.convert_columns(&value_cols)?;
         let times = crate::time::millis(data.column(self.f.time[1]))?;
+        let ok: Option<BooleanArray> = match &self.f.version_filter {
+            Some(f) => {
+                let v = f.evaluate(&data)?.into_array(data.num_rows())?;
+                v.as_any().downcast_ref::<BooleanArray>().cloned()
+            }
+            None => None,
+        };
         for (r, kind) in kinds.iter().enumerate() {
             if self.null_key(1, &data, r) || times.is_null(r) {
                 continue;
@@ -120,21 +142,22 @@ impl TemporalTask {
                 RowKind::Delete => None,
                 RowKind::UpdateBefore => continue,
             };
-            self.insert_version(keys.row(r).owned(), times.value(r), value);
+            let passes = ok.as_ref().is_none_or(|b| b.is_valid(r) && b.value(r));
+            self.insert_version(keys.row(r).owned(), times.value(r), value, passes);
         }
         Ok(())
     }
 
-    fn insert_version(&mut self, key: OwnedRow, t: i64, value: Option<OwnedRow>) {
+    fn insert_version(&mut self, key: OwnedRow, t: i64, value: Option<OwnedRow>, passes: bool) {
         let list = self.versions.entry(key.clone()).or_default();
-        let at = list.partition_point(|(vt, _)| *vt <= t);
+        let at = list.partition_point(|v| v.0 <= t);
         if at > 0 && list[at - 1].0 == t {
             // The same time: the later row wins (upsert).
-            list[at - 1].1 = value;
+            list[at - 1] = (t, value, passes);
         } else {
-            list.insert(at, (t, value));
+            list.insert(at, (t, value, passes));
         }
-        if list.len() > 1 || list.iter().any(|(_, v)| v.is_none()) {
+        if list.len() > 1 || list.iter().any(|v| v.1.is_none()) {
             self.crowded.insert(key);
         }
     }
@@ -189,7 +212,10 @@ impl TemporalTask {
                 None
             } else {
                 self.versions.get(&keys.row(r).owned()).and_then(|list| {
-                    valid_at(list, times.value(r)).and_then(|i| list[i].1.as_ref())
+                    valid_at(list, times.value(r))
+                        .map(|i| &list[i])
+                        .filter(|v| v.2)
+                        .and_then(|v| v.1.as_ref())
                 })
             };
             match version {
@@ -211,7 +237,7 @@ impl TemporalTask {
         let versions = self.values.convert_rows(found.iter().map(|r| r.row()))?;
         let pidx = UInt32Array::from(probe_idx);
         let mut vidx = UInt32Array::from(version_idx);
-        let left: Vec<ArrayRef> = probe.columns()[..self.f.widths[0]]
+        let left: Vec<ArrayRef> = probe.columns()[..self.f.probe_width]
             .iter()
             .map(|c| take(c.as_ref(), &pidx, None))
             .collect::<std::result::Result<_, _>>()?;
@@ -263,7 +289,7 @@ impl TemporalTask {
                 versions.remove(key);
                 return false;
             }
-            list.len() > 1 || list.iter().any(|(_, v)| v.is_none())
+            list.len() > 1 || list.iter().any(|v| v.1.is_none())
         });
     }
 }
@@ -280,8 +306,16 @@ impl Operator for TemporalTask {
             if batch.num_rows() == 0 {
                 return Ok(());
             }
-            // Rows at or before the watermark (late rows) need not wait.
+            // Rows at or before the watermark (late rows) need not wait: they are joined
+            // with the versions still kept (as Flink does) and counted as late.
             let [due, rest] = self.split_due(without_row_kind(&batch), ctx.watermark.0)?;
+            if let Some(d) = &due {
+                let t = crate::time::millis(d.column(self.f.time[0]))?;
+                let late = (t.len() - t.null_count()) as u64;
+                if late > 0 {
+                    JobMetrics::add(&ctx.metrics.late_rows, late);
+                }
+            }
             self.pending.extend(rest);
             if let Some(due) = due
                 && let Some(b) = self.join(&due)?
@@ -314,10 +348,10 @@ impl Operator for TemporalTask {
 
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
         // Versions: key, version time, deleted, then the versioned table's columns.
-        let entries: Vec<(&OwnedRow, i64, Option<&OwnedRow>)> = self
+        let entries: Vec<(&OwnedRow, i64, Option<&OwnedRow>, bool)> = self
             .versions
             .iter()
-            .flat_map(|(k, list)| list.iter().map(move |(t, v)| (k, *t, v.as_ref())))
+            .flat_map(|(k, list)| list.iter().map(move |v| (k, v.0, v.1.as_ref(), v.2)))
             .collect();
         let mut cols: Vec<(String, ArrayRef)> = self
             .keys
@@ -336,6 +370,10 @@ impl Operator for TemporalTask {
                 entries.iter().map(|e| Some(e.2.is_none())),
             )),
         ));
+        cols.push((
+            "__passes".into(),
+            Arc::new(BooleanArray::from_iter(entries.iter().map(|e| Some(e.3)))),
+        ));
         let present = self
             .values
             .convert_rows(entries.iter().filter_map(|e| e.2.map(|r| r.row())))?;
@@ -349,7 +387,7 @@ impl Operator for TemporalTask {
                 })
             })
             .collect();
-        for (f, a) in self.f.output.fields()[self.f.widths[0]..]
+        for (f, a) in self.f.output.fields()[self.f.probe_width..]
             .iter()
             .zip(present)
         {
@@ -385,22 +423,36 @@ impl Operator for TemporalTask {
             match t.name.as_str() {
                 "temporal_versions" => {
                     let nk = self.f.keys[1].len();
+                    if data.num_columns() != nk + 3 + self.f.right_values.len() {
+                        return Err(mismatch("temporal_versions"));
+                    }
                     let keys = self.keys.convert_columns(&data.columns()[..nk])?;
                     let times = crate::time::millis(data.column(nk))?;
-                    let deleted = data
-                        .column(nk + 1)
-                        .as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .cloned()
-                        .ok_or_else(|| mismatch("temporal_versions"))?;
-                    let values = self.values.convert_columns(&data.columns()[nk + 2..])?;
+                    let flag = |c: usize| {
+                        data.column(c)
+                            .as_any()
+                            .downcast_ref::<BooleanArray>()
+                            .cloned()
+                            .ok_or_else(|| mismatch("temporal_versions"))
+                    };
+                    let deleted = flag(nk + 1)?;
+                    let passes = flag(nk + 2)?;
+                    let values = self.values.convert_columns(&data.columns()[nk + 3..])?;
                     for r in 0..data.num_rows() {
                         let value = (!deleted.value(r)).then(|| values.row(r).owned());
-                        self.insert_version(keys.row(r).owned(), times.value(r), value);
+                        self.insert_version(
+                            keys.row(r).owned(),
+                            times.value(r),
+                            value,
+                            passes.value(r),
+                        );
                     }
                 }
                 "temporal_probe" => {
                     let nk = self.f.keys[0].len();
+                    if data.num_columns() < nk + self.f.probe_width {
+                        return Err(mismatch("temporal_probe"));
+                    }
                     let cols: Vec<usize> = (nk..data.num_columns()).collect();
                     let probe = data.project(&cols)?;
                     if probe.num_rows() > 0 {
@@ -414,12 +466,8 @@ impl Operator for TemporalTask {
     }
 
     fn state_tables(&self) -> Vec<StateTableSpec> {
-        let side = |i: usize| {
-            let range = if i == 0 {
-                0..self.f.widths[0]
-            } else {
-                self.f.widths[0]..self.f.widths[0] + self.f.widths[1]
-            };
+        let w = self.f.probe_width;
+        let side = |range: std::ops::Range<usize>| {
             Arc::new(
                 self.f
                     .output
@@ -431,13 +479,13 @@ impl Operator for TemporalTask {
             StateTableSpec {
                 name: "temporal_probe".into(),
                 kind: StateTableKind::List,
-                schema: side(0),
-                key_columns: 0,
+                schema: side(0..w),
+                key_columns: self.f.keys[0].len(),
             },
             StateTableSpec {
                 name: "temporal_versions".into(),
                 kind: StateTableKind::List,
-                schema: side(1),
+                schema: side(w..self.f.output.fields().len()),
                 key_columns: self.f.keys[1].len(),
             },
         ]
@@ -469,7 +517,7 @@ impl OperatorFactory for TemporalJoin {
                 .collect(),
         )?;
         let values = RowConverter::new(
-            self.output.fields()[self.widths[0]..]
+            self.output.fields()[self.probe_width..]
                 .iter()
                 .map(|f| SortField::new(f.data_type().clone()))
                 .collect(),
@@ -495,7 +543,7 @@ mod tests {
 
     #[test]
     fn the_valid_version_is_the_last_one_starting_at_or_before() {
-        let list: Vec<Version> = vec![(10, None), (20, None), (30, None)];
+        let list: Vec<Version> = vec![(10, None, true), (20, None, true), (30, None, true)];
         assert_eq!(valid_at(&list, 5), None);
         assert_eq!(valid_at(&list, 10), Some(0));
         assert_eq!(valid_at(&list, 29), Some(1));

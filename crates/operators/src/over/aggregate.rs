@@ -470,6 +470,36 @@ impl Operator for OverTask {
                     None => vec![Vec::new(); data.num_rows()],
                 })
             };
+            let frame_width: usize = nk
+                + 1
+                + self
+                    .f
+                    .aggs
+                    .iter()
+                    .map(|a| 1 + a.expressions().len())
+                    .sum::<usize>();
+            let acc_width = nk
+                + self
+                    .f
+                    .aggs
+                    .iter()
+                    .map(|a| Ok(a.state_fields()?.len()))
+                    .collect::<DfResult<Vec<usize>>>()?
+                    .iter()
+                    .sum::<usize>();
+            let fits = match t.name.as_str() {
+                "over_frame" => data.num_columns() == frame_width,
+                "over_acc" => data.num_columns() == acc_width,
+                "over_pending" => data.num_columns() >= nk + self.f.width,
+                _ => true,
+            };
+            if !fits {
+                return Err(sluice_state::Error::Mismatch(format!(
+                    "the OVER state '{}' has a different shape than the query",
+                    t.name
+                ))
+                .into());
+            }
             match t.name.as_str() {
                 "over_frame" => {
                     let keys = key_bytes(self)?;
@@ -566,7 +596,11 @@ impl Operator for OverTask {
 
     fn state_tables(&self) -> Vec<StateTableSpec> {
         vec![StateTableSpec {
-            name: "over_frames".into(),
+            name: if self.f.bounded() {
+                "over_frame".into()
+            } else {
+                "over_acc".into()
+            },
             kind: StateTableKind::List,
             schema: self.f.output.clone(),
             key_columns: self.f.keys.len(),

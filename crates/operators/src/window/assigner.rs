@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -87,6 +87,8 @@ struct AssignerTask {
     idle_timeout: Option<Duration>,
     current: i64,
     pending: bool,
+    subtask: usize,
+    parallelism: usize,
 }
 
 impl Operator for AssignerTask {
@@ -146,25 +148,49 @@ impl Operator for AssignerTask {
         Ok((watermark == Watermark::MAX).then_some(watermark))
     }
 
+    /// The watermark of this subtask's source splits, with the subtask it belongs to.
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
-        let wm: ArrayRef = Arc::new(Int64Array::from(vec![self.current]));
+        let int = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
         Ok(vec![TableSnapshot::global(
             "watermark",
-            vec![("watermark".into(), wm)],
+            vec![
+                ("watermark".into(), int(self.current)),
+                ("subtask".into(), int(self.subtask as i64)),
+                ("parallelism".into(), int(self.parallelism as i64)),
+            ],
         )?])
     }
 
-    /// Several earlier subtasks' watermarks: the smallest is safe for all of them.
+    /// At the same parallelism a subtask takes back its own watermark; otherwise (the
+    /// splits were spread anew) the smallest of all, which is safe for every split.
     fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
-        let mut restored: Option<i64> = None;
+        let mut smallest: Option<i64> = None;
+        let mut own: Option<i64> = None;
         for t in tables.iter().filter(|t| t.name == "watermark") {
             let data = t.data()?;
+            if data.num_columns() != 3 {
+                return Err(sluice_state::Error::Mismatch(
+                    "the watermark state has a different shape".into(),
+                )
+                .into());
+            }
             let ms = millis(data.column(0))?;
-            for v in ms.iter().flatten() {
-                restored = Some(restored.map_or(v, |r| r.min(v)));
+            let subtask = millis(data.column(1))?;
+            let parallelism = millis(data.column(2))?;
+            for r in 0..data.num_rows() {
+                if ms.is_null(r) {
+                    continue;
+                }
+                let v = ms.value(r);
+                smallest = Some(smallest.map_or(v, |m| m.min(v)));
+                if subtask.value(r) == self.subtask as i64
+                    && parallelism.value(r) == self.parallelism as i64
+                {
+                    own = Some(v);
+                }
             }
         }
-        if let Some(w) = restored {
+        if let Some(w) = own.or(smallest) {
             self.current = w;
             self.pending = w > i64::MIN;
         }
@@ -209,8 +235,10 @@ impl OperatorFactory for WatermarkAssigner {
         self.schema.clone()
     }
 
-    fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
+    fn create(&self, task: &TaskInfo) -> Result<Box<dyn Operator>> {
         Ok(Box::new(AssignerTask {
+            subtask: task.subtask,
+            parallelism: task.parallelism,
             expr: self.expr.clone(),
             delay: self.delay,
             rowtime: self.rowtime.clone(),

@@ -315,14 +315,14 @@ pub(crate) fn add_ms() -> FlinkUdf {
     })
 }
 
-/// `__sluice_as_of(probe_time, version_time)`: marks the version condition of a
-/// temporal join (`FOR SYSTEM_TIME AS OF`) for the streaming planner, which turns the
-/// join into a temporal join and drops the call. TRUE when evaluated.
+/// `__sluice_as_of(probe_time, version_time, 'primary,key')`: marks the version
+/// condition of a temporal join (`FOR SYSTEM_TIME AS OF`) for the streaming planner,
+/// which turns the join into a temporal join and drops the call. TRUE when evaluated.
 pub(crate) fn as_of() -> FlinkUdf {
     FlinkUdf::new(
         "__sluice_as_of",
         |t| {
-            check_arity("FOR SYSTEM_TIME AS OF", t.len(), 2, 2)?;
+            check_arity("FOR SYSTEM_TIME AS OF", t.len(), 3, 3)?;
             Ok(t.to_vec())
         },
         |_| Ok(DataType::Boolean),
