@@ -13,6 +13,12 @@ use clap::Parser;
 
 use crate::args::{Cli, Command};
 
+/// mimalloc, as DataFusion's own CLI uses: operator state is many small allocations
+/// (rows of Top-N, joins, aggregates), where glibc's allocator spent a third of q18's
+/// time (see bench/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A failure with the exit code it maps to.
 pub(crate) struct Failure {
     pub(crate) code: u8,

@@ -5,14 +5,13 @@
 //! N again (beyond N, on an append-only input) are not kept, so state per key is at
 //! most N rows.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch};
 use datafusion::arrow::array::{UInt32Array, UInt64Array};
 use datafusion::arrow::compute::{SortOptions, take};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
@@ -63,25 +62,35 @@ impl TopN {
 }
 
 /// A stored row's values (Arrow's row format: compact, converted back in bulk).
-type Row = Arc<OwnedRow>;
-/// A partition's rows in rank order, by id.
+/// A stored row's values in Arrow's row format (shared with before-images).
+type Row = Arc<[u8]>;
+/// A partition's rows as (arrival number, values), in rank order.
 type Ranked = Vec<(u64, Row)>;
 
 struct Entry {
+    /// Arrival number: ties keep arrival order.
     id: u64,
-    sort: OwnedRow,
+    /// The sort key in Arrow's row format (byte order is sort order).
+    sort: Box<[u8]>,
     values: Row,
+}
+
+/// One partition's top rows, and the input batch that last touched it.
+#[derive(Default)]
+struct Part {
+    entries: Vec<Entry>,
+    touched: u64,
 }
 
 struct TopNTask {
     f: TopN,
     partition_conv: Option<RowConverter>,
     sort_conv: Option<RowConverter>,
-    /// Converts the passed-through columns to and from rows.
     value_conv: Option<RowConverter>,
-    /// Rows per partition key (its row-format bytes), in rank order.
-    lists: HashMap<Box<[u8]>, Vec<Entry>>,
+    lists: datafusion::common::HashMap<Vec<u8>, Part>,
     next_id: u64,
+    /// Numbers input batches, to take each partition's before-image once per batch.
+    batch_no: u64,
 }
 
 impl TopNTask {
@@ -132,8 +141,12 @@ impl TopNTask {
         // first) are skipped before any copying: insertions in this batch only raise the bar.
         let candidates: Vec<usize> = (0..n)
             .filter(|&r| match self.lists.get(parts.row(r).as_ref()) {
-                Some(list) => {
-                    list.len() < limit || list.last().is_none_or(|e| e.sort.row() > sorts.row(r))
+                Some(part) => {
+                    part.entries.len() < limit
+                        || part
+                            .entries
+                            .last()
+                            .is_none_or(|e| *e.sort > *sorts.row(r).as_ref())
                 }
                 None => true,
             })
@@ -147,44 +160,44 @@ impl TopNTask {
             .map(|c| take(c.as_ref(), &idx, None))
             .collect::<std::result::Result<_, _>>()?;
         let values_rows = vc.convert_columns(&passed)?;
-        // Before-images of the partitions this batch touches: (id, rank, values).
-        let mut before: HashMap<Box<[u8]>, Ranked> = HashMap::new();
+        // Before-images of the partitions this batch touches: key, (id, values).
+        self.batch_no += 1;
+        let batch_no = self.batch_no;
+        let mut touched: Vec<(Vec<u8>, Ranked)> = Vec::new();
         for (j, &r) in candidates.iter().enumerate() {
             let key_row = parts.row(r);
             let sort = sorts.row(r);
-            if !self.lists.contains_key(key_row.as_ref()) {
-                self.lists.insert(key_row.as_ref().into(), Vec::new());
-            }
-            let Some(list) = self.lists.get_mut(key_row.as_ref()) else {
-                continue;
-            };
-            if list.len() >= limit && list.last().is_some_and(|e| e.sort.row() <= sort) {
+            let sort = sort.as_ref();
+            let part = self.lists.entry_ref(key_row.as_ref()).or_default();
+            let list = &mut part.entries;
+            if list.len() >= limit && list.last().is_some_and(|e| *e.sort <= *sort) {
                 continue;
             }
-            if !before.contains_key(key_row.as_ref()) {
-                before.insert(
+            if part.touched != batch_no {
+                part.touched = batch_no;
+                touched.push((
                     key_row.as_ref().into(),
                     list.iter().map(|e| (e.id, e.values.clone())).collect(),
-                );
+                ));
             }
-            let pos = list.partition_point(|e| e.sort.row() <= sort);
+            let pos = list.partition_point(|e| *e.sort <= *sort);
             list.insert(
                 pos,
                 Entry {
                     id: self.next_id,
-                    sort: sort.owned(),
-                    values: Arc::new(values_rows.row(j).owned()),
+                    sort: sort.into(),
+                    values: values_rows.row(j).as_ref().into(),
                 },
             );
             self.next_id += 1;
             list.truncate(limit);
         }
         let mut rows: Vec<(RowKind, u64, Row)> = Vec::new();
-        for (key, old) in before {
+        for (key, old) in touched {
             let new: Ranked = self
                 .lists
                 .get(&key)
-                .map(|l| l.iter().map(|e| (e.id, e.values.clone())).collect())
+                .map(|p| p.entries.iter().map(|e| (e.id, e.values.clone())).collect())
                 .unwrap_or_default();
             let rank_of = |list: &[(u64, Row)], id: u64| list.iter().position(|(i, _)| *i == id);
             for (rank, (id, values)) in old.iter().enumerate() {
@@ -216,7 +229,9 @@ impl TopNTask {
         let Some(vc) = &self.value_conv else {
             return Ok(None);
         };
-        let mut cols: Vec<ArrayRef> = vc.convert_rows(rows.iter().map(|(_, _, v)| v.row()))?;
+        let parser = vc.parser();
+        let mut cols: Vec<ArrayRef> =
+            vc.convert_rows(rows.iter().map(|(_, _, v)| parser.parse(v)))?;
         let rank_type = self.f.output.field(self.f.width).data_type().clone();
         let ranks =
             ScalarValue::iter_to_array(rows.iter().map(|(_, r, _)| ScalarValue::UInt64(Some(*r))))?;
@@ -262,10 +277,12 @@ impl Operator for TopNTask {
             return Ok(Vec::new());
         };
         let parser = pc.parser();
+        let sort_parser = sc.parser();
+        let value_parser = vc.parser();
         let entries: Vec<(&[u8], &Entry)> = self
             .lists
             .iter()
-            .flat_map(|(k, list)| list.iter().map(move |e| (k.as_ref(), e)))
+            .flat_map(|(k, part)| part.entries.iter().map(move |e| (k.as_ref(), e)))
             .collect();
         let mut cols: Vec<(String, ArrayRef)> = Vec::new();
         let keys = pc.convert_rows(entries.iter().map(|(k, _)| parser.parse(k)))?;
@@ -278,11 +295,11 @@ impl Operator for TopNTask {
                 entries.iter().map(|(_, e)| e.id),
             )),
         ));
-        let sorts = sc.convert_rows(entries.iter().map(|(_, e)| e.sort.row()))?;
+        let sorts = sc.convert_rows(entries.iter().map(|(_, e)| sort_parser.parse(&e.sort)))?;
         for (i, a) in sorts.into_iter().enumerate() {
             cols.push((format!("__sort{i}"), a));
         }
-        let values = vc.convert_rows(entries.iter().map(|(_, e)| e.values.row()))?;
+        let values = vc.convert_rows(entries.iter().map(|(_, e)| value_parser.parse(&e.values)))?;
         for (f, a) in self.f.output.fields().iter().zip(values) {
             cols.push((f.name().clone(), a));
         }
@@ -351,18 +368,20 @@ impl Operator for TopNTask {
             let values = vc.convert_columns(value_cols)?;
             for r in 0..data.num_rows() {
                 self.lists
-                    .entry(parts.row(r).as_ref().into())
+                    .entry_ref(parts.row(r).as_ref())
                     .or_default()
+                    .entries
                     .push(Entry {
                         id: ids.value(r),
-                        sort: sorts.row(r).owned(),
-                        values: Arc::new(values.row(r).owned()),
+                        sort: sorts.row(r).as_ref().into(),
+                        values: values.row(r).as_ref().into(),
                     });
                 self.next_id = self.next_id.max(ids.value(r) + 1);
             }
         }
-        for list in self.lists.values_mut() {
-            list.sort_by(|a, b| a.sort.cmp(&b.sort).then(a.id.cmp(&b.id)));
+        for part in self.lists.values_mut() {
+            part.entries
+                .sort_by(|a, b| a.sort.cmp(&b.sort).then(a.id.cmp(&b.id)));
         }
         Ok(())
     }
@@ -423,8 +442,9 @@ impl OperatorFactory for TopN {
             partition_conv: None,
             sort_conv: None,
             value_conv: None,
-            lists: HashMap::new(),
+            lists: Default::default(),
             next_id: 0,
+            batch_no: 0,
         }))
     }
 
