@@ -13,7 +13,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{interleave, take};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
@@ -133,15 +133,18 @@ struct Entry {
     matches: u32,
 }
 
+/// A join key in Arrow's row format, shared by the key map and the expiry queue.
+type Key = Arc<[u8]>;
+
 #[derive(Default)]
 struct SideState {
     batches: Vec<RecordBatch>,
     /// Rows of each batch still in state; a batch with none is released.
     live: Vec<u32>,
-    by_key: HashMap<OwnedRow, Vec<Entry>>,
+    by_key: datafusion::common::HashMap<Key, Vec<Entry>>,
     /// Stored rows in the order they came (when rows can expire): (created, time, key,
     /// batch, row). Expiry pops from the front, so a sweep costs what it removes.
-    queue: std::collections::VecDeque<(i64, i64, OwnedRow, u32, u32)>,
+    queue: std::collections::VecDeque<(i64, i64, Key, u32, u32)>,
 }
 
 /// The time bounds of an interval join: `lo <= left.time - right.time <= hi`, with
@@ -170,6 +173,19 @@ struct JoinTask {
     state: [SideState; 2],
     /// When the state was last swept for the TTL.
     last_sweep: i64,
+}
+
+impl SideState {
+    /// Stores `entry` under `key`; returns the shared key.
+    fn store(&mut self, key: &[u8], entry: Entry) -> Key {
+        if let Some((k, list)) = self.by_key.get_key_value_mut(key) {
+            list.push(entry);
+            return k.clone();
+        }
+        let k: Key = key.into();
+        self.by_key.insert(k.clone(), vec![entry]);
+        k
+    }
 }
 
 /// `n` rows of stored batch `b` left the state; a batch with none left is freed.
@@ -219,14 +235,14 @@ impl JoinTask {
         // Candidate pairs: (input row, other side entry index in its key list).
         let mut cand_row = Vec::new();
         let mut cand_ref: Vec<(usize, usize)> = Vec::new();
-        let mut cand_key: Vec<OwnedRow> = Vec::new();
+        let mut cand_key: Vec<Key> = Vec::new();
         let mut cand_pos = Vec::new();
         for (r, null_key) in key_nulls.iter().enumerate() {
             if *null_key {
                 continue;
             }
-            let key = keys.row(r).owned();
-            if let Some(list) = self.state[other].by_key.get(&key) {
+            if let Some((key, list)) = self.state[other].by_key.get_key_value(keys.row(r).as_ref())
+            {
                 for (pos, e) in list.iter().enumerate() {
                     cand_row.push(r);
                     cand_ref.push((e.batch as usize, e.row as usize));
@@ -356,25 +372,25 @@ impl JoinTask {
                 continue;
             }
             if accumulate {
-                let key = keys.row(r).owned();
-                let time = times
-                    .as_ref()
-                    .and_then(|t| t.is_valid(r).then(|| t.value(r)))
-                    .unwrap_or(i64::MIN);
+                let entry = Entry {
+                    batch: this_batch as u32,
+                    row: r as u32,
+                    matches: matched_rows[r],
+                };
+                let key = self.state[side].store(keys.row(r).as_ref(), entry);
                 if self.f.ttl.is_some() || self.f.interval.is_some() {
+                    let time = times
+                        .as_ref()
+                        .and_then(|t| t.is_valid(r).then(|| t.value(r)))
+                        .unwrap_or(i64::MIN);
                     self.state[side].queue.push_back((
                         created,
                         time,
-                        key.clone(),
+                        key,
                         this_batch as u32,
                         r as u32,
                     ));
                 }
-                self.state[side].by_key.entry(key).or_default().push(Entry {
-                    batch: this_batch as u32,
-                    row: r as u32,
-                    matches: matched_rows[r],
-                });
                 stored += 1;
             } else {
                 retracted.push(r);
@@ -383,7 +399,7 @@ impl JoinTask {
         self.state[side].batches.push(data.clone());
         self.state[side].live.push(stored);
         for r in retracted {
-            self.remove(side, &data, r, keys.row(r).owned())?;
+            self.remove(side, &data, r, keys.row(r).as_ref())?;
         }
         if out.kinds.is_empty() {
             return Ok(None);
@@ -392,8 +408,8 @@ impl JoinTask {
     }
 
     /// Removes the stored row equal to `data[r]` under `key`.
-    fn remove(&mut self, side: usize, data: &RecordBatch, r: usize, key: OwnedRow) -> DfResult<()> {
-        let Some(list) = self.state[side].by_key.get_mut(&key) else {
+    fn remove(&mut self, side: usize, data: &RecordBatch, r: usize, key: &[u8]) -> DfResult<()> {
+        let Some(list) = self.state[side].by_key.get_mut(key) else {
             return Ok(());
         };
         let batches = &self.state[side].batches;
@@ -409,7 +425,7 @@ impl JoinTask {
         if let Some(i) = found {
             let e = list.swap_remove(i);
             if list.is_empty() {
-                self.state[side].by_key.remove(&key);
+                self.state[side].by_key.remove(key);
             }
             release(&mut self.state[side], e.batch as usize, 1);
         }
@@ -608,13 +624,14 @@ impl Operator for JoinTask {
                 .iter()
                 .map(|(c, t, _, b, r)| ((*b, *r), (*c, *t)))
                 .collect();
-            let entries: Vec<(&OwnedRow, &Entry)> = state
+            let entries: Vec<(&Key, &Entry)> = state
                 .by_key
                 .iter()
                 .flat_map(|(k, list)| list.iter().map(move |e| (k, e)))
                 .collect();
+            let parser = self.converters[side].parser();
             let mut cols: Vec<(String, ArrayRef)> = self.converters[side]
-                .convert_rows(entries.iter().map(|(k, _)| k.row()))?
+                .convert_rows(entries.iter().map(|(k, _)| parser.parse(k)))?
                 .into_iter()
                 .enumerate()
                 .map(|(i, a)| (format!("__key{i}"), a))
@@ -689,21 +706,17 @@ impl Operator for JoinTask {
             state.batches.push(rows);
             state.live.push(data.num_rows() as u32);
             for r in 0..data.num_rows() {
-                let key = keys.row(r).owned();
-                if created.is_valid(r) || times.is_valid(r) {
-                    state.queue.push_back((
-                        created.value(r),
-                        times.value(r),
-                        key.clone(),
-                        b,
-                        r as u32,
-                    ));
-                }
-                state.by_key.entry(key).or_default().push(Entry {
+                let entry = Entry {
                     batch: b,
                     row: r as u32,
                     matches: matches.value(r),
-                });
+                };
+                let key = state.store(keys.row(r).as_ref(), entry);
+                if created.is_valid(r) || times.is_valid(r) {
+                    state
+                        .queue
+                        .push_back((created.value(r), times.value(r), key, b, r as u32));
+                }
             }
         }
         // Expiry pops from the front: oldest first.
