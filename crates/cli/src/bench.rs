@@ -27,7 +27,9 @@ fn query(name: &str) -> Option<&'static str> {
         "q7" => include_str!("../../../tests/nexmark/q7.sql"),
         "q8" => include_str!("../../../tests/nexmark/q8.sql"),
         "q9" => include_str!("../../../tests/nexmark/q9.sql"),
+        "q11" => include_str!("../../../tests/nexmark/q11.sql"),
         "q12" => include_str!("../../../tests/nexmark/q12.sql"),
+        "q13" => include_str!("../../../tests/nexmark/q13.sql"),
         "q14" => include_str!("../../../tests/nexmark/q14.sql"),
         "q15" => include_str!("../../../tests/nexmark/q15.sql"),
         "q16" => include_str!("../../../tests/nexmark/q16.sql"),
@@ -43,12 +45,13 @@ fn query(name: &str) -> Option<&'static str> {
 }
 
 /// The suite queries `sluice bench` runs.
-pub(crate) const QUERIES: &str =
-    "q0, q1, q2, q3, q4, q5, q7, q8, q9, q12, q14, q15, q16, q17, q18, q19, q20, q21, q22, q23";
+pub(crate) const QUERIES: &str = "q0, q1, q2, q3, q4, q5, q7, q8, q9, q11, q12, q13, q14, q15, q16, q17, q18, q19, q20, q21, \
+     q22, q23";
 
 /// Queries that read only bids (they can run over a bid file with `--input`).
-const BID_ONLY: [&str; 13] = [
-    "q0", "q1", "q2", "q5", "q7", "q12", "q14", "q15", "q16", "q17", "q18", "q19", "q21",
+const BID_ONLY: [&str; 15] = [
+    "q0", "q1", "q2", "q5", "q7", "q11", "q12", "q13", "q14", "q15", "q16", "q17", "q18", "q19",
+    "q21",
 ];
 
 /// The bid table over a JSON file in the Flink peer's layout (`date_time`), with a `bid`
