@@ -563,3 +563,27 @@ fn state_of_another_shape_is_refused_with_a_clear_error() {
     let e = task.restore(tables()).expect_err("refused");
     assert!(e.to_string().contains("unexpected state table"), "{e}");
 }
+
+#[test]
+fn upsert_materializers_restore_onto_other_worker_counts() {
+    // The changelog of a GROUP BY, upserted by its key.
+    let (schema, msgs) = events();
+    let agg = GroupAggregate::new(
+        spec(
+            &schema,
+            vec![0],
+            vec![Field::new("k", DataType::Utf8, false)],
+        ),
+        false,
+    );
+    let mut h = Harness::new(&agg, 1, vec![vec![0]]);
+    let mut changelog = Vec::new();
+    for m in &msgs {
+        h.send(m);
+        for b in std::mem::take(&mut h.out) {
+            changelog.push(Msg::Batch(0, b));
+        }
+    }
+    let f = crate::rank::UpsertMaterializer::new(vec![0], agg.schema());
+    check(&f, vec![vec![0]], &changelog);
+}

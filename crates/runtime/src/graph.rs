@@ -34,6 +34,15 @@ pub struct StreamNode {
 }
 
 impl StreamNode {
+    /// The schema of the batches it emits (a sink emits none: its input's).
+    pub fn schema(&self) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        match &self.kind {
+            NodeKind::Source(s) => Some(s.schema()),
+            NodeKind::Operator(o) => Some(o.schema()),
+            NodeKind::Sink(_) => None,
+        }
+    }
+
     /// Display name.
     pub fn name(&self) -> String {
         match &self.kind {

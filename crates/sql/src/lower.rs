@@ -34,6 +34,7 @@ use sluice_operators::aggregate::{
 };
 use sluice_operators::join::{IntervalBounds, JoinKind, StreamingJoin, TemporalJoin};
 use sluice_operators::over::{OverAggregate, OverFrame};
+use sluice_operators::rank::UpsertMaterializer;
 use sluice_operators::rank::{SortKey, TopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
 use sluice_operators::window::{LateRows, WatermarkAssigner};
@@ -1324,6 +1325,21 @@ impl<'a> Lowering<'a> {
                 ),
             });
         }
+        // A keyed sink of an updating query gets upsert semantics: one row per primary
+        // key, no `-U`.
+        let upserted;
+        let schema = inputs
+            .first()
+            .and_then(|s| self.graph.nodes[s.node.0].schema());
+        let inputs = match (updating_of(inputs), schema) {
+            (Some(_), Some(schema)) if !key.is_empty() => {
+                let op = UpsertMaterializer::new(key.clone(), schema);
+                let kind = NodeKind::Operator(Arc::new(op));
+                upserted = [self.keyed_operator(kind, inputs, &key, Some("upsert".into()))];
+                &upserted[..]
+            }
+            _ => inputs,
+        };
         let parallelism = factory.parallelism().unwrap_or_else(|| {
             inputs
                 .iter()

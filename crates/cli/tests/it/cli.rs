@@ -477,3 +477,61 @@ fn an_idle_split_does_not_hold_back_windows() {
     let line = line.expect("the 10:00 window fired while the pipeline was running");
     assert!(line.contains("+I[2024-03-01 10:00:00.000, 2]"), "{line}");
 }
+
+/// A sink table with PRIMARY KEY gets upsert semantics: the updating query's `-U` rows
+/// are gone, each key's last row is its current result, and a key whose rows are all
+/// taken back is deleted. Without a key the same query prints the full changelog.
+#[test]
+fn keyed_sinks_get_upserts() {
+    let dir = tempfile::tempdir().unwrap();
+    // Several files read in order by one worker, so the aggregate updates keys across
+    // batches.
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    for (i, rows) in ["a,1\nb,2\n", "a,3\nc,4\n", "a,5\nb,6\n"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(input.join(format!("part-{i}.csv")), rows).unwrap();
+    }
+    let query = |key: &str| {
+        format!(
+            "CREATE TABLE ev (k STRING, v INT) WITH ('connector' = 'filesystem', 'path' = '{}', \
+             'format' = 'csv');
+             CREATE TABLE out (k STRING, n BIGINT, total INT{key}) WITH ('connector' = 'print');
+             INSERT INTO out SELECT k, COUNT(*), SUM(v) FROM ev GROUP BY k;",
+            input.display()
+        )
+    };
+    let run = |name: &str, sql: &str| {
+        let f = write(dir.path(), name, sql);
+        let out = sluice(dir.path(), &["run", "--workers", "1", f.to_str().unwrap()]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        stdout.lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let plain = run("plain.sql", &query(""));
+    assert!(plain.iter().any(|l| l.starts_with("-U[")), "{plain:?}");
+    let keyed = run("keyed.sql", &query(", PRIMARY KEY (k) NOT ENFORCED"));
+    assert!(!keyed.iter().any(|l| l.starts_with("-U[")), "{keyed:?}");
+    // Each key: first +I, then +U rows; the last row per key is the final result.
+    let last = |k: &str| {
+        keyed
+            .iter()
+            .rfind(|l| l.contains(&format!("[{k},")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(last("a"), "+U[a, 3, 9]", "{keyed:?}");
+    assert_eq!(last("b"), "+U[b, 2, 8]", "{keyed:?}");
+    assert_eq!(last("c"), "+I[c, 1, 4]", "{keyed:?}");
+    let explain = sluice(
+        dir.path(),
+        &["explain", dir.path().join("keyed.sql").to_str().unwrap()],
+    );
+    let (plan, _) = text(&explain);
+    assert!(
+        plan.contains("UpsertMaterializer: upsert by PRIMARY KEY (k)"),
+        "{plan}"
+    );
+}

@@ -2,5 +2,7 @@
 //! rows (Top-N, and deduplication for N = 1).
 
 mod topn;
+mod upsert;
 
 pub use topn::{SortKey, TopN};
+pub use upsert::UpsertMaterializer;
