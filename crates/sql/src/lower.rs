@@ -582,22 +582,12 @@ impl<'a> Lowering<'a> {
             Some(b) => op.with_interval(b),
             None => op,
         };
-        let node = self
-            .graph
-            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
-        for s in &left {
-            self.graph
-                .connect(s.node, node, EdgeKind::Hash(lkeys.clone()), 0);
-        }
-        for s in &right {
-            self.graph
-                .connect(s.node, node, EdgeKind::Hash(rkeys.clone()), 1);
-        }
-        Ok(vec![Stream {
-            node,
-            parallelism: self.workers,
+        let kind = NodeKind::Operator(Arc::new(op));
+        Ok(vec![self.join_node(
+            kind,
+            [(&left, lkeys), (&right, rkeys)],
             updating,
-        }])
+        )])
     }
 
     /// An event-time temporal join: probe rows (left) join the version of their key in
@@ -719,22 +709,33 @@ impl<'a> Lowering<'a> {
             key_types,
             description,
         );
-        let node = self
-            .graph
-            .add_node(NodeKind::Operator(Arc::new(op)), self.workers);
-        for s in &left {
-            self.graph
-                .connect(s.node, node, EdgeKind::Hash(lkeys.clone()), 0);
+        let kind = NodeKind::Operator(Arc::new(op));
+        Ok(vec![self.join_node(
+            kind,
+            [(&left, lkeys), (&right, rkeys)],
+            None,
+        )])
+    }
+
+    /// Adds a two-input operator whose inputs are hashed by their keys.
+    fn join_node(
+        &mut self,
+        kind: NodeKind,
+        inputs: [(&[Stream], Vec<usize>); 2],
+        updating: Option<String>,
+    ) -> Stream {
+        let node = self.graph.add_node(kind, self.workers);
+        for (i, (streams, keys)) in inputs.into_iter().enumerate() {
+            for s in streams {
+                self.graph
+                    .connect(s.node, node, EdgeKind::Hash(keys.clone()), i);
+            }
         }
-        for s in &right {
-            self.graph
-                .connect(s.node, node, EdgeKind::Hash(rkeys.clone()), 1);
-        }
-        Ok(vec![Stream {
+        Stream {
             node,
             parallelism: self.workers,
-            updating: None,
-        }])
+            updating,
+        }
     }
 
     /// `WHERE rn <= N` over `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) AS rn`

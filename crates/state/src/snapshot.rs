@@ -6,7 +6,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
@@ -124,6 +124,24 @@ impl TableSnapshot {
     pub fn global(name: &str, columns: Vec<(String, ArrayRef)>) -> Result<Self> {
         let n = columns.first().map_or(0, |c| c.1.len());
         tagged(name, Arc::new(UInt32Array::new_null(n)), columns)
+    }
+
+    /// A global table holding an operator's watermark (ms).
+    pub fn watermark(name: &str, watermark: i64) -> Result<Self> {
+        let col: ArrayRef = Arc::new(Int64Array::from(vec![watermark]));
+        Self::global(name, vec![("watermark".into(), col)])
+    }
+
+    /// The smallest watermark in a [`TableSnapshot::watermark`] table (several earlier
+    /// subtasks' rows): the one that is safe for all of them.
+    pub fn smallest_watermark(&self) -> Result<Option<i64>> {
+        let col = self
+            .batch
+            .columns()
+            .get(1)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .ok_or_else(|| Error::Mismatch(format!("'{}' is not a watermark", self.name)))?;
+        Ok(datafusion::arrow::compute::min(col))
     }
 
     /// The rows a subtask owning `range` restores: those of its key groups, and every

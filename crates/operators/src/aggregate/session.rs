@@ -268,12 +268,9 @@ impl Operator for SessionTask {
                 DEFAULT_KEY_GROUPS,
             )?);
         }
-        tables.push(TableSnapshot::global(
+        tables.push(TableSnapshot::watermark(
             "session_watermark",
-            vec![(
-                "watermark".into(),
-                Arc::new(Int64Array::from(vec![self.watermark])) as ArrayRef,
-            )],
+            self.watermark,
         )?);
         Ok(tables)
     }
@@ -334,7 +331,7 @@ impl Operator for SessionTask {
                 }
                 "session_rows" => {}
                 "session_watermark" => {
-                    for w in millis(data.column(0))?.iter().flatten() {
+                    if let Some(w) = t.smallest_watermark()? {
                         watermark = Some(watermark.map_or(w, |m| m.min(w)));
                     }
                 }

@@ -547,12 +547,9 @@ impl Operator for WindowAggregateTask {
         if self.lateness > 0 {
             tables.extend(self.snapshot_kept()?);
         }
-        tables.push(TableSnapshot::global(
+        tables.push(TableSnapshot::watermark(
             "window_watermark",
-            vec![(
-                "watermark".into(),
-                Arc::new(Int64Array::from(vec![self.watermark])) as ArrayRef,
-            )],
+            self.watermark,
         )?);
         Ok(tables)
     }
@@ -591,7 +588,7 @@ impl Operator for WindowAggregateTask {
                     }
                 }
                 "window_watermark" => {
-                    for w in millis(data.column(0))?.iter().flatten() {
+                    if let Some(w) = t.smallest_watermark()? {
                         watermark = Some(watermark.map_or(w, |m| m.min(w)));
                     }
                 }

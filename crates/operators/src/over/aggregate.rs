@@ -435,13 +435,7 @@ impl Operator for OverTask {
                 DEFAULT_KEY_GROUPS,
             )?);
         }
-        tables.push(TableSnapshot::global(
-            "over_watermark",
-            vec![(
-                "watermark".into(),
-                Arc::new(Int64Array::from(vec![self.watermark])) as ArrayRef,
-            )],
-        )?);
+        tables.push(TableSnapshot::watermark("over_watermark", self.watermark)?);
         Ok(tables)
     }
 
@@ -576,7 +570,7 @@ impl Operator for OverTask {
                     self.pending.push(data.project(&cols)?);
                 }
                 "over_watermark" => {
-                    for w in millis(data.column(0))?.iter().flatten() {
+                    if let Some(w) = t.smallest_watermark()? {
                         watermark = Some(watermark.map_or(w, |m| m.min(w)));
                     }
                 }
