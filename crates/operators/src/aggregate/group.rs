@@ -18,7 +18,7 @@ use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInf
 use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, row_kind_field, row_kinds};
 
-use super::spec::AggregateSpec;
+use super::spec::{AggregateSpec, read_states};
 
 /// Factory of [`GroupAggregate`] subtasks.
 #[derive(Debug, Clone)]
@@ -281,19 +281,7 @@ impl Operator for GroupAggregateTask {
         // Reading an accumulator's state may consume it: each is rebuilt from its state.
         let mut states: Vec<Vec<ScalarValue>> = Vec::new();
         for g in &mut self.groups {
-            let mut row = Vec::new();
-            let mut fresh = self.spec.accumulators()?;
-            for (acc, new) in g.accs.iter_mut().zip(fresh.iter_mut()) {
-                let st = acc.state()?;
-                let arrays = st
-                    .iter()
-                    .map(|v| v.to_array())
-                    .collect::<DfResult<Vec<_>>>()?;
-                new.merge_batch(&arrays)?;
-                row.extend(st);
-            }
-            g.accs = fresh;
-            states.push(row);
+            states.push(read_states(&mut g.accs, self.spec.accumulators()?)?);
         }
         let width = states.first().map_or(0, Vec::len);
         for c in 0..width {

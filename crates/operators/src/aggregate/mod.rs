@@ -9,4 +9,5 @@ mod window;
 pub use group::GroupAggregate;
 pub use session::SessionAggregate;
 pub use spec::AggregateSpec;
+pub(crate) use spec::read_states;
 pub use window::WindowAggregate;

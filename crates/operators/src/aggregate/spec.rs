@@ -193,3 +193,23 @@ impl AggregateSpec {
         )
     }
 }
+
+/// The states of one group's row accumulators, for a snapshot. Reading a state may
+/// consume it, so `accs` is replaced by `fresh` accumulators merged from the states.
+pub(crate) fn read_states(
+    accs: &mut Vec<Box<dyn Accumulator>>,
+    mut fresh: Vec<Box<dyn Accumulator>>,
+) -> DfResult<Vec<datafusion::common::ScalarValue>> {
+    let mut row = Vec::new();
+    for (acc, new) in accs.iter_mut().zip(fresh.iter_mut()) {
+        let values = acc.state()?;
+        let arrays = values
+            .iter()
+            .map(|v| v.to_array())
+            .collect::<DfResult<Vec<_>>>()?;
+        new.merge_batch(&arrays)?;
+        row.extend(values);
+    }
+    *accs = fresh;
+    Ok(row)
+}

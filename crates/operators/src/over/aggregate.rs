@@ -386,19 +386,7 @@ impl Operator for OverTask {
                 f.aggs.iter().map(|a| a.create_accumulator()).collect()
             };
             for (k, st) in self.keys.iter_mut() {
-                // Reading the state may consume it: rebuild from it.
-                let mut fresh = fresh_accs(&self.f)?;
-                let mut row = Vec::new();
-                for (acc, new) in st.accs.iter_mut().zip(fresh.iter_mut()) {
-                    let values = acc.state()?;
-                    let arrays = values
-                        .iter()
-                        .map(|v| v.to_array())
-                        .collect::<DfResult<Vec<_>>>()?;
-                    new.merge_batch(&arrays)?;
-                    row.extend(values);
-                }
-                st.accs = fresh;
+                let row = crate::aggregate::read_states(&mut st.accs, fresh_accs(&self.f)?)?;
                 keys.push(k);
                 states.push(row);
             }
