@@ -587,3 +587,20 @@ fn upsert_materializers_restore_onto_other_worker_counts() {
     let f = crate::rank::UpsertMaterializer::new(vec![0], agg.schema());
     check(&f, vec![vec![0]], &changelog);
 }
+
+#[test]
+fn window_top_n_restores_onto_other_worker_counts() {
+    // Windows ending at each row's time (column 2); the two largest v per window.
+    let (schema, msgs) = events();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+    fields.push(Field::new("rn", DataType::UInt64, false));
+    let order = vec![crate::rank::SortKey {
+        expr: col("v", &schema).expect("v"),
+        options: datafusion::arrow::compute::SortOptions {
+            descending: true,
+            nulls_first: false,
+        },
+    }];
+    let f = crate::rank::WindowTopN::new(vec![2], order, 2, 3, 2, Arc::new(Schema::new(fields)));
+    check(&f, vec![vec![2]], &msgs);
+}

@@ -34,8 +34,7 @@ use sluice_operators::aggregate::{
 };
 use sluice_operators::join::{IntervalBounds, JoinKind, StreamingJoin, TemporalJoin};
 use sluice_operators::over::{OverAggregate, OverFrame};
-use sluice_operators::rank::UpsertMaterializer;
-use sluice_operators::rank::{SortKey, TopN};
+use sluice_operators::rank::{SortKey, TopN, UpsertMaterializer, WindowTopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
 use sluice_operators::window::{LateRows, WatermarkAssigner};
 use sluice_runtime::{EdgeKind, NodeId, NodeKind, SinkFactory, StreamGraph};
@@ -805,22 +804,45 @@ impl<'a> Lowering<'a> {
                 },
             });
         }
-        let output = with_kind(arrow_schema(&window.schema), true);
-        let op = TopN::new(keys.clone(), order, limit, width, output);
-        let what = if limit == 1 {
-            "Deduplicate (ROW_NUMBER = 1)".to_string()
-        } else {
-            format!("TopN (ROW_NUMBER <= {limit})")
+        // Partitioned by a window table function's window_start and window_end: a window
+        // Top-N, emitted once per window (append-only).
+        let partition_column = |name: &str| {
+            wf.params
+                .partition_by
+                .iter()
+                .zip(&keys)
+                .find_map(|(e, k)| matches!(e, Expr::Column(c) if c.name == name).then_some(*k))
         };
-        let kind = NodeKind::Operator(Arc::new(op));
-        let mut stream = self.keyed_operator(kind, &inputs, &keys, Some(what));
+        let window_end =
+            partition_column("window_end").filter(|_| partition_column("window_start").is_some());
+        let (kind, updating) = match window_end {
+            Some(end) => {
+                let output = arrow_schema(&window.schema);
+                let op = WindowTopN::new(keys.clone(), order, limit, width, end, output);
+                (NodeKind::Operator(Arc::new(op)), None)
+            }
+            None => {
+                let output = with_kind(arrow_schema(&window.schema), true);
+                let op = TopN::new(keys.clone(), order, limit, width, output);
+                let what = if limit == 1 {
+                    "Deduplicate (ROW_NUMBER = 1)".to_string()
+                } else {
+                    format!("TopN (ROW_NUMBER <= {limit})")
+                };
+                (NodeKind::Operator(Arc::new(op)), Some(what))
+            }
+        };
+        let changelog = updating.is_some();
+        let mut stream = self.keyed_operator(kind, &inputs, &keys, updating);
         for p in projections.into_iter().rev() {
             let mut exprs = self.physical(&p.expr, p.input.schema(), location)?;
-            let at = p.input.schema().fields().len();
-            exprs.push(Arc::new(
-                datafusion::physical_expr::expressions::Column::new(ROW_KIND_COLUMN, at),
-            ));
-            let schema = with_kind(arrow_schema(&p.schema), true);
+            if changelog {
+                let at = p.input.schema().fields().len();
+                exprs.push(Arc::new(
+                    datafusion::physical_expr::expressions::Column::new(ROW_KIND_COLUMN, at),
+                ));
+            }
+            let schema = with_kind(arrow_schema(&p.schema), changelog);
             let op = Projection::new(exprs, schema);
             stream = self.operator(NodeKind::Operator(Arc::new(op)), &[stream]);
         }

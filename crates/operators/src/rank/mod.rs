@@ -3,6 +3,8 @@
 
 mod topn;
 mod upsert;
+mod window;
 
 pub use topn::{SortKey, TopN};
 pub use upsert::UpsertMaterializer;
+pub use window::WindowTopN;
