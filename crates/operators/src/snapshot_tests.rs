@@ -604,3 +604,53 @@ fn window_top_n_restores_onto_other_worker_counts() {
     let f = crate::rank::WindowTopN::new(vec![2], order, 2, 3, 2, Arc::new(Schema::new(fields)));
     check(&f, vec![vec![2]], &msgs);
 }
+
+#[test]
+fn window_joins_release_a_window_once_the_watermark_passes_its_end() {
+    // Both sides keyed by (k, window end = ts); bounds as the planner sets them for a
+    // window join.
+    let (schema, _) = events();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .chain(schema.fields().iter())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let joined = Arc::new(Schema::new(fields));
+    let f = crate::join::StreamingJoin::new(
+        crate::join::JoinKind::Inner,
+        [vec![0, 2], vec![0, 2]],
+        [3, 3],
+        None,
+        joined.clone(),
+        joined,
+        vec![DataType::Utf8, ts_type()],
+        "test".into(),
+    )
+    .with_interval(crate::join::IntervalBounds {
+        time: [2, 2],
+        lo: 1,
+        hi: -1,
+    });
+    let mut h = Harness::new(&f, 1, vec![vec![0, 2], vec![0, 2]]);
+    let rows = [("a", 1, 1_000), ("b", 2, 1_000), ("a", 3, 2_000)];
+    h.send(&Msg::Batch(0, batch(&schema, &rows)));
+    h.send(&Msg::Batch(1, batch(&schema, &rows[..2])));
+    let stored = |h: &mut Harness| -> usize {
+        h.tasks[0]
+            .0
+            .snapshot()
+            .expect("snapshots")
+            .iter()
+            .map(|t| t.batch.num_rows())
+            .sum()
+    };
+    assert_eq!(h.out.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    assert_eq!(stored(&mut h), 5);
+    // Windows ending at 1 s are complete once the watermark reaches 1 s - 1 ms; their
+    // rows go at the next watermark past the end.
+    h.send(&Msg::Watermark(999));
+    assert_eq!(stored(&mut h), 5);
+    h.send(&Msg::Watermark(1_000));
+    assert_eq!(stored(&mut h), 1);
+}

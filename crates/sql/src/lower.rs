@@ -558,7 +558,30 @@ impl<'a> Lowering<'a> {
         let interval = condition
             .as_ref()
             .and_then(|f| interval_bounds(f, j.left.schema(), j.right.schema()));
+        // A window join (equal window_end on both sides): a window's rows leave the
+        // state once the watermark passes its end, when no more rows of it can come.
+        let window_end = lkeys.iter().zip(&rkeys).find(|(l, r)| {
+            let (lf, rf) = (lschema.field(**l), rschema.field(**r));
+            lf.name() == "window_end"
+                && rf.name() == "window_end"
+                && matches!(lf.data_type(), DataType::Timestamp(..))
+        });
+        let (interval, window_join) = match (interval, window_end) {
+            (None, Some((l, r))) => (
+                Some(IntervalBounds {
+                    time: [*l, *r],
+                    lo: 1,
+                    hi: -1,
+                }),
+                true,
+            ),
+            (i, _) => (i, false),
+        };
         let description = match &interval {
+            Some(_) if window_join => format!(
+                "{description}, window join: a window's rows leave the state when the \
+                 watermark passes its end"
+            ),
             Some(b) => format!(
                 "{description}, interval join: {} ms <= left - right time <= {} ms (state \
                  cleaned by the watermark)",
