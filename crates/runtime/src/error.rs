@@ -59,7 +59,9 @@ impl Error {
             }
             Error::DeadLetters { .. } => ErrorKind::External,
             Error::State(sluice_state::Error::Mismatch(_)) => ErrorKind::User,
-            Error::State(sluice_state::Error::Corrupt(_)) => ErrorKind::External,
+            Error::State(sluice_state::Error::Corrupt(_) | sluice_state::Error::Store(_)) => {
+                ErrorKind::External
+            }
             Error::State(_) => ErrorKind::Internal,
         }
     }

@@ -3,7 +3,8 @@
 //! Owns: the declaration of a state table ([`StateTableSpec`]), the stable hash of keys
 //! and their key groups ([`hash_keys`], [`key_group`], [`KeyGroupRange`]), snapshots of
 //! tables tagged by key group ([`TableSnapshot`]) and their checksummed bytes
-//! ([`encode`], [`decode`]). The checkpoint store arrives with checkpointing.
+//! ([`encode`], [`decode`]), and the checkpoint store ([`CheckpointStore`]) that keeps
+//! them with a manifest per checkpoint.
 //! Does not own: what an operator keeps (operators decide) or when to snapshot (runtime).
 #![warn(missing_docs, unreachable_pub)]
 
@@ -11,10 +12,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
 mod snapshot;
+mod store;
 
 pub use snapshot::{
     KEY_GROUP_COLUMN, KeyGroupRange, TableSnapshot, decode, encode, hash_keys, key_groups_of,
 };
+pub use store::{CheckpointStore, FileEntry, Manifest};
 
 /// What can go wrong with state.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,9 @@ pub enum Error {
     /// A snapshot is truncated, altered or not a snapshot.
     #[error("damaged state snapshot: {0}")]
     Corrupt(String),
+    /// The checkpoint store failed (I/O, permissions, a missing object).
+    #[error("checkpoint store: {0}")]
+    Store(String),
     /// A snapshot does not fit the operator restoring it.
     #[error("state does not fit the pipeline: {0}")]
     Mismatch(String),

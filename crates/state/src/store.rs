@@ -1,0 +1,270 @@
+//! The checkpoint store: where snapshots live, through `object_store` (a local directory
+//! by default). Checkpoint `n` is a folder `chk-<n>/` holding one state file per
+//! subtask and, written last, `_manifest.json` listing every file with its size and
+//! CRC-32: a checkpoint without a manifest never completed. Reading the latest
+//! checkpoint verifies every file against its manifest and falls back to the one before
+//! when something is missing or damaged. Old checkpoints are retained by count.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// One file of a checkpoint, as the manifest records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC-32 of the bytes.
+    pub crc32: u32,
+}
+
+/// What a complete checkpoint holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The checkpoint's number.
+    pub id: u64,
+    /// State files by name (e.g. `window-aggregate-3.0`), relative to the checkpoint.
+    pub files: BTreeMap<String, FileEntry>,
+    /// Free-form facts the runtime records (source offsets, worker count, SQL hash).
+    pub meta: BTreeMap<String, String>,
+}
+
+/// A checkpoint store over an `object_store`.
+pub struct CheckpointStore {
+    store: Arc<dyn ObjectStore>,
+    /// How many complete checkpoints to keep.
+    retain: usize,
+}
+
+fn store_error(e: object_store::Error) -> Error {
+    Error::Store(e.to_string())
+}
+
+fn folder(id: u64) -> String {
+    format!("chk-{id:020}")
+}
+
+impl CheckpointStore {
+    /// A store in local directory `dir` (created if missing), keeping `retain`
+    /// complete checkpoints.
+    pub fn local(dir: &std::path::Path, retain: usize) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Store(format!("cannot create '{}': {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(dir).map_err(store_error)?;
+        Ok(Self::new(Arc::new(fs), retain))
+    }
+
+    /// A store over any `object_store` (S3-compatible, in memory for tests, …).
+    pub fn new(store: Arc<dyn ObjectStore>, retain: usize) -> Self {
+        CheckpointStore {
+            store,
+            retain: retain.max(1),
+        }
+    }
+
+    /// Writes one state file of checkpoint `id`; returns its manifest entry.
+    pub async fn put(&self, id: u64, name: &str, bytes: Vec<u8>) -> Result<FileEntry> {
+        let entry = FileEntry {
+            size: bytes.len() as u64,
+            crc32: crc32fast::hash(&bytes),
+        };
+        let path = Path::from(format!("{}/{name}", folder(id)));
+        self.store
+            .put(&path, PutPayload::from(bytes))
+            .await
+            .map_err(store_error)?;
+        Ok(entry)
+    }
+
+    /// Marks checkpoint `manifest.id` complete by writing its manifest (last), then
+    /// drops complete checkpoints beyond the retained count and incomplete older ones.
+    pub async fn complete(&self, manifest: &Manifest) -> Result<()> {
+        let json = serde_json::to_vec_pretty(manifest)
+            .map_err(|e| Error::Store(format!("cannot write the manifest: {e}")))?;
+        let path = Path::from(format!("{}/_manifest.json", folder(manifest.id)));
+        self.store
+            .put(&path, PutPayload::from(json))
+            .await
+            .map_err(store_error)?;
+        self.prune(manifest.id).await
+    }
+
+    /// Every checkpoint folder's id, and whether it has a manifest.
+    async fn checkpoints(&self) -> Result<BTreeMap<u64, bool>> {
+        let mut ids: BTreeMap<u64, bool> = BTreeMap::new();
+        let mut list = self.store.list(None);
+        while let Some(meta) = list.try_next().await.map_err(store_error)? {
+            let mut parts = meta.location.parts();
+            let Some(first) = parts.next() else { continue };
+            let Some(id) = first
+                .as_ref()
+                .strip_prefix("chk-")
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let is_manifest = parts.next().is_some_and(|p| p.as_ref() == "_manifest.json");
+            let e = ids.entry(id).or_insert(false);
+            *e |= is_manifest;
+        }
+        Ok(ids)
+    }
+
+    /// The newest complete checkpoint whose files all match its manifest. Damaged or
+    /// missing ones are skipped, each with the reason in the returned warnings.
+    pub async fn latest(&self) -> Result<(Option<Manifest>, Vec<String>)> {
+        let mut warnings = Vec::new();
+        for (id, complete) in self.checkpoints().await?.into_iter().rev() {
+            if !complete {
+                continue;
+            }
+            match self.verify(id).await {
+                Ok(m) => return Ok((Some(m), warnings)),
+                Err(e) => warnings.push(format!("checkpoint {id} skipped: {e}")),
+            }
+        }
+        Ok((None, warnings))
+    }
+
+    async fn verify(&self, id: u64) -> Result<Manifest> {
+        let path = Path::from(format!("{}/_manifest.json", folder(id)));
+        let bytes = self.get_path(&path).await?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Corrupt(format!("its manifest does not parse: {e}")))?;
+        if manifest.id != id {
+            return Err(Error::Corrupt(format!(
+                "its manifest names checkpoint {}",
+                manifest.id
+            )));
+        }
+        for (name, entry) in &manifest.files {
+            self.read_checked(id, name, entry).await?;
+        }
+        Ok(manifest)
+    }
+
+    async fn get_path(&self, path: &Path) -> Result<Vec<u8>> {
+        let got = self.store.get(path).await.map_err(store_error)?;
+        Ok(got.bytes().await.map_err(store_error)?.to_vec())
+    }
+
+    /// Reads state file `name` of checkpoint `id`, checked against its manifest entry.
+    pub async fn read_checked(&self, id: u64, name: &str, entry: &FileEntry) -> Result<Vec<u8>> {
+        let path = Path::from(format!("{}/{name}", folder(id)));
+        let bytes = self.get_path(&path).await?;
+        if bytes.len() as u64 != entry.size || crc32fast::hash(&bytes) != entry.crc32 {
+            return Err(Error::Corrupt(format!(
+                "'{name}' does not match its manifest (size or checksum)"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// Keeps the newest `retain` complete checkpoints (up to `newest`) and deletes
+    /// older ones, complete or not.
+    async fn prune(&self, newest: u64) -> Result<()> {
+        let all = self.checkpoints().await?;
+        let keep: Vec<u64> = all
+            .iter()
+            .rev()
+            .filter(|(id, complete)| **complete && **id <= newest)
+            .take(self.retain)
+            .map(|(id, _)| *id)
+            .collect();
+        let Some(oldest_kept) = keep.last().copied() else {
+            return Ok(());
+        };
+        for id in all.keys().copied().filter(|id| *id < oldest_kept) {
+            let prefix = Path::from(folder(id));
+            let paths: Vec<Path> = self
+                .store
+                .list(Some(&prefix))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(store_error)?;
+            for p in paths {
+                self.store.delete(&p).await.map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn write(store: &CheckpointStore, id: u64) -> Manifest {
+        let mut files = BTreeMap::new();
+        for task in ["agg-0", "agg-1"] {
+            let bytes = format!("state of {task} at {id}").into_bytes();
+            files.insert(
+                task.to_string(),
+                store.put(id, task, bytes).await.expect("puts"),
+            );
+        }
+        let m = Manifest {
+            id,
+            files,
+            meta: BTreeMap::from([("workers".to_string(), "2".to_string())]),
+        };
+        store.complete(&m).await.expect("completes");
+        m
+    }
+
+    #[tokio::test]
+    async fn the_latest_intact_checkpoint_is_found_and_old_ones_go() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = CheckpointStore::local(dir.path(), 2).expect("a store");
+        assert!(store.latest().await.expect("lists").0.is_none());
+        for id in 1..=3 {
+            write(&store, id).await;
+        }
+        // An incomplete checkpoint (no manifest) is ignored.
+        store.put(4, "agg-0", b"half".to_vec()).await.expect("puts");
+        let (latest, warnings) = store.latest().await.expect("reads");
+        assert_eq!(latest.map(|m| m.id), Some(3));
+        assert!(warnings.is_empty());
+        // Retention: checkpoints 2 and 3 remain.
+        assert!(!dir.path().join(folder(1)).join("agg-0").exists());
+        assert!(dir.path().join(folder(2)).join("agg-0").exists());
+
+        // Damage the newest: the one before is used, with a warning.
+        std::fs::write(dir.path().join(folder(3)).join("agg-1"), b"flipped").expect("writes");
+        let (latest, warnings) = store.latest().await.expect("reads");
+        assert_eq!(latest.map(|m| m.id), Some(2));
+        assert!(warnings[0].contains("checkpoint 3 skipped"), "{warnings:?}");
+        // A truncated manifest, too.
+        std::fs::write(
+            dir.path().join(folder(2)).join("_manifest.json"),
+            b"{\"id\":",
+        )
+        .expect("writes");
+        let (latest, warnings) = store.latest().await.expect("reads");
+        assert!(latest.is_none());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[tokio::test]
+    async fn state_files_read_back_checked() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = CheckpointStore::local(dir.path(), 3).expect("a store");
+        let m = write(&store, 7).await;
+        let bytes = store
+            .read_checked(7, "agg-1", &m.files["agg-1"])
+            .await
+            .expect("reads");
+        assert_eq!(bytes, b"state of agg-1 at 7");
+        let wrong = FileEntry { size: 3, crc32: 0 };
+        assert!(store.read_checked(7, "agg-1", &wrong).await.is_err());
+        assert!(store.read_checked(7, "missing", &wrong).await.is_err());
+    }
+}
