@@ -39,6 +39,13 @@ pub enum Error {
     Mismatch(String),
 }
 
+impl Error {
+    /// A snapshot table that `operator` does not keep (state of another query).
+    pub fn unexpected_table(operator: &str, table: &str) -> Error {
+        Error::Mismatch(format!("{operator}: unexpected state table '{table}'"))
+    }
+}
+
 /// A `Result` with [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 

@@ -304,11 +304,9 @@ impl Operator for GroupAggregateTask {
         let widths = self.spec.state_widths()?;
         for t in tables {
             if t.name != "group_acc" {
-                return Err(sluice_state::Error::Mismatch(format!(
-                    "group aggregate: unexpected state table '{}'",
-                    t.name
-                ))
-                .into());
+                return Err(
+                    sluice_state::Error::unexpected_table("group aggregate", &t.name).into(),
+                );
             }
             let data = t.data()?;
             if data.num_columns() != nk + 2 + naggs + widths.iter().sum::<usize>() {

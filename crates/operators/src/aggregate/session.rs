@@ -336,10 +336,9 @@ impl Operator for SessionTask {
                     }
                 }
                 other => {
-                    return Err(sluice_state::Error::Mismatch(format!(
-                        "session aggregate: unexpected state table '{other}'"
-                    ))
-                    .into());
+                    return Err(
+                        sluice_state::Error::unexpected_table("session aggregate", other).into(),
+                    );
                 }
             }
         }

@@ -608,10 +608,9 @@ impl Operator for WindowAggregateTask {
                     self.restore_kept(&t.name, &data)?;
                 }
                 other => {
-                    return Err(sluice_state::Error::Mismatch(format!(
-                        "window aggregate: unexpected state table '{other}'"
-                    ))
-                    .into());
+                    return Err(
+                        sluice_state::Error::unexpected_table("window aggregate", other).into(),
+                    );
                 }
             }
         }

@@ -673,11 +673,7 @@ impl Operator for JoinTask {
     fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
         for t in tables {
             let Some(side) = JOIN_TABLES.iter().position(|n| *n == t.name) else {
-                return Err(sluice_state::Error::Mismatch(format!(
-                    "join: unexpected state table '{}'",
-                    t.name
-                ))
-                .into());
+                return Err(sluice_state::Error::unexpected_table("join", &t.name).into());
             };
             let data = t.data()?;
             let nk = self.f.keys[side].len();

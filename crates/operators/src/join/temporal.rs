@@ -8,7 +8,6 @@
 //! never be chosen again and leave the state. The versioned input may be a changelog:
 //! `+I`/`+U` start a version, `-D` ends the key's versions (a deletion), `-U` is ignored.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -86,9 +85,10 @@ struct TemporalTask {
     keys: RowConverter,
     values: RowConverter,
     /// Versions per key, ordered by time.
-    versions: HashMap<OwnedRow, Vec<Version>>,
+    /// (Keys in Arrow's row format.)
+    versions: datafusion::common::HashMap<Vec<u8>, Vec<Version>>,
     /// Keys with more than one version (or a deletion): the only ones cleanup visits.
-    crowded: HashSet<OwnedRow>,
+    crowded: datafusion::common::HashSet<Vec<u8>>,
     /// Probe rows waiting for the watermark.
     pending: Vec<RecordBatch>,
 }
@@ -143,13 +143,13 @@ impl TemporalTask {
                 RowKind::UpdateBefore => continue,
             };
             let passes = ok.as_ref().is_none_or(|b| b.is_valid(r) && b.value(r));
-            self.insert_version(keys.row(r).owned(), times.value(r), value, passes);
+            self.insert_version(keys.row(r).as_ref(), times.value(r), value, passes);
         }
         Ok(())
     }
 
-    fn insert_version(&mut self, key: OwnedRow, t: i64, value: Option<OwnedRow>, passes: bool) {
-        let list = self.versions.entry(key.clone()).or_default();
+    fn insert_version(&mut self, key: &[u8], t: i64, value: Option<OwnedRow>, passes: bool) {
+        let list = self.versions.entry_ref(key).or_default();
         let at = list.partition_point(|v| v.0 <= t);
         if at > 0 && list[at - 1].0 == t {
             // The same time: the later row wins (upsert).
@@ -157,8 +157,8 @@ impl TemporalTask {
         } else {
             list.insert(at, (t, value, passes));
         }
-        if list.len() > 1 || list.iter().any(|v| v.1.is_none()) {
-            self.crowded.insert(key);
+        if (list.len() > 1 || list.iter().any(|v| v.1.is_none())) && !self.crowded.contains(key) {
+            self.crowded.insert(key.to_vec());
         }
     }
 
@@ -211,7 +211,7 @@ impl TemporalTask {
             let version = if self.null_key(0, probe, r) || times.is_null(r) {
                 None
             } else {
-                self.versions.get(&keys.row(r).owned()).and_then(|list| {
+                self.versions.get(keys.row(r).as_ref()).and_then(|list| {
                     valid_at(list, times.value(r))
                         .map(|i| &list[i])
                         .filter(|v| v.2)
@@ -348,14 +348,18 @@ impl Operator for TemporalTask {
 
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
         // Versions: key, version time, deleted, then the versioned table's columns.
-        let entries: Vec<(&OwnedRow, i64, Option<&OwnedRow>, bool)> = self
+        let entries: Vec<(&[u8], i64, Option<&OwnedRow>, bool)> = self
             .versions
             .iter()
-            .flat_map(|(k, list)| list.iter().map(move |v| (k, v.0, v.1.as_ref(), v.2)))
+            .flat_map(|(k, list)| {
+                list.iter()
+                    .map(move |v| (k.as_slice(), v.0, v.1.as_ref(), v.2))
+            })
             .collect();
+        let parser = self.keys.parser();
         let mut cols: Vec<(String, ArrayRef)> = self
             .keys
-            .convert_rows(entries.iter().map(|e| e.0.row()))?
+            .convert_rows(entries.iter().map(|e| parser.parse(e.0)))?
             .into_iter()
             .enumerate()
             .map(|(i, a)| (format!("__key{i}"), a))
@@ -441,7 +445,7 @@ impl Operator for TemporalTask {
                     for r in 0..data.num_rows() {
                         let value = (!deleted.value(r)).then(|| values.row(r).owned());
                         self.insert_version(
-                            keys.row(r).owned(),
+                            keys.row(r).as_ref(),
                             times.value(r),
                             value,
                             passes.value(r),
@@ -493,7 +497,7 @@ impl Operator for TemporalTask {
 }
 
 fn mismatch(table: &str) -> sluice_runtime::Error {
-    sluice_state::Error::Mismatch(format!("temporal join: unexpected state table '{table}'")).into()
+    sluice_state::Error::unexpected_table("temporal join", table).into()
 }
 
 impl OperatorFactory for TemporalJoin {
@@ -526,8 +530,8 @@ impl OperatorFactory for TemporalJoin {
             f: self.clone(),
             keys,
             values,
-            versions: HashMap::new(),
-            crowded: HashSet::new(),
+            versions: Default::default(),
+            crowded: Default::default(),
             pending: Vec::new(),
         }))
     }

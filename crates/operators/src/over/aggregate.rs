@@ -563,10 +563,9 @@ impl Operator for OverTask {
                     }
                 }
                 other => {
-                    return Err(sluice_state::Error::Mismatch(format!(
-                        "OVER aggregate: unexpected state table '{other}'"
-                    ))
-                    .into());
+                    return Err(
+                        sluice_state::Error::unexpected_table("OVER aggregate", other).into(),
+                    );
                 }
             }
         }

@@ -28,6 +28,21 @@ pub struct SortKey {
     pub options: SortOptions,
 }
 
+/// `expr [DESC], …` for EXPLAIN.
+pub(super) fn describe_order(order: &[SortKey]) -> String {
+    let keys: Vec<String> = order
+        .iter()
+        .map(|k| {
+            format!(
+                "{}{}",
+                k.expr,
+                if k.options.descending { " DESC" } else { "" }
+            )
+        })
+        .collect();
+    keys.join(", ")
+}
+
 /// Factory of Top-N subtasks.
 #[derive(Debug, Clone)]
 pub struct TopN {
@@ -316,11 +331,7 @@ impl Operator for TopNTask {
         let ns = self.f.order.len();
         for t in tables {
             if t.name != "top_n" {
-                return Err(sluice_state::Error::Mismatch(format!(
-                    "Top-N: unexpected state table '{}'",
-                    t.name
-                ))
-                .into());
+                return Err(sluice_state::Error::unexpected_table("Top-N", &t.name).into());
             }
             let data = t.data()?;
             if data.num_columns() != np + 1 + ns + self.f.width {
@@ -413,21 +424,10 @@ impl OperatorFactory for TopN {
 
     fn describe(&self) -> String {
         let keys: Vec<String> = self.partition_names().into_iter().collect();
-        let order: Vec<String> = self
-            .order
-            .iter()
-            .map(|k| {
-                format!(
-                    "{}{}",
-                    k.expr,
-                    if k.options.descending { " DESC" } else { "" }
-                )
-            })
-            .collect();
         format!(
             "partitionBy=[{}], orderBy=[{}], rankRange=[1..{}]",
             keys.join(", "),
-            order.join(", "),
+            describe_order(&self.order),
             self.limit
         )
     }

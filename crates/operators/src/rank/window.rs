@@ -251,10 +251,7 @@ impl Operator for WindowTopNTask {
                     }
                 }
                 other => {
-                    return Err(sluice_state::Error::Mismatch(format!(
-                        "window Top-N: unexpected state table '{other}'"
-                    ))
-                    .into());
+                    return Err(sluice_state::Error::unexpected_table("window Top-N", other).into());
                 }
             }
         }
@@ -284,21 +281,10 @@ impl OperatorFactory for WindowTopN {
     }
 
     fn describe(&self) -> String {
-        let order: Vec<String> = self
-            .order
-            .iter()
-            .map(|k| {
-                format!(
-                    "{}{}",
-                    k.expr,
-                    if k.options.descending { " DESC" } else { "" }
-                )
-            })
-            .collect();
         format!(
             "orderBy=[{}], rankRange=[1..{}], emitted once per window when the watermark \
              passes its end",
-            order.join(", "),
+            super::topn::describe_order(&self.order),
             self.limit
         )
     }
