@@ -7,7 +7,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::compute::{concat_batches, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::ipc::reader::StreamReader;
 use datafusion::arrow::ipc::writer::StreamWriter;
@@ -124,6 +124,30 @@ impl TableSnapshot {
     pub fn global(name: &str, columns: Vec<(String, ArrayRef)>) -> Result<Self> {
         let n = columns.first().map_or(0, |c| c.1.len());
         tagged(name, Arc::new(UInt32Array::new_null(n)), columns)
+    }
+
+    /// Buffered input rows, keyed by their columns `keys`: those columns first (as
+    /// `__key0`, …), then every column of the rows. Restore drops the first
+    /// `keys.len()` columns to get the rows back.
+    pub fn keyed_rows(
+        name: &str,
+        batches: &[RecordBatch],
+        keys: &[usize],
+        key_groups: u32,
+    ) -> Result<Option<Self>> {
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
+        let rows = concat_batches(&first.schema(), batches)?;
+        let mut cols: Vec<(String, ArrayRef)> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (format!("__key{i}"), rows.column(*k).clone()))
+            .collect();
+        for (f, a) in rows.schema().fields().iter().zip(rows.columns()) {
+            cols.push((f.name().clone(), a.clone()));
+        }
+        Self::keyed(name, cols, keys.len(), key_groups).map(Some)
     }
 
     /// A global table holding an operator's watermark (ms).

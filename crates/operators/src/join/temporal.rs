@@ -401,23 +401,12 @@ impl Operator for TemporalTask {
         let versions = TableSnapshot::keyed("temporal_versions", cols, nk, DEFAULT_KEY_GROUPS)?;
         // Waiting probe rows, their key columns first.
         let mut tables = vec![versions];
-        if let Some(first) = self.pending.first() {
-            let probe = concat_batches(&first.schema(), &self.pending)?;
-            let mut cols: Vec<(String, ArrayRef)> = self.f.keys[0]
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (format!("__key{i}"), probe.column(*k).clone()))
-                .collect();
-            for (f, a) in probe.schema().fields().iter().zip(probe.columns()) {
-                cols.push((f.name().clone(), a.clone()));
-            }
-            tables.push(TableSnapshot::keyed(
-                "temporal_probe",
-                cols,
-                self.f.keys[0].len(),
-                DEFAULT_KEY_GROUPS,
-            )?);
-        }
+        tables.extend(TableSnapshot::keyed_rows(
+            "temporal_probe",
+            &self.pending,
+            &self.f.keys[0],
+            DEFAULT_KEY_GROUPS,
+        )?);
         Ok(tables)
     }
 

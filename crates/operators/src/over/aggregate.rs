@@ -404,25 +404,12 @@ impl Operator for OverTask {
                 DEFAULT_KEY_GROUPS,
             )?);
         }
-        if let Some(first) = self.pending.first() {
-            let pending = concat_batches(&first.schema(), &self.pending)?;
-            let mut cols: Vec<(String, ArrayRef)> = self
-                .f
-                .keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (format!("__key{i}"), pending.column(*k).clone()))
-                .collect();
-            for (f, a) in pending.schema().fields().iter().zip(pending.columns()) {
-                cols.push((f.name().clone(), a.clone()));
-            }
-            tables.push(TableSnapshot::keyed(
-                "over_pending",
-                cols,
-                nk,
-                DEFAULT_KEY_GROUPS,
-            )?);
-        }
+        tables.extend(TableSnapshot::keyed_rows(
+            "over_pending",
+            &self.pending,
+            &self.f.keys,
+            DEFAULT_KEY_GROUPS,
+        )?);
         tables.push(TableSnapshot::watermark("over_watermark", self.watermark)?);
         Ok(tables)
     }

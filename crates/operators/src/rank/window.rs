@@ -192,26 +192,13 @@ impl Operator for WindowTopNTask {
     /// `window_rank_watermark`.
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
         let mut tables = Vec::new();
-        let batches: Vec<&RecordBatch> = self.pending.values().flatten().collect();
-        if let Some(first) = batches.first() {
-            let all = concat_batches(&first.schema(), batches.iter().copied())?;
-            let mut cols: Vec<(String, ArrayRef)> = self
-                .f
-                .partition
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (format!("__key{i}"), all.column(*c).clone()))
-                .collect();
-            for (f, a) in all.schema().fields().iter().zip(all.columns()) {
-                cols.push((f.name().clone(), a.clone()));
-            }
-            tables.push(TableSnapshot::keyed(
-                "window_rank_rows",
-                cols,
-                self.f.partition.len(),
-                DEFAULT_KEY_GROUPS,
-            )?);
-        }
+        let batches: Vec<RecordBatch> = self.pending.values().flatten().cloned().collect();
+        tables.extend(TableSnapshot::keyed_rows(
+            "window_rank_rows",
+            &batches,
+            &self.f.partition,
+            DEFAULT_KEY_GROUPS,
+        )?);
         tables.push(TableSnapshot::watermark(
             "window_rank_watermark",
             self.watermark,
