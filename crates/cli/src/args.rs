@@ -51,6 +51,17 @@ pub(crate) struct RunArgs {
     /// No progress line and no summary on stderr.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// Take checkpoints into this directory and resume from the latest one there
+    /// (default: SET 'execution.checkpointing.dir'; none: no checkpoints).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) checkpoint_dir: Option<PathBuf>,
+    /// Time between checkpoints, e.g. 10s, 500ms (default: SET
+    /// 'execution.checkpointing.interval', else 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) checkpoint_interval: Option<String>,
+    /// Ignore and delete the checkpoints in the checkpoint directory: start over.
+    #[arg(long)]
+    pub(crate) fresh: bool,
 }
 
 #[derive(Debug, Args)]

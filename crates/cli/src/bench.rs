@@ -140,7 +140,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         dead_letter_path: dir.join("dead-letters.jsonl"),
         ..JobConfig::default()
     };
-    let summary = rt.block_on(execute(pipeline, config, false))?;
+    let summary = rt.block_on(execute(pipeline, config, None, false))?;
     let secs = summary.duration.as_secs_f64().max(1e-9);
     let events = summary.rows_in;
     let rate = events as f64 / secs;

@@ -3,8 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
-use sluice_runtime::{Job, JobConfig, JobSummary};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_runtime::{CheckpointConfig, Job, JobConfig, JobSummary, RestartStrategy};
 use sluice_sql::{Pipeline, PipelineOptions};
+use sluice_state::CheckpointStore;
 use sluice_types::ErrorKind;
 
 use crate::Failure;
@@ -80,16 +84,18 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
                 .map(PathBuf::from)
         })
         .unwrap_or_else(|| PathBuf::from("dead-letters.jsonl"));
+    let checkpoints = checkpoint_config(&args, &pipeline)?;
     let config = JobConfig {
         name: pipeline
             .setting("pipeline.name")
             .map(str::to_string)
             .unwrap_or_else(|| args.plan.file.display().to_string()),
         dead_letter_path: dead_letters,
+        restart: restart_strategy(&pipeline, checkpoints.is_some())?,
         ..JobConfig::default()
     };
     let rt = runtime(pipeline.workers)?;
-    let summary = rt.block_on(execute(pipeline, config, !args.quiet))?;
+    let summary = rt.block_on(execute(pipeline, config, checkpoints, !args.quiet))?;
     if !args.quiet {
         print_summary(&summary);
     }
@@ -100,13 +106,22 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
 pub(crate) async fn execute(
     pipeline: Pipeline,
     config: JobConfig,
+    checkpoints: Option<CheckpointConfig>,
     show_progress: bool,
 ) -> Result<JobSummary, Failure> {
-    let job = Job::new(pipeline.graph, config).map_err(Failure::runtime)?;
+    let mut job = Job::new(pipeline.graph, config).map_err(Failure::runtime)?;
+    let stop_message = if checkpoints.is_some() {
+        "\nStopping: taking a savepoint (Ctrl-C again to abort)."
+    } else {
+        "\nStopping: draining and flushing sinks (Ctrl-C again to abort)."
+    };
+    if let Some(c) = checkpoints {
+        job = job.with_checkpoints(c);
+    }
     let shutdown = job.shutdown_handle();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nStopping: draining and flushing sinks (Ctrl-C again to abort).");
+            eprintln!("{stop_message}");
             shutdown.stop();
             if tokio::signal::ctrl_c().await.is_ok() {
                 eprintln!("Aborted.");
@@ -130,6 +145,133 @@ pub(crate) async fn execute(
     })
 }
 
+/// Default time between checkpoints.
+const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+/// Complete checkpoints kept.
+const DEFAULT_RETAINED: usize = 3;
+
+fn duration_setting(pipeline: &Pipeline, keys: &[&str]) -> Result<Option<Duration>, Failure> {
+    for key in keys {
+        if let Some(v) = pipeline.setting(key) {
+            return sluice_types::parse_duration(v)
+                .map(Some)
+                .map_err(|e| Failure::user(anyhow!("SET '{key}' = '{v}': {e}")));
+        }
+    }
+    Ok(None)
+}
+
+fn number_setting<T: std::str::FromStr>(
+    pipeline: &Pipeline,
+    keys: &[&str],
+) -> Result<Option<T>, Failure> {
+    for key in keys {
+        if let Some(v) = pipeline.setting(key) {
+            return v
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| Failure::user(anyhow!("SET '{key}' = '{v}': expected a number")));
+        }
+    }
+    Ok(None)
+}
+
+/// Checkpointing from `--checkpoint-dir`/`--checkpoint-interval`/`--fresh` and the
+/// `execution.checkpointing.*` settings; none without a directory.
+fn checkpoint_config(
+    args: &RunArgs,
+    pipeline: &Pipeline,
+) -> Result<Option<CheckpointConfig>, Failure> {
+    let dir = args.checkpoint_dir.clone().or_else(|| {
+        pipeline
+            .setting("execution.checkpointing.dir")
+            .or_else(|| pipeline.setting("state.checkpoints.dir"))
+            .map(PathBuf::from)
+    });
+    let Some(dir) = dir else {
+        if args.fresh {
+            return Err(Failure::user(anyhow!(
+                "--fresh discards checkpoints, but no checkpoint directory is set: add --checkpoint-dir DIR"
+            )));
+        }
+        return Ok(None);
+    };
+    let interval = match &args.checkpoint_interval {
+        Some(v) => sluice_types::parse_duration(v)
+            .map_err(|e| Failure::user(anyhow!("--checkpoint-interval {v}: {e}")))?,
+        None => duration_setting(pipeline, &["execution.checkpointing.interval"])?
+            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL),
+    };
+    if interval.is_zero() {
+        return Err(Failure::user(anyhow!(
+            "the checkpoint interval must be above zero"
+        )));
+    }
+    let timeout = duration_setting(pipeline, &["execution.checkpointing.timeout"])?
+        .unwrap_or(Duration::from_secs(600));
+    let retain = number_setting(
+        pipeline,
+        &[
+            "execution.checkpointing.num-retained",
+            "state.checkpoints.num-retained",
+        ],
+    )?
+    .unwrap_or(DEFAULT_RETAINED);
+    let location = dir.display().to_string();
+    if location.contains("://") && !location.starts_with("file://") {
+        return Err(Failure::user(anyhow!(
+            "checkpoint directory '{location}': only local directories are supported in this build"
+        )));
+    }
+    let local = PathBuf::from(location.strip_prefix("file://").unwrap_or(&location));
+    let store = CheckpointStore::local(&local, retain)
+        .map_err(|e| Failure::user(anyhow!("checkpoint directory '{location}': {e}")))?;
+    Ok(Some(CheckpointConfig {
+        store: Arc::new(store),
+        location,
+        interval,
+        timeout,
+        fresh: args.fresh,
+    }))
+}
+
+/// Flink's `restart-strategy.*` settings. The default is no restarts without
+/// checkpoints, and exponential backoff (1 s doubling to 1 min, 10 restarts) with them.
+fn restart_strategy(pipeline: &Pipeline, checkpointing: bool) -> Result<RestartStrategy, Failure> {
+    let kind = pipeline
+        .setting("restart-strategy.type")
+        .or_else(|| pipeline.setting("restart-strategy"))
+        .map(|k| k.trim().to_ascii_lowercase());
+    let exponential = |pipeline: &Pipeline| -> Result<RestartStrategy, Failure> {
+        let p = "restart-strategy.exponential-delay.";
+        Ok(RestartStrategy::ExponentialDelay {
+            attempts: number_setting(pipeline, &[&format!("{p}attempts-before-reset-backoff")])?
+                .unwrap_or(10),
+            initial: duration_setting(pipeline, &[&format!("{p}initial-backoff")])?
+                .unwrap_or(Duration::from_secs(1)),
+            max: duration_setting(pipeline, &[&format!("{p}max-backoff")])?
+                .unwrap_or(Duration::from_secs(60)),
+            multiplier: number_setting(pipeline, &[&format!("{p}backoff-multiplier")])?
+                .unwrap_or(2.0),
+        })
+    };
+    match kind.as_deref() {
+        None if checkpointing => exponential(pipeline),
+        None | Some("none" | "off" | "disable") => Ok(RestartStrategy::None),
+        Some("fixed-delay" | "fixeddelay") => Ok(RestartStrategy::FixedDelay {
+            attempts: number_setting(pipeline, &["restart-strategy.fixed-delay.attempts"])?
+                .unwrap_or(1),
+            delay: duration_setting(pipeline, &["restart-strategy.fixed-delay.delay"])?
+                .unwrap_or(Duration::from_secs(1)),
+        }),
+        Some("exponential-delay" | "exponentialdelay") => exponential(pipeline),
+        Some(other) => Err(Failure::user(anyhow!(
+            "SET 'restart-strategy.type' = '{other}': expected none, fixed-delay or exponential-delay"
+        ))),
+    }
+}
+
 fn print_summary(s: &JobSummary) {
     let secs = s.duration.as_secs_f64().max(1e-6);
     eprintln!(
@@ -148,6 +290,27 @@ fn print_summary(s: &JobSummary) {
             s.dead_letters,
             if s.dead_letters == 1 { "" } else { "s" },
             s.dead_letter_path.display()
+        );
+    }
+    if let Some(id) = s.savepoint {
+        eprintln!("Stopped with savepoint {id}: run the same command to resume from it.");
+    } else if s.checkpoints > 0 || s.restored_from.is_some() {
+        eprintln!(
+            "{}{} checkpoint{} taken{}.",
+            s.restored_from
+                .map(|id| format!("Resumed from checkpoint {id}; "))
+                .unwrap_or_default(),
+            s.checkpoints,
+            if s.checkpoints == 1 { "" } else { "s" },
+            if s.restarts > 0 {
+                format!(
+                    ", {} restart{} after failures",
+                    s.restarts,
+                    if s.restarts == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
         );
     }
     if s.late_rows > 0 {

@@ -18,5 +18,31 @@ mod registry;
 pub mod values;
 
 pub use error::{Error, Result};
+
+use sluice_runtime::{RestoredOffsets, SourceOffsets, TaskInfo};
+
+/// The offsets a generator-like source (whose positions are per subtask) resumes from:
+/// its own subtask's, which needs the parallelism of the run that took the checkpoint.
+pub(crate) fn own_offsets(
+    table: &str,
+    connector: &str,
+    restored: Option<RestoredOffsets>,
+    task: &TaskInfo,
+) -> Result<Option<SourceOffsets>> {
+    let Some(r) = restored else {
+        return Ok(None);
+    };
+    match r.same_subtask(task) {
+        Some(o) => Ok(Some(o.clone())),
+        None => Err(Error::Unsupported {
+            table: table.to_string(),
+            message: format!(
+                "the {connector} source was checkpointed with {} workers and cannot resume on {}; \
+                 run with --workers {}, or with --fresh to start over",
+                r.parallelism, task.parallelism, r.parallelism
+            ),
+        }),
+    }
+}
 pub use options::Options;
 pub use registry::{ConnectorFactory, ConnectorTable, connector_for, connectors};

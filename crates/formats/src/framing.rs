@@ -143,6 +143,29 @@ impl LineFramer {
         framer
     }
 
+    /// A framer that resumes split `[…, end)` at `offset`, a point its
+    /// [`resume_point`](Self::resume_point) returned (the start of a line).
+    pub fn resuming(offset: u64, end: Option<u64>) -> Self {
+        let mut framer = Self::starting_at(offset);
+        framer.end = end.unwrap_or(u64::MAX);
+        if offset >= framer.end {
+            framer.state = State::Done;
+        }
+        framer
+    }
+
+    /// Where a restarted reader resumes this split with [`resuming`](Self::resuming):
+    /// the start of the first line not yet handed out; `None` while the partial first
+    /// line of the split is still being skipped (the split then restarts from its
+    /// start).
+    pub fn resume_point(&self) -> Option<u64> {
+        match self.state {
+            State::SkipFirst => None,
+            State::Line | State::Oversized { .. } => Some(self.line_start),
+            State::Done => Some(self.end.max(self.pos)),
+        }
+    }
+
     /// Sets the largest record accepted, in bytes (default 8 MiB).
     pub fn with_max_record_bytes(mut self, max: usize) -> Self {
         self.max = max.max(1);

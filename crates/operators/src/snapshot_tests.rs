@@ -39,6 +39,7 @@ fn ctx(subtask: usize, parallelism: usize) -> OperatorContext {
             operator: "op".into(),
             subtask,
             parallelism,
+            checkpointing: false,
         },
         watermark: Watermark(i64::MIN),
         dead_letters: Arc::new(NoDeadLetters),

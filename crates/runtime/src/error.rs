@@ -38,6 +38,14 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// A task kept failing: the restart strategy allowed no more restarts.
+    #[error("{source} (after {restarts} restart{})", if *restarts == 1 { "" } else { "s" })]
+    RestartsExhausted {
+        /// Restarts made.
+        restarts: u32,
+        /// The last failure.
+        source: Box<Error>,
+    },
     /// Writing the dead-letter file failed.
     #[error("cannot write dead letters to '{path}': {source}")]
     DeadLetters {
@@ -58,6 +66,7 @@ impl Error {
                 ErrorKind::Internal
             }
             Error::DeadLetters { .. } => ErrorKind::External,
+            Error::RestartsExhausted { source, .. } => source.kind(),
             Error::State(sluice_state::Error::Mismatch(_)) => ErrorKind::User,
             Error::State(sluice_state::Error::Corrupt(_) | sluice_state::Error::Store(_)) => {
                 ErrorKind::External

@@ -6,10 +6,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use sluice_types::Message;
+use sluice_types::{ErrorKind, Message};
 use tokio::sync::mpsc::{Receiver, Sender, channel};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::checkpoint::{
+    CheckpointConfig, Coordinator, Outcome, RestartStrategy, Restore, TaskCheckpoints, signature,
+};
 use crate::dead_letters::DeadLetterFile;
 use crate::graph::{EdgeKind, NodeId, NodeKind, StreamGraph};
 use crate::metrics::JobMetrics;
@@ -28,6 +32,8 @@ pub struct JobConfig {
     pub channel_capacity: usize,
     /// Where rejected records are written (JSON lines).
     pub dead_letter_path: PathBuf,
+    /// What to do when a task fails.
+    pub restart: RestartStrategy,
 }
 
 impl Default for JobConfig {
@@ -36,6 +42,7 @@ impl Default for JobConfig {
             name: "job".into(),
             channel_capacity: 4,
             dead_letter_path: PathBuf::from("dead-letters.jsonl"),
+            restart: RestartStrategy::None,
         }
     }
 }
@@ -77,6 +84,14 @@ pub struct JobSummary {
     pub stopped: bool,
     /// Batch latency percentiles (p50, p99, p99.9, max) in µs, for chained pipelines.
     pub latency_us: Option<Vec<u64>>,
+    /// Checkpoints completed (including the final one and a savepoint).
+    pub checkpoints: u64,
+    /// The checkpoint the job resumed from (the last one, after restarts).
+    pub restored_from: Option<u64>,
+    /// The savepoint a stop took.
+    pub savepoint: Option<u64>,
+    /// Restarts after task failures.
+    pub restarts: u64,
 }
 
 /// A job ready to run.
@@ -86,6 +101,15 @@ pub struct Job {
     metrics: Arc<JobMetrics>,
     dead_letters: Arc<DeadLetterFile>,
     shutdown: ShutdownHandle,
+    checkpoint: Option<CheckpointConfig>,
+}
+
+/// What the tasks of one attempt share with the checkpoint coordinator.
+struct Wiring {
+    reports: mpsc::UnboundedSender<crate::checkpoint::Report>,
+    trigger: watch::Receiver<u64>,
+    completed: watch::Receiver<u64>,
+    store: Arc<sluice_state::CheckpointStore>,
 }
 
 impl Job {
@@ -103,7 +127,14 @@ impl Job {
             metrics,
             dead_letters,
             shutdown: ShutdownHandle::default(),
+            checkpoint: None,
         })
+    }
+
+    /// Takes checkpoints as `config` says, and resumes from the latest one in its store.
+    pub fn with_checkpoints(mut self, config: CheckpointConfig) -> Self {
+        self.checkpoint = Some(config);
+        self
     }
 
     /// The job's counters (live while it runs).
@@ -116,27 +147,204 @@ impl Job {
         self.shutdown.clone()
     }
 
-    /// Runs every task until all sources are drained and all sinks closed (or the first
-    /// failure, which stops the others).
+    /// Runs every task until all sources are drained and all sinks closed. With
+    /// checkpoints, resumes from the latest complete one and takes them as configured;
+    /// a failing task restarts the job (from the latest checkpoint) as the restart
+    /// strategy allows, and a stop takes a savepoint instead of draining.
     pub async fn run(self) -> Result<JobSummary> {
         let started = Instant::now();
-        let tasks = self.build_tasks()?;
+        if let Some(c) = &self.checkpoint
+            && c.fresh
+        {
+            let removed = c.store.clear().await?;
+            if removed > 0 {
+                tracing::info!(
+                    "--fresh: removed {removed} earlier checkpoint(s) from {}.",
+                    c.location
+                );
+            }
+        }
+        let mut attempt = 0u32;
+        let mut restored_from = None;
+        let outcome = loop {
+            let restore = self.load_restore().await?;
+            if let Some(r) = &restore {
+                restored_from = Some(r.id);
+            }
+            match self.attempt(restore).await {
+                Ok(o) => break Ok(o),
+                Err(e) => {
+                    if self.shutdown.is_stopping() || e.kind() == ErrorKind::User {
+                        break Err(e);
+                    }
+                    let Some(delay) = self.config.restart.delay(attempt) else {
+                        break Err(if attempt > 0 {
+                            Error::RestartsExhausted {
+                                restarts: attempt,
+                                source: Box::new(e),
+                            }
+                        } else {
+                            e
+                        });
+                    };
+                    attempt += 1;
+                    JobMetrics::add(&self.metrics.restarts, 1);
+                    let from = if self.checkpoint.is_some() {
+                        "from the latest checkpoint"
+                    } else {
+                        "from the start (no checkpoints)"
+                    };
+                    tracing::warn!(
+                        "A task failed: {e}. Restarting the job {from} in {} (restart {attempt}).",
+                        sluice_types::format_duration(delay)
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        };
+        let flushed = self.dead_letters.flush();
+        let outcome = outcome?;
+        flushed?;
+        Ok(JobSummary {
+            duration: started.elapsed(),
+            rows_in: JobMetrics::get(&self.metrics.source_rows),
+            rows_out: JobMetrics::get(&self.metrics.sink_rows),
+            dead_letters: JobMetrics::get(&self.metrics.dead_letters),
+            late_rows: JobMetrics::get(&self.metrics.late_rows),
+            dead_letter_path: self.config.dead_letter_path.clone(),
+            stopped: self.shutdown.is_stopping(),
+            latency_us: self.metrics.latency_percentiles(&[0.5, 0.99, 0.999, 1.0]),
+            checkpoints: JobMetrics::get(&self.metrics.checkpoints_completed),
+            restored_from,
+            savepoint: match outcome {
+                Some(Outcome::Savepoint(id)) => Some(id),
+                _ => None,
+            },
+            restarts: JobMetrics::get(&self.metrics.restarts),
+        })
+    }
+
+    /// The latest intact checkpoint, mapped onto this job's graph (none without
+    /// checkpoints or when the store is empty).
+    async fn load_restore(&self) -> Result<Option<Restore>> {
+        let Some(c) = &self.checkpoint else {
+            return Ok(None);
+        };
+        let (manifest, warnings) = c.store.latest().await?;
+        for w in warnings {
+            tracing::warn!("{w}; resuming from an older checkpoint.");
+        }
+        let Some(m) = manifest else {
+            return Ok(None);
+        };
+        let restore = Restore::load(&c.store, &c.location, &m, &self.graph).await?;
+        if restore.finished {
+            tracing::info!(
+                "Checkpoint {} in {} marks this pipeline finished: there is nothing left to read (run with --fresh to start over).",
+                restore.id,
+                c.location
+            );
+        } else {
+            tracing::info!(
+                "Resuming from {} {} in {}.",
+                if restore.savepoint {
+                    "savepoint"
+                } else {
+                    "checkpoint"
+                },
+                restore.id,
+                c.location
+            );
+        }
+        Ok(Some(restore))
+    }
+
+    /// One run of every task (and the coordinator), until all finish, one fails, or a
+    /// stop's savepoint is complete.
+    async fn attempt(&self, restore: Option<Restore>) -> Result<Option<Outcome>> {
         let mut set = JoinSet::new();
         let mut names = HashMap::new();
+        let wiring = match &self.checkpoint {
+            None => None,
+            Some(c) => {
+                let (reports, reports_rx) = mpsc::unbounded_channel();
+                let (trigger_tx, trigger) = watch::channel(0u64);
+                let (completed_tx, completed) = watch::channel(0u64);
+                let plan = serde_json::to_string(&signature(&self.graph)?)
+                    .map_err(|e| Error::InvalidGraph(e.to_string()))?;
+                let next_id = c.store.next_id().await?;
+                let wiring = Wiring {
+                    reports,
+                    trigger,
+                    completed,
+                    store: c.store.clone(),
+                };
+                Some((
+                    wiring,
+                    (
+                        c.clone(),
+                        plan,
+                        trigger_tx,
+                        completed_tx,
+                        reports_rx,
+                        next_id,
+                    ),
+                ))
+            }
+        };
+        let (wiring, coordinator) = match wiring {
+            Some((w, c)) => (Some(w), Some(c)),
+            None => (None, None),
+        };
+        let tasks = self.build_tasks(restore.as_ref(), wiring.as_ref())?;
+        drop(wiring);
+        if let Some((config, plan, trigger, completed, reports, next_id)) = coordinator {
+            let sink_tasks = tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| matches!(t.tail, Tail::Sink(..)))
+                .map(|(i, _)| i)
+                .collect();
+            let c = Coordinator::new(
+                config,
+                tasks.len(),
+                sink_tasks,
+                plan,
+                trigger,
+                completed,
+                reports,
+                self.metrics.clone(),
+                self.shutdown.clone(),
+                next_id,
+            );
+            let name = "checkpoint coordinator".to_string();
+            let handle = set.spawn(async move { (name, c.run().await.map(Some)) });
+            names.insert(handle.id(), "checkpoint coordinator".to_string());
+        }
         for t in tasks {
             let name = t.name.clone();
             let span = tracing::debug_span!("subtask", task = %name);
             let task_name = name.clone();
             let handle = set.spawn(tracing::Instrument::instrument(
-                async move { (task_name, t.run().await) },
+                async move { (task_name, t.run().await.map(|()| None)) },
                 span,
             ));
             names.insert(handle.id(), name);
         }
         let mut failure: Option<Error> = None;
+        let mut outcome = None;
         while let Some(joined) = set.join_next().await {
             let err = match joined {
-                Ok((_, Ok(()))) => continue,
+                Ok((_, Ok(Some(Outcome::Savepoint(id))))) => {
+                    // The savepoint is committed: cancel the tasks where they are.
+                    outcome = Some(Outcome::Savepoint(id));
+                    set.abort_all();
+                    continue;
+                }
+                Ok((_, Ok(o))) => {
+                    outcome = outcome.or(o);
+                    continue;
+                }
                 Ok((name, Err(e))) => {
                     tracing::error!(task = %name, error = %e, "Task failed.");
                     e
@@ -151,31 +359,19 @@ impl Job {
                 },
             };
             // The first real failure wins; the others are consequences of stopping.
-            if failure.is_none() {
+            if failure.is_none() && !matches!(outcome, Some(Outcome::Savepoint(_))) {
                 failure = Some(err);
-                self.shutdown.stop();
                 set.abort_all();
             }
         }
-        let flushed = self.dead_letters.flush();
-        if let Some(e) = failure {
-            return Err(e);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(outcome),
         }
-        flushed?;
-        Ok(JobSummary {
-            duration: started.elapsed(),
-            rows_in: JobMetrics::get(&self.metrics.source_rows),
-            rows_out: JobMetrics::get(&self.metrics.sink_rows),
-            dead_letters: JobMetrics::get(&self.metrics.dead_letters),
-            late_rows: JobMetrics::get(&self.metrics.late_rows),
-            dead_letter_path: self.config.dead_letter_path.clone(),
-            stopped: self.shutdown.is_stopping(),
-            latency_us: self.metrics.latency_percentiles(&[0.5, 0.99, 0.999, 1.0]),
-        })
     }
 
     /// Creates channels for every unchained edge and one task per chain subtask.
-    fn build_tasks(&self) -> Result<Vec<Task>> {
+    fn build_tasks(&self, restore: Option<&Restore>, wiring: Option<&Wiring>) -> Result<Vec<Task>> {
         let g = &self.graph;
         // (node, subtask) -> input channels; (node, subtask, edge index) -> senders.
         let mut inputs: HashMap<(NodeId, usize), Vec<InputChannel>> = HashMap::new();
@@ -214,6 +410,7 @@ impl Job {
                     operator: g.nodes[id.0].name(),
                     subtask: s,
                     parallelism: head.parallelism,
+                    checkpointing: wiring.is_some(),
                 };
                 let mut source_metrics = None;
                 let head_part = match &head.kind {
@@ -236,7 +433,17 @@ impl Job {
                     match &node.kind {
                         NodeKind::Source(_) => {}
                         NodeKind::Operator(f) => ops.push(ChainOp {
-                            op: f.create(&info(*id))?,
+                            node: *id,
+                            op: {
+                                let mut op = f.create(&info(*id))?;
+                                if let Some(r) = restore {
+                                    let tables = r.operator(*id, s, head.parallelism)?;
+                                    if !tables.is_empty() {
+                                        op.restore(tables)?;
+                                    }
+                                }
+                                op
+                            },
                             ctx: OperatorContext {
                                 task: info(*id),
                                 watermark: sluice_types::Watermark::MIN,
@@ -259,6 +466,7 @@ impl Job {
                     None => Tail::Edges(outputs.remove(&(last, s)).unwrap_or_default()),
                 };
                 let names: Vec<String> = chain.iter().map(|id| g.nodes[id.0].name()).collect();
+                let index = tasks.len();
                 tasks.push(Task {
                     name: format!("{} ({}/{})", names.join(" -> "), s + 1, head.parallelism),
                     head: head_part,
@@ -270,6 +478,17 @@ impl Job {
                     shutdown: self.shutdown.clone(),
                     head_info: info(head.id),
                     info: info(last),
+                    head_node: head.id,
+                    tail_node: last,
+                    checkpoints: wiring.map(|w| TaskCheckpoints {
+                        index,
+                        store: w.store.clone(),
+                        reports: w.reports.clone(),
+                        trigger: w.trigger.clone(),
+                        completed: w.completed.clone(),
+                    }),
+                    restored: restore.and_then(|r| r.source(head.id)),
+                    recover: restore.map(|r| r.sink(last)),
                 });
             }
         }

@@ -3,11 +3,13 @@
 //! Owns: the seams ([`Operator`], [`Source`], [`Sink`] and their factories), the graph
 //! ([`StreamGraph`]), operator chaining, partitioning between subtasks (forward, hash,
 //! rebalance, broadcast), the task loops, end-of-input and shutdown, dead-letter
-//! output, and the job's metrics registry.
+//! output, checkpoints (barriers, the coordinator, restore, restarts) and the job's
+//! metrics registry.
 //! Does not own: SQL (`sluice-sql`), operator implementations (`sluice-operators`) or
 //! connectors (`sluice-connectors`).
 #![warn(missing_docs, unreachable_pub)]
 
+mod checkpoint;
 mod dead_letters;
 mod error;
 mod graph;
@@ -17,6 +19,7 @@ mod partition;
 mod task;
 mod traits;
 
+pub use checkpoint::{CheckpointConfig, RestartStrategy, RestoredOffsets};
 pub use dead_letters::DeadLetterFile;
 pub use error::{Error, Result};
 pub use graph::{EdgeKind, NodeId, NodeKind, StreamEdge, StreamGraph, StreamNode};

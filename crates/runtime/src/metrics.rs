@@ -36,6 +36,23 @@ pub struct JobMetrics {
     /// Rows that arrived after the watermark had passed their window and were
     /// dropped or sent to a side output (`sluice_late_rows_total`).
     pub late_rows: AtomicU64,
+    /// Checkpoints completed (`sluice_checkpoints_completed_total`).
+    pub checkpoints_completed: AtomicU64,
+    /// Checkpoints abandoned: a write failed or they timed out
+    /// (`sluice_checkpoints_failed_total`).
+    pub checkpoints_failed: AtomicU64,
+    /// The id of the newest complete checkpoint (`sluice_checkpoint_last_id`).
+    pub checkpoint_last_id: AtomicU64,
+    /// How long the newest checkpoint took, trigger to manifest
+    /// (`sluice_checkpoint_last_duration_ms`).
+    pub checkpoint_last_duration_ms: AtomicU64,
+    /// The state size of the newest checkpoint (`sluice_checkpoint_last_size_bytes`).
+    pub checkpoint_last_size_bytes: AtomicU64,
+    /// The longest barrier alignment of the newest checkpoint
+    /// (`sluice_checkpoint_last_alignment_ms`).
+    pub checkpoint_last_alignment_ms: AtomicU64,
+    /// Restarts after a task failure (`sluice_job_restarts_total`).
+    pub restarts: AtomicU64,
     /// Per-batch latency samples (source emit → sink write done) in microseconds,
     /// for chained pipelines; bounded reservoir.
     latencies_us: Mutex<Vec<u64>>,

@@ -4,20 +4,28 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use sluice_types::{CheckpointId, Message, Watermark};
+use sluice_types::{Barrier, CheckpointId, Message, Watermark};
 use tokio::sync::mpsc::Receiver;
+use tokio::sync::oneshot;
 
+use crate::checkpoint::{
+    Report, RestoredOffsets, SourcePart, TaskCheckpoints, TaskPart, state_file,
+};
+use crate::graph::NodeId;
 use crate::job::ShutdownHandle;
 use crate::metrics::{JobMetrics, OperatorMetrics};
 use crate::partition::OutputEdge;
-use crate::traits::{DeadLetterOutput, Operator, OperatorContext, Sink, Source, SourceEvent};
+use crate::traits::{
+    DeadLetterOutput, Operator, OperatorContext, Sink, Source, SourceEvent, SourceOffsets,
+};
 use crate::{Error, Result};
 
 /// An operator inside a chain, with its context and counters.
 pub(crate) struct ChainOp {
+    pub(crate) node: NodeId,
     pub(crate) op: Box<dyn Operator>,
     pub(crate) ctx: OperatorContext,
     pub(crate) metrics: Arc<OperatorMetrics>,
@@ -49,12 +57,24 @@ pub(crate) struct Task {
     pub(crate) head_info: crate::traits::TaskInfo,
     /// The last node's subtask info (what a sink sees).
     pub(crate) info: crate::traits::TaskInfo,
+    /// The chain's first and last nodes.
+    pub(crate) head_node: NodeId,
+    pub(crate) tail_node: NodeId,
+    /// The connection to the checkpoint coordinator (none without checkpoints).
+    pub(crate) checkpoints: Option<TaskCheckpoints>,
+    /// Offsets a source resumes from.
+    pub(crate) restored: Option<RestoredOffsets>,
+    /// Pre-commits a sink finishes after a restart.
+    pub(crate) recover: Option<Vec<serde_json::Value>>,
 }
 
 impl Task {
     pub(crate) async fn run(mut self) -> Result<()> {
         if let Tail::Sink(sink, _) = &mut self.tail {
             sink.open(&self.info).await?;
+            if let Some(pending) = self.recover.take() {
+                sink.recover(pending).await?;
+            }
         }
         let head = std::mem::replace(&mut self.head, Head::Inputs(InputSet::new(Vec::new())));
         match head {
@@ -64,12 +84,19 @@ impl Task {
     }
 
     async fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<()> {
-        source.open(&self.head_info, None).await?;
+        source.open(&self.head_info, self.restored.take()).await?;
         let sink_tail = matches!(self.tail, Tail::Sink(..));
         let idle_timeout = self.ops.iter().filter_map(|o| o.op.idle_timeout()).min();
         let mut last_data = Instant::now();
         let mut idle = false;
-        while !self.shutdown.is_stopping() {
+        // With checkpoints a stop is a savepoint the coordinator takes, then the job is
+        // cancelled; without, sources stop and the pipeline drains.
+        let drain_on_stop = self.checkpoints.is_none();
+        loop {
+            if drain_on_stop && self.shutdown.is_stopping() {
+                break;
+            }
+            self.source_checkpoints(source.as_mut()).await?;
             match source.next(self.dead_letters.as_ref()).await? {
                 SourceEvent::Batch(batch) => {
                     if batch.num_rows() == 0 {
@@ -91,8 +118,14 @@ impl Task {
                             .record_latency(started.elapsed().as_micros() as u64);
                     }
                     // A fully chained task may never wait on anything: give the
-                    // scheduler its turn so Ctrl-C, progress and other tasks run.
-                    tokio::task::consume_budget().await;
+                    // scheduler its turn so Ctrl-C, progress, timers (the checkpoint
+                    // coordinator's) and other tasks run. With checkpoints, after
+                    // every batch, so that barriers go out on time.
+                    if self.checkpoints.is_some() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::task::consume_budget().await;
+                    }
                 }
                 SourceEvent::Idle => {
                     if let Some(t) = idle_timeout
@@ -107,12 +140,76 @@ impl Task {
                 SourceEvent::End => break,
             }
         }
-        self.finish().await
+        let offsets = match &self.checkpoints {
+            Some(_) => Some(source.snapshot(CheckpointId(u64::MAX))?),
+            None => None,
+        };
+        self.finish(offsets).await
+    }
+
+    /// A source task between two reads: injects a triggered barrier (with the source's
+    /// offsets) and commits a completed checkpoint.
+    async fn source_checkpoints(&mut self, source: &mut dyn Source) -> Result<()> {
+        let Some(cp) = self.checkpoints.as_mut() else {
+            return Ok(());
+        };
+        let trigger = cp
+            .trigger
+            .has_changed()
+            .unwrap_or(false)
+            .then(|| *cp.trigger.borrow_and_update());
+        let completed = cp
+            .completed
+            .has_changed()
+            .unwrap_or(false)
+            .then(|| *cp.completed.borrow_and_update());
+        if let Some(id) = trigger {
+            let offsets = source.snapshot(CheckpointId(id))?;
+            self.barrier(CheckpointId(id), Some(offsets), Duration::ZERO)
+                .await?;
+        }
+        if let Some(id) = completed {
+            source.commit(CheckpointId(id)).await?;
+            self.commit_sink(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Checkpoint `id` completed: the sink at the tail (if any) commits it.
+    async fn commit_sink(&mut self, id: u64) -> Result<()> {
+        if let Tail::Sink(sink, _) = &mut self.tail {
+            sink.commit(CheckpointId(id)).await?;
+            if let Some(cp) = &self.checkpoints {
+                cp.report(Report::Committed {
+                    task: cp.index,
+                    id: CheckpointId(id),
+                });
+            }
+        }
+        Ok(())
     }
 
     async fn run_inputs(&mut self, mut inputs: InputSet) -> Result<()> {
+        let mut watch_commits = self.checkpoints.is_some() && matches!(self.tail, Tail::Sink(..));
         loop {
-            let Some((chan, msg)) = inputs.recv().await? else {
+            let next = match self.checkpoints.as_mut() {
+                Some(cp) if watch_commits => tokio::select! {
+                    m = inputs.recv() => Some(m?),
+                    c = cp.completed.changed() => {
+                        watch_commits = c.is_ok();
+                        None
+                    }
+                },
+                _ => Some(inputs.recv().await?),
+            };
+            let Some(next) = next else {
+                if watch_commits && let Some(cp) = self.checkpoints.as_mut() {
+                    let id = *cp.completed.borrow_and_update();
+                    self.commit_sink(id).await?;
+                }
+                continue;
+            };
+            let Some((chan, msg)) = next else {
                 break;
             };
             match msg {
@@ -138,7 +235,8 @@ impl Task {
                 }
                 Message::Barrier(b) => {
                     if inputs.on_barrier(chan, b.id) {
-                        self.barrier(b.id).await?;
+                        let waited = inputs.take_alignment();
+                        self.barrier(b.id, None, waited).await?;
                     }
                 }
                 Message::End => {
@@ -150,7 +248,8 @@ impl Task {
                     if let Some(id) = aligning
                         && inputs.check_aligned()
                     {
-                        self.barrier(id).await?;
+                        let waited = inputs.take_alignment();
+                        self.barrier(id, None, waited).await?;
                     }
                     if inputs.all_ended() {
                         break;
@@ -158,11 +257,13 @@ impl Task {
                 }
             }
         }
-        self.finish().await
+        self.finish(None).await
     }
 
     /// End of input: final watermark, close every operator in order, close the tail.
-    async fn finish(&mut self) -> Result<()> {
+    /// With checkpoints the task then reports that it finished (with a source's last
+    /// `offsets`), and a sink commits its last output only once a checkpoint covers it.
+    async fn finish(&mut self, offsets: Option<SourceOffsets>) -> Result<()> {
         self.watermark(Watermark::MAX).await?;
         for i in 0..self.ops.len() {
             let mut buf = Vec::new();
@@ -176,11 +277,50 @@ impl Task {
             }
             self.emit(out).await?;
         }
+        let source = offsets.map(|offsets| SourcePart {
+            node: self.head_node,
+            subtask: self.head_info.subtask,
+            parallelism: self.head_info.parallelism,
+            offsets,
+        });
         match &mut self.tail {
-            Tail::Sink(sink, _) => sink.close().await,
+            Tail::Sink(sink, _) => {
+                if let Some(cp) = &self.checkpoints {
+                    let last = CheckpointId(u64::MAX);
+                    let pending = sink.pre_commit(last).await?;
+                    let (tx, rx) = oneshot::channel();
+                    cp.report(Report::Finished {
+                        task: cp.index,
+                        part: TaskPart {
+                            source,
+                            sink: Some((self.tail_node, self.info.subtask, pending)),
+                            ..TaskPart::default()
+                        },
+                        release: Some(tx),
+                    });
+                    if rx.await.is_err() {
+                        return Err(Error::TaskFailed {
+                            task: self.name.clone(),
+                            message: "the checkpoint coordinator stopped before the last output was committed".into(),
+                        });
+                    }
+                    sink.commit(last).await?;
+                }
+                sink.close().await
+            }
             Tail::Edges(edges) => {
                 for e in edges {
                     e.send_control(Message::End).await?;
+                }
+                if let Some(cp) = &self.checkpoints {
+                    cp.report(Report::Finished {
+                        task: cp.index,
+                        part: TaskPart {
+                            source,
+                            ..TaskPart::default()
+                        },
+                        release: None,
+                    });
                 }
                 Ok(())
             }
@@ -289,21 +429,80 @@ impl Task {
         Ok(())
     }
 
-    /// A barrier is aligned: snapshot operators, pre-commit the sink, pass it on.
-    async fn barrier(&mut self, id: CheckpointId) -> Result<()> {
+    /// A barrier is aligned (or injected, at a source with its `offsets`): copy the
+    /// operators' state, pre-commit the sink, pass the barrier on; then, off the data
+    /// path, write the state files and acknowledge.
+    async fn barrier(
+        &mut self,
+        id: CheckpointId,
+        offsets: Option<SourceOffsets>,
+        alignment: Duration,
+    ) -> Result<()> {
+        let Some(cp) = &self.checkpoints else {
+            return Ok(());
+        };
+        let mut tables = Vec::new();
         for op in &mut self.ops {
             op.op.on_barrier(id, &mut op.ctx)?;
-        }
-        match &mut self.tail {
-            Tail::Sink(sink, _) => sink.pre_commit(id).await,
-            Tail::Edges(edges) => {
-                for e in edges {
-                    e.send_control(Message::Barrier(sluice_types::Barrier { id }))
-                        .await?;
-                }
-                Ok(())
+            let t = op.op.snapshot()?;
+            if !t.is_empty() {
+                tables.push((op.node, t));
             }
         }
+        let sink = match &mut self.tail {
+            Tail::Sink(sink, _) => Some((
+                self.tail_node,
+                self.info.subtask,
+                sink.pre_commit(id).await?,
+            )),
+            Tail::Edges(edges) => {
+                for e in edges {
+                    e.send_control(Message::Barrier(Barrier { id })).await?;
+                }
+                None
+            }
+        };
+        let mut part = TaskPart {
+            files: Vec::new(),
+            source: offsets.map(|offsets| SourcePart {
+                node: self.head_node,
+                subtask: self.head_info.subtask,
+                parallelism: self.head_info.parallelism,
+                offsets,
+            }),
+            sink,
+            alignment,
+        };
+        let (store, reports, task) = (cp.store.clone(), cp.reports.clone(), cp.index);
+        let subtask = self.head_info.subtask;
+        tokio::spawn(async move {
+            for (node, t) in tables {
+                let name = state_file(node, subtask);
+                let written = async {
+                    let bytes = tokio::task::spawn_blocking(move || sluice_state::encode(&t))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    store
+                        .put(id.0, &name, bytes)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                match written {
+                    Ok(entry) => part.files.push((name, entry)),
+                    Err(error) => {
+                        let _ = reports.send(Report::Failed {
+                            id,
+                            error: format!("writing {name}: {error}"),
+                        });
+                        return;
+                    }
+                }
+            }
+            let _ = reports.send(Report::Acked { task, id, part });
+        });
+        Ok(())
     }
 }
 
@@ -338,6 +537,8 @@ pub(crate) struct InputSet {
     next: usize,
     watermark: Watermark,
     pub(crate) aligning: Option<CheckpointId>,
+    /// When the first barrier of the checkpoint being aligned arrived.
+    align_started: Option<Instant>,
 }
 
 impl InputSet {
@@ -347,6 +548,7 @@ impl InputSet {
             next: 0,
             watermark: Watermark::MIN,
             aligning: None,
+            align_started: None,
         }
     }
 
@@ -437,6 +639,9 @@ impl InputSet {
 
     /// Records barrier `id` from `chan`; true when every open channel has delivered it.
     pub(crate) fn on_barrier(&mut self, chan: usize, id: CheckpointId) -> bool {
+        if self.aligning.is_none() {
+            self.align_started = Some(Instant::now());
+        }
         self.aligning = Some(id);
         self.chans[chan].blocked = true;
         self.check_aligned()
@@ -451,6 +656,14 @@ impl InputSet {
         }
         self.aligning = None;
         true
+    }
+
+    /// How long the last alignment took (first barrier to the last).
+    pub(crate) fn take_alignment(&mut self) -> Duration {
+        self.align_started
+            .take()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
     }
 
     /// Records the end of `chan`; returns the new watermark if that advanced it.

@@ -10,10 +10,11 @@ use sluice_state::{StateTableSpec, TableSnapshot};
 use sluice_types::{CheckpointId, DeadLetter, Watermark};
 
 use crate::Result;
+use crate::checkpoint::RestoredOffsets;
 use crate::metrics::JobMetrics;
 
 /// Where a subtask runs: its index among the operator's subtasks and their count.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TaskInfo {
     /// The job's name (the SQL file).
     pub job: String,
@@ -23,6 +24,9 @@ pub struct TaskInfo {
     pub subtask: usize,
     /// How many subtasks the operator has.
     pub parallelism: usize,
+    /// Whether the job takes checkpoints (a sink then holds output back until the
+    /// checkpoint that covers it completes).
+    pub checkpointing: bool,
 }
 
 /// Receives the dead letters of a job (the runtime writes them to the dead-letter file).
@@ -173,8 +177,10 @@ pub type SourceOffsets = BTreeMap<String, serde_json::Value>;
 #[async_trait]
 pub trait Source: Send {
     /// Prepares to read, resuming from `restored` offsets if the job restarts from a
-    /// checkpoint. Fails with a user error for a missing file or bad option.
-    async fn open(&mut self, task: &TaskInfo, restored: Option<SourceOffsets>) -> Result<()>;
+    /// checkpoint (they hold every subtask's offsets of the run that took it, which may
+    /// have had another parallelism). Fails with a user error for a missing file or
+    /// bad option, or offsets it cannot resume from.
+    async fn open(&mut self, task: &TaskInfo, restored: Option<RestoredOffsets>) -> Result<()>;
 
     /// Returns the next batch, `Idle` or `End`. Must return within about 100 ms so the
     /// runtime can react to shutdown and barriers (not cancellation safe: the runtime
@@ -211,12 +217,22 @@ pub trait Sink: Send {
     async fn open(&mut self, task: &TaskInfo) -> Result<()>;
     /// Writes (or buffers) one batch.
     async fn write(&mut self, batch: RecordBatch) -> Result<()>;
-    /// Checkpoint barrier: make everything written so far durable but not yet visible.
-    async fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<()> {
+    /// Checkpoint barrier: make everything written so far durable but not yet visible,
+    /// and describe what a commit must do (recorded in the checkpoint; `Null` when
+    /// there is nothing to commit).
+    async fn pre_commit(&mut self, _checkpoint: CheckpointId) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+    /// Checkpoint `checkpoint` completed: make what was pre-committed up to it visible.
+    /// Must be idempotent.
+    async fn commit(&mut self, _checkpoint: CheckpointId) -> Result<()> {
         Ok(())
     }
-    /// The checkpoint completed: make pre-committed data visible. Must be idempotent.
-    async fn commit(&mut self, _checkpoint: CheckpointId) -> Result<()> {
+    /// After a restart from a checkpoint, before any write: finish the commits that
+    /// checkpoint recorded (every subtask gets all of them; some may have happened
+    /// already, possibly by another subtask), and discard what a failed run left
+    /// uncommitted.
+    async fn recover(&mut self, _pending: Vec<serde_json::Value>) -> Result<()> {
         Ok(())
     }
     /// End of input: flush and make everything visible. Called once.

@@ -57,7 +57,9 @@ impl CheckpointStore {
     pub fn local(dir: &std::path::Path, retain: usize) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::Store(format!("cannot create '{}': {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(dir).map_err(store_error)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)
+            .map_err(store_error)?
+            .with_automatic_cleanup(true);
         Ok(Self::new(Arc::new(fs), retain))
     }
 
@@ -97,6 +99,41 @@ impl CheckpointStore {
     }
 
     /// Every checkpoint folder's id, and whether it has a manifest.
+    /// The id after the highest one in the store (complete or not), so that a new run's
+    /// checkpoints never reuse a folder.
+    pub async fn next_id(&self) -> Result<u64> {
+        Ok(self
+            .checkpoints()
+            .await?
+            .keys()
+            .next_back()
+            .map_or(1, |id| id + 1))
+    }
+
+    /// Deletes every checkpoint in the store; returns how many there were.
+    pub async fn clear(&self) -> Result<usize> {
+        let all = self.checkpoints().await?;
+        for id in all.keys() {
+            self.delete(*id).await?;
+        }
+        Ok(all.len())
+    }
+
+    async fn delete(&self, id: u64) -> Result<()> {
+        let prefix = Path::from(folder(id));
+        let paths: Vec<Path> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(store_error)?;
+        for p in paths {
+            self.store.delete(&p).await.map_err(store_error)?;
+        }
+        Ok(())
+    }
+
     async fn checkpoints(&self) -> Result<BTreeMap<u64, bool>> {
         let mut ids: BTreeMap<u64, bool> = BTreeMap::new();
         let mut list = self.store.list(None);
@@ -182,17 +219,7 @@ impl CheckpointStore {
             return Ok(());
         };
         for id in all.keys().copied().filter(|id| *id < oldest_kept) {
-            let prefix = Path::from(folder(id));
-            let paths: Vec<Path> = self
-                .store
-                .list(Some(&prefix))
-                .map_ok(|m| m.location)
-                .try_collect()
-                .await
-                .map_err(store_error)?;
-            for p in paths {
-                self.store.delete(&p).await.map_err(store_error)?;
-            }
+            self.delete(id).await?;
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! behaviour as a user sees it (exit codes, messages, dead letters), and the Nexmark
 //! queries against the batch oracle.
 
+mod checkpoints;
 mod cli;
 mod event_time;
 mod golden;

@@ -126,13 +126,14 @@ impl Source for DatagenSource {
     async fn open(
         &mut self,
         task: &TaskInfo,
-        restored: Option<SourceOffsets>,
+        restored: Option<sluice_runtime::RestoredOffsets>,
     ) -> sluice_runtime::Result<()> {
         self.subtask = task.subtask as u64;
         self.parallelism = task.parallelism.max(1) as u64;
         self.limit = self.shared.limit(self.subtask, self.parallelism);
         let rps = self.shared.rows_per_second as f64;
         self.rate = (rps / self.parallelism as f64).max(f64::MIN_POSITIVE);
+        let restored = crate::own_offsets(&self.shared.table, "datagen", restored, task)?;
         if let Some(offsets) = restored {
             let read = |key: &str| {
                 match offsets.get(key) {

@@ -49,6 +49,7 @@ fn task(subtask: usize, parallelism: usize) -> TaskInfo {
         operator: "Source: t".into(),
         subtask,
         parallelism,
+        checkpointing: false,
     }
 }
 
@@ -356,7 +357,11 @@ async fn the_seed_makes_rows_reproducible_and_restores_continue_them() {
         Some(seen.len() as u64)
     );
     let mut second = factory.create(&task(0, 1), &metrics).unwrap();
-    second.open(&task(0, 1), Some(offsets)).await.unwrap();
+    let restored = sluice_runtime::RestoredOffsets {
+        parallelism: 1,
+        subtasks: vec![offsets],
+    };
+    second.open(&task(0, 1), Some(restored)).await.unwrap();
     seen.extend(rows(&drain(&mut *second, usize::MAX).await));
     assert_eq!(seen, whole);
 }

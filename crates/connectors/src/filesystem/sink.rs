@@ -1,13 +1,20 @@
 //! The filesystem sink: each subtask writes part files into the output directory.
 //!
 //! A part file is written under a hidden in-progress name (`.part-….inprogress`) and
-//! renamed to `part-<job>-<subtask>-<n>.<ext>` when it rolls or the input ends, so a
-//! reader never sees a half-written file. With checkpoints, the rename moves to the
-//! checkpoint's commit (two-phase commit).
+//! renamed to `part-<run>-<instance>-<n>.<ext>` when it rolls or the input ends, so a
+//! reader never sees a half-written file.
+//!
+//! With checkpoints the sink is exactly-once by two-phase commit: a rolled file stays
+//! hidden; on a barrier the open file is finished too and every finished file is
+//! pre-committed (synced to disk and listed in the checkpoint); when the checkpoint
+//! completes they are renamed into view. After a crash, the restarted job renames what
+//! the checkpoint listed (a rename already done is skipped) and deletes the hidden
+//! files the crashed run wrote after it, whose rows are read again.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -15,6 +22,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use sluice_formats::{Encoder, FormatOptions};
 use sluice_runtime::{Delivery, Sink, SinkFactory, TaskInfo};
+use sluice_types::CheckpointId;
 
 use super::config::FilesystemSinkConfig;
 use crate::{ConnectorTable, Error, Result};
@@ -25,6 +33,8 @@ pub struct FilesystemSinkFactory {
     config: FilesystemSinkConfig,
     /// Distinguishes the part files of separate runs into one directory.
     run_id: String,
+    /// Sink instances created so far (a restart creates new ones, with new names).
+    instances: AtomicU64,
 }
 
 impl FilesystemSinkFactory {
@@ -39,6 +49,7 @@ impl FilesystemSinkFactory {
             table: table.clone(),
             config,
             run_id: format!("{:x}", nanos & 0xffff_ffff_ffff),
+            instances: AtomicU64::new(0),
         })
     }
 }
@@ -71,18 +82,26 @@ impl SinkFactory for FilesystemSinkFactory {
         self.config.parallelism
     }
 
-    fn create(&self, task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
+    fn create(&self, _task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
         Ok(Box::new(FilesystemSink {
             table: self.table.name.clone(),
             dir: self.config.path.clone(),
             ext: self.config.format.clone(),
-            prefix: format!("part-{}-{}", self.run_id, task.subtask),
+            run_id: self.run_id.clone(),
+            prefix: format!(
+                "part-{}-{}",
+                self.run_id,
+                self.instances.fetch_add(1, Ordering::Relaxed)
+            ),
             encoder: encoder(&self.table, &self.config)?,
             file_size: self.config.file_size,
             rollover: self.config.rollover_interval,
             current: None,
             counter: 0,
             buf: Vec::with_capacity(1 << 20),
+            two_phase: false,
+            finished: Vec::new(),
+            precommitted: Vec::new(),
         }))
     }
 }
@@ -97,6 +116,8 @@ struct PartFile {
 /// Writes one subtask's part files.
 pub(crate) struct FilesystemSink {
     table: String,
+    /// This run's part of the file names.
+    run_id: String,
     dir: PathBuf,
     ext: String,
     prefix: String,
@@ -106,6 +127,12 @@ pub(crate) struct FilesystemSink {
     current: Option<PartFile>,
     counter: u64,
     buf: Vec<u8>,
+    /// Checkpointing: finished files wait for a checkpoint before they are renamed.
+    two_phase: bool,
+    /// Finished files (hidden, synced) not yet pre-committed: (in-progress, final).
+    finished: Vec<(PathBuf, PathBuf)>,
+    /// Pre-committed files by checkpoint, waiting for it to complete.
+    precommitted: Vec<(u64, Vec<(PathBuf, PathBuf)>)>,
 }
 
 impl FilesystemSink {
@@ -137,7 +164,8 @@ impl FilesystemSink {
         Ok(())
     }
 
-    /// Finishes the current part file and makes it visible.
+    /// Finishes the current part file: makes it visible, or with checkpoints keeps it
+    /// hidden until a checkpoint covers it.
     fn roll(&mut self) -> sluice_runtime::Result<()> {
         let Some(mut part) = self.current.take() else {
             return Ok(());
@@ -149,16 +177,114 @@ impl FilesystemSink {
             .map_err(|e| self.io(&part.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| self.io(&part.tmp, e))?;
         let dest = self.dir.join(self.part_name());
-        std::fs::rename(&part.tmp, &dest).map_err(|e| self.io(&dest, e))?;
         self.counter += 1;
-        Ok(())
+        if self.two_phase {
+            self.finished.push((part.tmp, dest));
+            Ok(())
+        } else {
+            std::fs::rename(&part.tmp, &dest).map_err(|e| self.io(&dest, e))
+        }
     }
+
+    /// Makes one pre-committed file visible; done already (after a restart) is fine.
+    fn commit_file(
+        &self,
+        tmp: &std::path::Path,
+        dest: &std::path::Path,
+    ) -> sluice_runtime::Result<()> {
+        match std::fs::rename(tmp, dest) {
+            Ok(()) => Ok(()),
+            Err(_) if !tmp.exists() && dest.exists() => Ok(()),
+            Err(e) => Err(Error::Output {
+                table: self.table.clone(),
+                path: dest.display().to_string(),
+                source: std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot commit '{}' (pre-committed by a checkpoint): {e}",
+                        tmp.display()
+                    ),
+                ),
+            }
+            .into()),
+        }
+    }
+}
+
+/// What a pre-commit records: the files to rename (in-progress, final).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PreCommit {
+    files: Vec<(PathBuf, PathBuf)>,
 }
 
 #[async_trait]
 impl Sink for FilesystemSink {
-    async fn open(&mut self, _task: &TaskInfo) -> sluice_runtime::Result<()> {
+    async fn open(&mut self, task: &TaskInfo) -> sluice_runtime::Result<()> {
+        self.two_phase = task.checkpointing;
         std::fs::create_dir_all(&self.dir).map_err(|e| self.io(&self.dir.clone(), e))
+    }
+
+    async fn pre_commit(
+        &mut self,
+        checkpoint: CheckpointId,
+    ) -> sluice_runtime::Result<serde_json::Value> {
+        self.roll()?;
+        let files = std::mem::take(&mut self.finished);
+        if !files.is_empty() {
+            self.precommitted.push((checkpoint.0, files));
+        }
+        if self.precommitted.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        let all = PreCommit {
+            files: self
+                .precommitted
+                .iter()
+                .flat_map(|(_, f)| f.iter().cloned())
+                .collect(),
+        };
+        Ok(serde_json::to_value(all).unwrap_or_default())
+    }
+
+    async fn commit(&mut self, checkpoint: CheckpointId) -> sluice_runtime::Result<()> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.precommitted)
+            .into_iter()
+            .partition(|(id, _)| *id <= checkpoint.0);
+        self.precommitted = later;
+        for (tmp, dest) in due.iter().flat_map(|(_, f)| f) {
+            self.commit_file(tmp, dest)?;
+        }
+        Ok(())
+    }
+
+    async fn recover(&mut self, pending: Vec<serde_json::Value>) -> sluice_runtime::Result<()> {
+        let mut keep = std::collections::HashSet::new();
+        for v in pending {
+            let p: PreCommit = serde_json::from_value(v).map_err(|e| Error::Unsupported {
+                table: self.table.clone(),
+                message: format!("the checkpoint's pending files do not parse: {e}"),
+            })?;
+            for (tmp, dest) in &p.files {
+                self.commit_file(tmp, dest)?;
+                keep.insert(tmp.clone());
+            }
+        }
+        // In-progress files of earlier runs that no checkpoint covers: their rows are
+        // read again. (One job writes to a directory: another job's would go too.)
+        let ours = format!(".part-{}-", self.run_id);
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".part-")
+                    && name.ends_with(".inprogress")
+                    && !name.starts_with(&ours)
+                    && !keep.contains(&e.path())
+                {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn write(&mut self, batch: RecordBatch) -> sluice_runtime::Result<()> {
@@ -194,8 +320,10 @@ impl Sink for FilesystemSink {
     }
 
     fn delivery(&self) -> Delivery {
-        // Exactly-once needs the rename moved to checkpoint commits (two-phase commit);
-        // until then a rerun after a failure repeats the parts already made visible.
-        Delivery::AtLeastOnce
+        if self.two_phase {
+            Delivery::ExactlyOnce
+        } else {
+            Delivery::AtLeastOnce
+        }
     }
 }

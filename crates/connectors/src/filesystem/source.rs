@@ -13,7 +13,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use sluice_formats::Decoder;
 use sluice_formats::framing::{Frame, LineFramer};
 use sluice_runtime::{
-    DeadLetterOutput, JobMetrics, Source, SourceEvent, SourceFactory, SourceOffsets, TaskInfo,
+    DeadLetterOutput, JobMetrics, RestoredOffsets, Source, SourceEvent, SourceFactory,
+    SourceOffsets, TaskInfo,
 };
 use sluice_types::{CheckpointId, DeadLetter};
 
@@ -22,6 +23,9 @@ use super::splits::{FileSplit, list_files, plan_splits};
 use crate::{ConnectorTable, Error, Result};
 
 const CHUNK: usize = 1 << 20;
+/// Checkpoint keys: the splits still to read, the files a monitoring source has seen.
+const SPLITS: &str = "splits";
+const SEEN: &str = "seen";
 
 /// Plans splits once and hands each subtask its share.
 pub struct FilesystemSourceFactory {
@@ -141,8 +145,11 @@ impl FilesystemSource {
             return Ok(false);
         };
         let path = split.path.display().to_string();
-        let framer = LineFramer::for_split(split.start, split.end)
-            .with_max_record_bytes(self.config.max_record_size);
+        let framer = match split.resume {
+            Some(at) => LineFramer::resuming(at, split.end),
+            None => LineFramer::for_split(split.start, split.end),
+        }
+        .with_max_record_bytes(self.config.max_record_size);
         let mut file = File::open(&split.path).map_err(|e| self.input_error(&path, e))?;
         file.seek(SeekFrom::Start(framer.read_from()))
             .map_err(|e| self.input_error(&path, e))?;
@@ -173,6 +180,7 @@ impl FilesystemSource {
                             path,
                             start: 0,
                             end: None,
+                            resume: None,
                         },
                     );
                 }
@@ -197,13 +205,47 @@ impl FilesystemSource {
 
 #[async_trait]
 impl Source for FilesystemSource {
+    /// On restore, the splits still to read are those every subtask of the earlier run
+    /// recorded (a split being read resumes at its recorded line); they are dealt out
+    /// anew, so the worker count may differ. Files the earlier run had seen are not
+    /// read again by a monitoring source.
     async fn open(
         &mut self,
         _task: &TaskInfo,
-        restored: Option<SourceOffsets>,
+        restored: Option<RestoredOffsets>,
     ) -> sluice_runtime::Result<()> {
-        if restored.is_some() {
-            tracing::warn!(table = %self.table, "Restoring filesystem offsets arrives with checkpoints; reading from the start.");
+        let Some(restored) = restored else {
+            return Ok(());
+        };
+        let mut splits = Vec::new();
+        let mut seen = HashSet::new();
+        for (key, value) in restored.all() {
+            let entries = value.as_array().map(Vec::as_slice).unwrap_or_default();
+            match key.as_str() {
+                SPLITS => {
+                    for e in entries {
+                        splits.push(FileSplit::from_json(e).ok_or_else(|| Error::Unsupported {
+                            table: self.table.clone(),
+                            message: format!(
+                                "the checkpoint records a file split this version cannot read: {e}"
+                            ),
+                        })?);
+                    }
+                }
+                SEEN => seen.extend(entries.iter().filter_map(|p| p.as_str()).map(PathBuf::from)),
+                _ => {}
+            }
+        }
+        splits.sort_by(|a, b| (&a.path, a.start).cmp(&(&b.path, b.start)));
+        self.pending = splits
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % self.parallelism == self.subtask)
+            .map(|(_, s)| s)
+            .rev()
+            .collect();
+        if self.config.monitor_interval.is_some() {
+            self.seen = seen;
         }
         Ok(())
     }
@@ -276,10 +318,26 @@ impl Source for FilesystemSource {
         }
     }
 
+    /// Every split this subtask has still to read (the one being read with the line
+    /// to resume at), and for a monitoring source the files seen so far. At this point
+    /// every record before the resume line was handed out in a batch: `next` returns
+    /// only after flushing the decoder.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> sluice_runtime::Result<SourceOffsets> {
+        let mut splits = Vec::with_capacity(self.pending.len() + 1);
+        if let Some(r) = &self.current
+            && !r.framer.is_done()
+        {
+            let mut split = r.split.clone();
+            split.resume = r.framer.resume_point();
+            splits.push(split.to_json());
+        }
+        splits.extend(self.pending.iter().rev().map(FileSplit::to_json));
         let mut o = SourceOffsets::new();
-        if let Some(r) = &self.current {
-            o.insert(r.split.id(), serde_json::json!(r.framer.resume_offset()));
+        o.insert(SPLITS.into(), serde_json::Value::Array(splits));
+        if self.config.monitor_interval.is_some() {
+            let mut seen: Vec<_> = self.seen.iter().map(|p| p.to_string_lossy()).collect();
+            seen.sort();
+            o.insert(SEEN.into(), serde_json::json!(seen));
         }
         Ok(o)
     }

@@ -9,12 +9,38 @@ pub(crate) struct FileSplit {
     pub(crate) start: u64,
     /// `None`: to the end of the file.
     pub(crate) end: Option<u64>,
+    /// Where a restored reader resumes (the start of a line), if it had begun.
+    pub(crate) resume: Option<u64>,
 }
 
 impl FileSplit {
     /// A stable id for checkpoints and dead letters.
     pub(crate) fn id(&self) -> String {
         format!("{}@{}", self.path.display(), self.start)
+    }
+
+    /// The split as a checkpoint records it.
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "path": self.path.to_string_lossy(),
+            "start": self.start,
+            "end": self.end,
+            "resume": self.resume,
+        })
+    }
+
+    /// A split from a checkpoint; `None` if the entry is malformed.
+    pub(crate) fn from_json(v: &serde_json::Value) -> Option<FileSplit> {
+        let opt = |k: &str| match v.get(k) {
+            None | Some(serde_json::Value::Null) => Some(None),
+            Some(n) => n.as_u64().map(Some),
+        };
+        Some(FileSplit {
+            path: PathBuf::from(v.get("path")?.as_str()?),
+            start: v.get("start")?.as_u64()?,
+            end: opt("end")?,
+            resume: opt("resume")?,
+        })
     }
 }
 
@@ -71,6 +97,7 @@ pub(crate) fn plan_splits(files: &[(PathBuf, u64)], parallelism: usize) -> Vec<F
                     path: path.clone(),
                     start,
                     end: None,
+                    resume: None,
                 });
                 break;
             }
@@ -78,6 +105,7 @@ pub(crate) fn plan_splits(files: &[(PathBuf, u64)], parallelism: usize) -> Vec<F
                 path: path.clone(),
                 start,
                 end: Some(end),
+                resume: None,
             });
             start = end;
         }

@@ -179,11 +179,12 @@ impl Source for NexmarkSource {
     async fn open(
         &mut self,
         task: &TaskInfo,
-        restored: Option<SourceOffsets>,
+        restored: Option<sluice_runtime::RestoredOffsets>,
     ) -> sluice_runtime::Result<()> {
         self.subtask = task.subtask as u64;
         self.parallelism = task.parallelism.max(1) as u64;
         self.next_batch = self.subtask;
+        let restored = crate::own_offsets(&self.shared.table, "nexmark", restored, task)?;
         if let Some(offsets) = restored {
             let table = self.shared.table.as_str();
             let read = |key: &str| match offsets.get(key) {
@@ -201,17 +202,6 @@ impl Source for NexmarkSource {
             self.cursor = cursor.unwrap_or(0);
             self.emitted = emitted.unwrap_or(0);
             self.base_ms = base_ms.unwrap_or(self.base_ms);
-            if self.next_batch % self.parallelism != self.subtask {
-                tracing::warn!(
-                    table = %self.shared.table,
-                    subtask = self.subtask,
-                    next_batch = self.next_batch,
-                    "Nexmark offsets restored onto a different parallelism; realigning to this subtask's batches."
-                );
-                self.next_batch =
-                    self.next_batch - self.next_batch % self.parallelism + self.subtask;
-                self.cursor = 0;
-            }
         }
         if self.shared.config.throttle {
             let first = self

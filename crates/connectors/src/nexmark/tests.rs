@@ -104,6 +104,7 @@ fn task(subtask: usize, parallelism: usize) -> TaskInfo {
         operator: "Source: t".into(),
         subtask,
         parallelism,
+        checkpointing: false,
     }
 }
 
@@ -521,7 +522,11 @@ async fn restoring_from_a_snapshot_continues_without_loss_or_repeats() {
     let offsets: SourceOffsets = first.snapshot(sluice_types::CheckpointId(1)).unwrap();
     assert_eq!(offsets.get("next_batch").and_then(|v| v.as_u64()), Some(5));
     let mut second = factory.create(&task(1, 2), &metrics).unwrap();
-    second.open(&task(1, 2), Some(offsets)).await.unwrap();
+    let restored = sluice_runtime::RestoredOffsets {
+        parallelism: 2,
+        subtasks: vec![SourceOffsets::new(), offsets],
+    };
+    second.open(&task(1, 2), Some(restored)).await.unwrap();
     seen.extend(rows(&drain(&mut *second, usize::MAX).await));
     assert_eq!(seen, whole);
 }

@@ -65,9 +65,11 @@ impl Source for ValuesSource {
     async fn open(
         &mut self,
         _task: &TaskInfo,
-        restored: Option<SourceOffsets>,
+        restored: Option<sluice_runtime::RestoredOffsets>,
     ) -> sluice_runtime::Result<()> {
-        if let Some(n) = restored.and_then(|o| o.get("next").and_then(|v| v.as_u64())) {
+        // Only subtask 0 emits, whatever the parallelism.
+        let first = restored.and_then(|r| r.subtasks.into_iter().next());
+        if let Some(n) = first.and_then(|o| o.get("next").and_then(|v| v.as_u64())) {
             self.next = n as usize;
         }
         Ok(())

@@ -298,6 +298,7 @@ mod tests {
             operator: "u".into(),
             subtask: 0,
             parallelism: 1,
+            checkpointing: false,
         });
         let mut task = task.expect("creates");
         let mut run = |rows: &[(RowKind, &str, i64)]| {
@@ -308,6 +309,7 @@ mod tests {
                     operator: "u".into(),
                     subtask: 0,
                     parallelism: 1,
+                    checkpointing: false,
                 },
                 watermark: sluice_types::Watermark(i64::MIN),
                 dead_letters: Arc::new(NoLetters),

@@ -1,0 +1,333 @@
+//! Checkpoints and exactly-once recovery, as a user meets them: `sluice run` killed with
+//! SIGKILL at random moments and started again (on varying worker counts) writes
+//! exactly what an uninterrupted run writes; a damaged newest checkpoint is skipped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::text;
+
+const BASE: i64 = 1_709_287_200; // 2024-03-01 10:00:00 UTC
+
+/// `ms` since the epoch as `YYYY-MM-DD HH:MM:SS.fff` (within 2024-03-01..03).
+fn ts(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let day = secs.div_euclid(86_400) - 19_783;
+    assert!((0..3).contains(&day), "{ms}");
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "2024-03-{:02} {:02}:{:02}:{:02}.{:03}",
+        day + 1,
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// Events (`ev`, 10 per second, in 16 groups `g`) and payments (`pay`, 1 per second,
+/// each matching exactly one event by `k`) in time-ordered files, as CSV.
+fn write_inputs(dir: &Path, events: i64) -> (PathBuf, PathBuf) {
+    let ev = dir.join("ev");
+    let pay = dir.join("pay");
+    std::fs::create_dir_all(&ev).expect("works in a temp dir");
+    std::fs::create_dir_all(&pay).expect("works in a temp dir");
+    let per_file = 20_000;
+    for f in 0..(events + per_file - 1) / per_file {
+        let mut text = String::from("ts,g,k,v\n");
+        for i in f * per_file..((f + 1) * per_file).min(events) {
+            let t = ts(BASE * 1000 + i * 100);
+            let (g, k, v) = ((i * 7) % 16, i % 50_000, (i * 13) % 101);
+            text.push_str(&format!("{t},g{g},{k},{v}\n"));
+        }
+        std::fs::write(ev.join(format!("ev-{f:03}.csv")), text).expect("works in a temp dir");
+    }
+    let payments = events / 10;
+    let per_file = 5_000;
+    for f in 0..(payments + per_file - 1) / per_file {
+        let mut text = String::from("ts,k,amount\n");
+        for j in f * per_file..((f + 1) * per_file).min(payments) {
+            let t = ts(BASE * 1000 + j * 1000 + 300);
+            text.push_str(&format!("{t},{},{}\n", (10 * j) % 50_000, j % 50));
+        }
+        std::fs::write(pay.join(format!("pay-{f:03}.csv")), text).expect("works in a temp dir");
+    }
+    (ev, pay)
+}
+
+/// A windowed aggregate and an interval join, both into filesystem tables.
+fn pipeline(dir: &Path, ev: &Path, pay: &Path, out: &str) -> PathBuf {
+    let sql = format!(
+        "CREATE TABLE ev (ts TIMESTAMP(3), g STRING, k INT, v INT,
+           WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+         WITH ('connector' = 'filesystem', 'path' = '{ev}', 'format' = 'csv');
+         CREATE TABLE pay (ts TIMESTAMP(3), k INT, amount INT,
+           WATERMARK FOR ts AS ts - INTERVAL '2' SECOND)
+         WITH ('connector' = 'filesystem', 'path' = '{pay}', 'format' = 'csv');
+         CREATE TABLE per_minute (g STRING, window_start TIMESTAMP(3), n BIGINT, total BIGINT)
+         WITH ('connector' = 'filesystem', 'path' = '{out}/per_minute', 'format' = 'json');
+         CREATE TABLE matched (ts TIMESTAMP(3), k INT, v INT, amount INT)
+         WITH ('connector' = 'filesystem', 'path' = '{out}/matched', 'format' = 'json');
+         INSERT INTO per_minute
+         SELECT g, window_start, COUNT(*), SUM(v)
+         FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+         GROUP BY g, window_start, window_end;
+         INSERT INTO matched
+         SELECT e.ts, e.k, e.v, p.amount FROM ev AS e JOIN pay AS p
+         ON e.k = p.k AND p.ts BETWEEN e.ts - INTERVAL '3' SECOND AND e.ts + INTERVAL '3' SECOND;",
+        ev = ev.display(),
+        pay = pay.display(),
+        out = dir.join(out).display(),
+    );
+    let file = dir.join(format!("{out}.sql"));
+    std::fs::write(&file, sql).expect("works in a temp dir");
+    file
+}
+
+/// Every visible output line of every table under `dir/out`, sorted.
+fn output(dir: &Path, out: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for table in ["per_minute", "matched"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(out).join(table)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).expect("works in a temp dir");
+            lines.extend(text.lines().map(|l| format!("{table} {l}")));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+fn start(dir: &Path, sql: &Path, args: &[&str], log: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .arg("run")
+        .arg(sql)
+        .args(["--quiet", "--checkpoint-dir", "chk"])
+        .args(args)
+        .current_dir(dir)
+        .env("SLUICE_LOG", log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts")
+}
+
+/// Waits for a run to end by itself (at most two minutes) and checks it succeeded.
+fn finish(child: Child) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut child = child;
+    while child.try_wait().expect("polls").is_none() {
+        assert!(Instant::now() < deadline, "the run did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("waits");
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "the run failed: {err}");
+    err
+}
+
+/// The answer of an uninterrupted run without checkpoints.
+fn reference(dir: &Path, ev: &Path, pay: &Path) -> Vec<String> {
+    let sql = pipeline(dir, ev, pay, "reference");
+    let out = crate::sluice(dir, &["run", "-q", "-w", "2", &sql.display().to_string()]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let lines = output(dir, "reference");
+    assert!(lines.len() > 10_000, "{} lines", lines.len());
+    lines
+}
+
+/// Kills `sluice run` with SIGKILL at random moments (at least `kills` times), each
+/// restart on 1, 2 or 3 workers in turn, then lets it finish: the output equals the
+/// uninterrupted run's, with no line lost or repeated.
+pub(crate) fn chaos(kills: usize, events: i64, seed: u64) {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let (ev, pay) = write_inputs(dir.path(), events);
+    let want = reference(dir.path(), &ev, &pay);
+    let sql = pipeline(dir.path(), &ev, &pay, "chaos");
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let workers = ["2", "3", "1"];
+    let mut killed = 0;
+    let mut runs = 0;
+    while killed < kills {
+        let w = workers[runs % workers.len()];
+        runs += 1;
+        let mut child = start(
+            dir.path(),
+            &sql,
+            &["-w", w, "--checkpoint-interval", "100ms"],
+            "error",
+        );
+        // Some kills land during start-up or restore, most after a checkpoint or two.
+        let wait = Duration::from_millis(rng.random_range(100..1200));
+        std::thread::sleep(wait);
+        if child.try_wait().expect("polls").is_some() {
+            let out = child.wait_with_output().expect("waits");
+            panic!(
+                "the run ended before kill {} (make the input bigger): {}",
+                killed + 1,
+                text(&out).1
+            );
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reaped");
+        killed += 1;
+    }
+    let err = finish(start(
+        dir.path(),
+        &sql,
+        &["-w", "2", "--checkpoint-interval", "100ms"],
+        "error",
+    ));
+    let got = output(dir.path(), "chaos");
+    if got != want {
+        let missing = want.iter().filter(|l| !got.contains(l)).count();
+        panic!(
+            "after {killed} kills: {} lines, want {} ({missing} of them missing). {err}",
+            got.len(),
+            want.len()
+        );
+    }
+    // No hidden in-progress file is left behind either.
+    for table in ["per_minute", "matched"] {
+        let hidden: Vec<_> = std::fs::read_dir(dir.path().join("chaos").join(table))
+            .expect("works in a temp dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(hidden.is_empty(), "left behind: {hidden:?}");
+    }
+}
+
+#[test]
+fn sigkill_at_random_moments_loses_and_repeats_nothing() {
+    let kills = std::env::var("SLUICE_CHAOS_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(10);
+    // Enough input that ten runs killed within 1.2 s each do not reach its end.
+    chaos(kills, 2_000_000.max(kills as i64 * 150_000), 11);
+}
+
+/// Damage the newest checkpoint: the run warns and resumes from the one before, and
+/// nothing is lost.
+#[test]
+fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let (ev, pay) = write_inputs(dir.path(), 1_000_000);
+    let want = reference(dir.path(), &ev, &pay);
+    let sql = pipeline(dir.path(), &ev, &pay, "damaged");
+    let mut child = start(
+        dir.path(),
+        &sql,
+        &["-w", "2", "--checkpoint-interval", "50ms"],
+        "error",
+    );
+    let chk = dir.path().join("chk");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let complete = |chk: &Path| -> Vec<PathBuf> {
+        let mut c: Vec<PathBuf> = std::fs::read_dir(chk)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        c.retain(|p| p.join("_manifest.json").exists());
+        c.sort();
+        c
+    };
+    while complete(&chk).len() < 3 {
+        assert!(Instant::now() < deadline, "no checkpoints were taken");
+        assert!(
+            child.try_wait().expect("works in a temp dir").is_none(),
+            "the run ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().expect("works in a temp dir");
+    child.wait().expect("works in a temp dir");
+    let newest = complete(&chk).pop().expect("works in a temp dir");
+    let id: u64 = newest
+        .file_name()
+        .expect("works in a temp dir")
+        .to_string_lossy()[4..]
+        .parse()
+        .expect("works in a temp dir");
+    let state = std::fs::read_dir(&newest)
+        .expect("works in a temp dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "arrow"))
+        .expect("a state file");
+    let mut bytes = std::fs::read(&state).expect("works in a temp dir");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&state, bytes).expect("works in a temp dir");
+
+    let err = finish(start(dir.path(), &sql, &["-w", "2"], "warn"));
+    assert!(
+        err.contains(&format!("checkpoint {id} skipped"))
+            && err.contains("does not match its manifest")
+            && err.contains("resuming from an older checkpoint"),
+        "{err}"
+    );
+    let got = output(dir.path(), "damaged");
+    let mut missing: Vec<&String> = want
+        .iter()
+        .filter(|l| got.binary_search(l).is_err())
+        .collect();
+    missing.truncate(5);
+    assert!(missing.is_empty(), "lost: {missing:?}");
+}
+
+/// State that no longer fits the SQL is refused with a clear message; `--fresh`
+/// starts over.
+#[test]
+fn a_changed_pipeline_is_refused_and_fresh_starts_over() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let (ev, pay) = write_inputs(dir.path(), 20_000);
+    let sql = pipeline(dir.path(), &ev, &pay, "first");
+    finish(start(dir.path(), &sql, &["-w", "2"], "error"));
+    let changed = dir.path().join("changed.sql");
+    // The same pipeline without the join: its state has nowhere to go.
+    let full = std::fs::read_to_string(&sql).expect("works in a temp dir");
+    let text_sql = &full[..full
+        .find("INSERT INTO matched")
+        .expect("works in a temp dir")];
+    std::fs::write(&changed, text_sql).expect("works in a temp dir");
+    let out = crate::sluice(
+        dir.path(),
+        &[
+            "run",
+            "-q",
+            "--checkpoint-dir",
+            "chk",
+            &changed.display().to_string(),
+        ],
+    );
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("does not fit this pipeline") && err.contains("--fresh"),
+        "{err}"
+    );
+    let out = crate::sluice(
+        dir.path(),
+        &[
+            "run",
+            "-q",
+            "--fresh",
+            "--checkpoint-dir",
+            "chk",
+            &changed.display().to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+}
