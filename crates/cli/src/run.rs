@@ -292,9 +292,7 @@ fn print_summary(s: &JobSummary) {
             s.dead_letter_path.display()
         );
     }
-    if let Some(id) = s.savepoint {
-        eprintln!("Stopped with savepoint {id}: run the same command to resume from it.");
-    } else if s.checkpoints > 0 || s.restored_from.is_some() {
+    if s.checkpoints > 0 || s.restored_from.is_some() {
         eprintln!(
             "{}{} checkpoint{} taken{}.",
             s.restored_from
@@ -312,6 +310,9 @@ fn print_summary(s: &JobSummary) {
                 String::new()
             }
         );
+    }
+    if let Some(id) = s.savepoint {
+        eprintln!("Stopped with savepoint {id}: run the same command to resume from it.");
     }
     if s.late_rows > 0 {
         eprintln!(

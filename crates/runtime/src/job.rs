@@ -345,6 +345,8 @@ impl Job {
                     outcome = outcome.or(o);
                     continue;
                 }
+                // Cancelled after the savepoint: channels closed under it.
+                Ok(_) if matches!(outcome, Some(Outcome::Savepoint(_))) => continue,
                 Ok((name, Err(e))) => {
                     tracing::error!(task = %name, error = %e, "Task failed.");
                     e

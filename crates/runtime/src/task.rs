@@ -597,11 +597,20 @@ impl InputSet {
             .filter(|c| !c.ended && !c.idle)
             .map(|c| c.watermark)
             .min()
-            .unwrap_or(if self.all_ended() {
-                Watermark::MAX
-            } else {
-                // Every open channel is idle: time stays where it is.
-                self.watermark
+            .unwrap_or_else(|| {
+                if self.all_ended() {
+                    Watermark::MAX
+                } else {
+                    // Every open channel is idle: time goes as far as the most advanced
+                    // of them has seen (as Flink's watermark valve does), never back.
+                    self.chans
+                        .iter()
+                        .filter(|c| !c.ended)
+                        .map(|c| c.watermark)
+                        .max()
+                        .unwrap_or(self.watermark)
+                        .max(self.watermark)
+                }
             })
     }
 
@@ -675,5 +684,34 @@ impl InputSet {
 
     pub(crate) fn all_ended(&self) -> bool {
         self.chans.iter().all(|c| c.ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(n: usize) -> (InputSet, Vec<tokio::sync::mpsc::Sender<Message>>) {
+        let (txs, chans) = (0..n)
+            .map(|_| {
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                (tx, InputChannel::new(rx, 0))
+            })
+            .unzip();
+        (InputSet::new(chans), txs)
+    }
+
+    /// One channel had data and went idle before the other (which never had any)
+    /// did: time still advances to what the first one saw.
+    #[test]
+    fn when_every_input_is_idle_time_goes_to_the_most_advanced() {
+        let (mut inputs, _txs) = set(2);
+        assert_eq!(inputs.on_watermark(0, Watermark(10)), None);
+        assert_eq!(inputs.on_idle(0), None);
+        assert_eq!(inputs.on_idle(1), Some(Watermark(10)));
+        // The other order advances too, as it always did.
+        let (mut inputs, _txs) = set(2);
+        assert_eq!(inputs.on_idle(1), None);
+        assert_eq!(inputs.on_watermark(0, Watermark(10)), Some(Watermark(10)));
     }
 }

@@ -331,3 +331,95 @@ fn a_changed_pipeline_is_refused_and_fresh_starts_over() {
     );
     assert!(out.status.success(), "{}", text(&out).1);
 }
+
+/// Ctrl-C on a checkpointed, unbounded pipeline takes a savepoint and exits 0; the next
+/// run resumes from it (the checkpoint interval comes from SET this time), and every
+/// window is written exactly once across the two runs.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_takes_a_savepoint_and_the_next_run_resumes_from_it() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).expect("works in a temp dir");
+    let minutes = |from: i64, to: i64| {
+        let mut text = String::from("ts,v\n");
+        for m in from..to {
+            text.push_str(&format!("{},{m}\n", ts((BASE + m * 60) * 1000)));
+        }
+        text
+    };
+    std::fs::write(input.join("a.csv"), minutes(0, 30)).expect("works in a temp dir");
+    let sql = format!(
+        "SET 'execution.checkpointing.interval' = '100 ms';
+         CREATE TABLE ev (ts TIMESTAMP(3), v INT, WATERMARK FOR ts AS ts - INTERVAL '1' MINUTE)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv',
+               'source.monitor-interval' = '100 ms', 'scan.watermark.idle-timeout' = '200 ms');
+         CREATE TABLE out (window_start TIMESTAMP(3), n BIGINT, total BIGINT)
+         WITH ('connector' = 'filesystem', 'path' = 'out', 'format' = 'json');
+         INSERT INTO out SELECT window_start, COUNT(*), SUM(v)
+         FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '10' MINUTE))
+         GROUP BY window_start, window_end;",
+        input.display()
+    );
+    let file = dir.path().join("savepoint.sql");
+    std::fs::write(&file, sql).expect("works in a temp dir");
+    let visible = |dir: &Path| -> Vec<String> {
+        let mut lines: Vec<String> = std::fs::read_dir(dir.join("out"))
+            .map(|d| d.flatten().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .flat_map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let run_until = |want: usize| {
+        let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "-w", "2", "--checkpoint-dir", "chk"])
+            .arg(&file)
+            .current_dir(dir.path())
+            .env("SLUICE_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while visible(dir.path()).len() < want {
+            assert!(
+                Instant::now() < deadline,
+                "{want} windows never became visible"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().expect("waits");
+        let (_, err) = text(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("Stopped with savepoint"), "{err}");
+        err
+    };
+    // Windows 10:00 and 10:10 fire (10:20 waits for later rows).
+    run_until(2);
+    std::fs::write(input.join("b.csv"), minutes(30, 60)).expect("works in a temp dir");
+    let err = run_until(5);
+    assert!(err.contains("Resumed from checkpoint"), "{err}");
+    let got = visible(dir.path());
+    let starts: Vec<&str> = got
+        .iter()
+        .map(|l| &l[l.find("window_start").unwrap_or(0)..][..40])
+        .collect();
+    assert_eq!(got.len(), 5, "{got:?}");
+    for (i, s) in starts.iter().enumerate() {
+        assert!(s.contains(&format!("10:{}0:00", i)), "{got:?}");
+    }
+    assert!(got.iter().all(|l| l.contains("\"n\":10")), "{got:?}");
+}
