@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): builds the workspace and runs every test, then
 # prints one closing line with the totals ("tests: N passed, M failed").
-# Needs only a Rust toolchain (and util-linux's `script`, for the terminal test); later
+# Needs a Rust toolchain, util-linux's `script` (the terminal test) and Python's pip
+# (moto, an S3-compatible server the checkpoint test starts on loopback); later
 # connectors' servers are installed and started from here. Reuses a target dir outside
 # the clone when one exists.
 set -euo pipefail
@@ -10,6 +11,12 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust from https:
 if ! command -v script >/dev/null; then
   echo "# installing util-linux (for \`script\`)" >&2
   apt-get install -y -q util-linux >&2 || true
+fi
+# An S3-compatible server for the checkpoint-storage test (moto, from PyPI).
+if ! command -v moto_server >/dev/null; then
+  echo "# installing moto (an S3-compatible server, for the S3 checkpoint test)" >&2
+  python3 -m pip install -q 'moto[server]' >&2 || true
+  hash -r
 fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

@@ -51,9 +51,10 @@ pub(crate) struct RunArgs {
     /// No progress line and no summary on stderr.
     #[arg(short, long)]
     pub(crate) quiet: bool,
-    /// Take checkpoints into this directory and resume from the latest one there
-    /// (default: SET 'execution.checkpointing.dir'; none: no checkpoints).
-    #[arg(long, value_name = "DIR")]
+    /// Take checkpoints into this directory (or s3://bucket/prefix, configured by the
+    /// AWS_* environment variables) and resume from the latest one there (default: SET
+    /// 'execution.checkpointing.dir'; none: no checkpoints).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     pub(crate) checkpoint_dir: Option<PathBuf>,
     /// Time between checkpoints, e.g. 10s, 500ms (default: SET
     /// 'execution.checkpointing.interval', else 10s).
@@ -129,6 +130,10 @@ pub(crate) struct BenchArgs {
     /// nexmark` or the Flink peer's generator) instead of the built-in generator.
     #[arg(long)]
     pub(crate) input: Option<PathBuf>,
+    /// Take checkpoints at this interval (into a temporary directory), e.g. 1s, to
+    /// measure their cost.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) checkpoint_interval: Option<String>,
 }
 
 /// Parses `10M`, `500K`, `1G`, `1000`.

@@ -140,7 +140,27 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         dead_letter_path: dir.join("dead-letters.jsonl"),
         ..JobConfig::default()
     };
-    let summary = rt.block_on(execute(pipeline, config, None, false))?;
+    let checkpoints = match &args.checkpoint_interval {
+        None => None,
+        Some(v) => {
+            let interval = sluice_types::parse_duration(v)
+                .map_err(|e| Failure::user(anyhow!("--checkpoint-interval {v}: {e}")))?;
+            let location = dir.join("checkpoints");
+            let store = sluice_state::CheckpointStore::local(&location, 3)
+                .map_err(|e| Failure::runtime(anyhow!("{e}")))?;
+            Some(sluice_runtime::CheckpointConfig {
+                store: std::sync::Arc::new(store),
+                location: location.display().to_string(),
+                interval,
+                timeout: std::time::Duration::from_secs(600),
+                fresh: true,
+            })
+        }
+    };
+    let metrics_line = checkpoints.is_some();
+    let summary = rt.block_on(execute(pipeline, config, checkpoints, false));
+    let _ = std::fs::remove_dir_all(&dir);
+    let summary = summary?;
     let secs = summary.duration.as_secs_f64().max(1e-9);
     let events = summary.rows_in;
     let rate = events as f64 / secs;
@@ -160,6 +180,13 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
             "generator"
         },
     );
+    if metrics_line {
+        let (ms, bytes, align) = summary.last_checkpoint.unwrap_or_default();
+        out!(
+            "# checkpoints: {} completed; the longest took {ms} ms, the largest held {bytes} bytes of state (last alignment {align} ms)",
+            summary.checkpoints
+        );
+    }
     if let Some(kib) = peak_rss_kib() {
         out!("# peak memory (VmHWM): {:.1} MiB", kib as f64 / 1024.0);
     }

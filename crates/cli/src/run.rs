@@ -219,14 +219,8 @@ fn checkpoint_config(
     )?
     .unwrap_or(DEFAULT_RETAINED);
     let location = dir.display().to_string();
-    if location.contains("://") && !location.starts_with("file://") {
-        return Err(Failure::user(anyhow!(
-            "checkpoint directory '{location}': only local directories are supported in this build"
-        )));
-    }
-    let local = PathBuf::from(location.strip_prefix("file://").unwrap_or(&location));
-    let store = CheckpointStore::local(&local, retain)
-        .map_err(|e| Failure::user(anyhow!("checkpoint directory '{location}': {e}")))?;
+    let store = CheckpointStore::open(&location, retain)
+        .map_err(|e| Failure::user(anyhow!("checkpoint location '{location}': {e}")))?;
     Ok(Some(CheckpointConfig {
         store: Arc::new(store),
         location,

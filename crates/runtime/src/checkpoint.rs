@@ -656,6 +656,13 @@ impl Coordinator {
         self.metrics
             .checkpoint_last_size_bytes
             .store(size, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.checkpoint_max_duration_ms.fetch_max(
+            took.as_millis() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        self.metrics
+            .checkpoint_max_size_bytes
+            .fetch_max(size, std::sync::atomic::Ordering::Relaxed);
         self.metrics.checkpoint_last_alignment_ms.store(
             alignment.as_millis() as u64,
             std::sync::atomic::Ordering::Relaxed,

@@ -92,6 +92,9 @@ pub struct JobSummary {
     pub savepoint: Option<u64>,
     /// Restarts after task failures.
     pub restarts: u64,
+    /// The longest checkpoint's duration (ms), the largest one's state size (bytes),
+    /// and the newest one's longest alignment (ms).
+    pub last_checkpoint: Option<(u64, u64, u64)>,
 }
 
 /// A job ready to run.
@@ -221,6 +224,15 @@ impl Job {
                 _ => None,
             },
             restarts: JobMetrics::get(&self.metrics.restarts),
+            last_checkpoint: (JobMetrics::get(&self.metrics.checkpoints_completed) > 0).then(
+                || {
+                    (
+                        JobMetrics::get(&self.metrics.checkpoint_max_duration_ms),
+                        JobMetrics::get(&self.metrics.checkpoint_max_size_bytes),
+                        JobMetrics::get(&self.metrics.checkpoint_last_alignment_ms),
+                    )
+                },
+            ),
         })
     }
 

@@ -51,6 +51,10 @@ pub struct JobMetrics {
     /// The longest barrier alignment of the newest checkpoint
     /// (`sluice_checkpoint_last_alignment_ms`).
     pub checkpoint_last_alignment_ms: AtomicU64,
+    /// The longest checkpoint of the run (`sluice_checkpoint_max_duration_ms`).
+    pub checkpoint_max_duration_ms: AtomicU64,
+    /// The largest checkpoint of the run (`sluice_checkpoint_max_size_bytes`).
+    pub checkpoint_max_size_bytes: AtomicU64,
     /// Restarts after a task failure (`sluice_job_restarts_total`).
     pub restarts: AtomicU64,
     /// Per-batch latency samples (source emit → sink write done) in microseconds,

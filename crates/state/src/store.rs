@@ -52,6 +52,42 @@ fn folder(id: u64) -> String {
 }
 
 impl CheckpointStore {
+    /// The store at `location`: a local directory (or `file://` URL), or
+    /// `s3://bucket/prefix` on any S3-compatible store, configured the standard way
+    /// through `AWS_*` environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` for a store other than
+    /// AWS, `AWS_ALLOW_HTTP=true` for plain HTTP).
+    pub fn open(location: &str, retain: usize) -> Result<Self> {
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(Error::Store(format!(
+                    "'{location}' names no bucket: write s3://bucket/prefix"
+                )));
+            }
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(store_error)?;
+            let prefix = prefix.trim_matches('/');
+            let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+            };
+            return Ok(Self::new(store, retain));
+        }
+        if let Some((scheme, _)) = location.split_once("://")
+            && scheme != "file"
+        {
+            return Err(Error::Store(format!(
+                "'{location}': checkpoints go to a local directory or to s3://bucket/prefix, not {scheme}://"
+            )));
+        }
+        let dir = location.strip_prefix("file://").unwrap_or(location);
+        Self::local(std::path::Path::new(dir), retain)
+    }
+
     /// A store in local directory `dir` (created if missing), keeping `retain`
     /// complete checkpoints.
     pub fn local(dir: &std::path::Path, retain: usize) -> Result<Self> {

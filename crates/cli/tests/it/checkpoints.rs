@@ -109,13 +109,21 @@ fn output(dir: &Path, out: &str) -> Vec<String> {
 }
 
 fn start(dir: &Path, sql: &Path, args: &[&str], log: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .arg("run")
-        .arg(sql)
-        .args(["--quiet", "--checkpoint-dir", "chk"])
-        .args(args)
+    start_with(dir, sql, args, log, &[])
+}
+
+/// `sluice run --quiet SQL ARGS` with the environment `env`; checkpoints go to `chk`
+/// unless `args` say where.
+fn start_with(dir: &Path, sql: &Path, args: &[&str], log: &str, env: &[(&str, String)]) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("run").arg(sql).arg("--quiet");
+    if !args.contains(&"--checkpoint-dir") {
+        cmd.args(["--checkpoint-dir", "chk"]);
+    }
+    cmd.args(args)
         .current_dir(dir)
         .env("SLUICE_LOG", log)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -422,4 +430,104 @@ fn ctrl_c_takes_a_savepoint_and_the_next_run_resumes_from_it() {
         assert!(s.contains(&format!("10:{}0:00", i)), "{got:?}");
     }
     assert!(got.iter().all(|l| l.contains("\"n\":10")), "{got:?}");
+}
+
+/// A moto S3 server (`pip install 'moto[server]'`, which scripts/test.sh does) on a
+/// free loopback port, stopped when dropped.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request to the S3 server; returns the response text.
+fn s3_request(endpoint: &str, method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(host).expect("connects to the S3 server");
+    write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sends");
+    let mut out = String::new();
+    let _ = conn.read_to_string(&mut out);
+    out
+}
+
+fn s3_server(bucket: &str) -> S3Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let child = Command::new("moto_server")
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("moto_server runs: scripts/test.sh installs it (pip install 'moto[server]')");
+    let server = S3Server {
+        child,
+        endpoint: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let created = s3_request(&server.endpoint, "PUT", &format!("/{bucket}"));
+    assert!(created.starts_with("HTTP/1.1 200"), "{created}");
+    server
+}
+
+/// Checkpoints in S3-compatible storage (configured through the standard AWS_*
+/// variables): a killed run resumes from there, and the output is exact.
+#[test]
+fn checkpoints_go_to_s3_compatible_storage() {
+    let s3 = s3_server("sluice");
+    let env = [
+        ("AWS_ENDPOINT_URL", s3.endpoint.clone()),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (ev, pay) = write_inputs(dir.path(), 1_000_000);
+    let want = reference(dir.path(), &ev, &pay);
+    let sql = pipeline(dir.path(), &ev, &pay, "s3");
+    let args = [
+        "-w",
+        "2",
+        "--checkpoint-interval",
+        "100ms",
+        "--checkpoint-dir",
+        "s3://sluice/jobs/s3",
+    ];
+    let mut child = start_with(dir.path(), &sql, &args, "error", &env);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !s3_request(&s3.endpoint, "GET", "/sluice?list-type=2&prefix=jobs/s3/")
+        .contains("_manifest.json")
+    {
+        assert!(Instant::now() < deadline, "no checkpoint reached S3");
+        assert!(
+            child.try_wait().expect("polls").is_none(),
+            "the run ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let err = finish(start_with(dir.path(), &sql, &args, "info", &env));
+    assert!(
+        err.contains("Resuming from checkpoint") && err.contains("s3://sluice/jobs/s3"),
+        "{err}"
+    );
+    assert_eq!(output(dir.path(), "s3"), want);
 }
