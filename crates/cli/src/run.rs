@@ -305,6 +305,14 @@ fn print_summary(s: &JobSummary) {
             }
         );
     }
+    if let Some(id) = s.restored_from
+        && s.rows_in == 0
+        && s.savepoint.is_none()
+    {
+        eprintln!(
+            "Nothing was left to read after checkpoint {id} (the pipeline had finished); run with --fresh to start over."
+        );
+    }
     if let Some(id) = s.savepoint {
         eprintln!("Stopped with savepoint {id}: run the same command to resume from it.");
     }

@@ -227,6 +227,55 @@ fn sigkill_at_random_moments_loses_and_repeats_nothing() {
     chaos(kills, 2_000_000.max(kills as i64 * 150_000), 11);
 }
 
+/// The names of the complete checkpoints in `chk`, oldest first.
+fn complete_checkpoints(chk: &Path) -> Vec<PathBuf> {
+    let mut c: Vec<PathBuf> = std::fs::read_dir(chk)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    c.retain(|p| p.join("_manifest.json").exists());
+    c.sort();
+    c
+}
+
+/// Starts a run and kills it with SIGKILL once a checkpoint newer than those in `chk`
+/// is complete.
+fn kill_after_a_new_checkpoint(dir: &Path, sql: &Path, workers: &str) {
+    let chk = dir.join("chk");
+    let before = complete_checkpoints(&chk).pop();
+    let mut child = start(
+        dir,
+        sql,
+        &["-w", workers, "--checkpoint-interval", "50ms"],
+        "error",
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while complete_checkpoints(&chk).pop() <= before {
+        assert!(Instant::now() < deadline, "no checkpoint was taken");
+        assert!(
+            child.try_wait().expect("polls").is_none(),
+            "the run ended too soon"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+}
+
+/// A checkpoint taken on 2 workers restores onto 3, and that one's onto 1: the output
+/// is the uninterrupted run's.
+#[test]
+fn restoring_onto_other_worker_counts_gives_the_same_output() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (ev, pay) = write_inputs(dir.path(), 1_000_000);
+    let want = reference(dir.path(), &ev, &pay);
+    let sql = pipeline(dir.path(), &ev, &pay, "rescaled");
+    kill_after_a_new_checkpoint(dir.path(), &sql, "2");
+    kill_after_a_new_checkpoint(dir.path(), &sql, "3");
+    let err = finish(start(dir.path(), &sql, &["-w", "1"], "info"));
+    assert!(err.contains("Resuming from checkpoint"), "{err}");
+    assert_eq!(output(dir.path(), "rescaled"), want);
+}
+
 /// Damage the newest checkpoint: the run warns and resumes from the one before, and
 /// nothing is lost.
 #[test]
@@ -243,15 +292,7 @@ fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
     );
     let chk = dir.path().join("chk");
     let deadline = Instant::now() + Duration::from_secs(60);
-    let complete = |chk: &Path| -> Vec<PathBuf> {
-        let mut c: Vec<PathBuf> = std::fs::read_dir(chk)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default();
-        c.retain(|p| p.join("_manifest.json").exists());
-        c.sort();
-        c
-    };
-    while complete(&chk).len() < 3 {
+    while complete_checkpoints(&chk).len() < 3 {
         assert!(Instant::now() < deadline, "no checkpoints were taken");
         assert!(
             child.try_wait().expect("works in a temp dir").is_none(),
@@ -261,7 +302,9 @@ fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
     }
     child.kill().expect("works in a temp dir");
     child.wait().expect("works in a temp dir");
-    let newest = complete(&chk).pop().expect("works in a temp dir");
+    let newest = complete_checkpoints(&chk)
+        .pop()
+        .expect("works in a temp dir");
     let id: u64 = newest
         .file_name()
         .expect("works in a temp dir")

@@ -161,11 +161,12 @@ impl Operator for AssignerTask {
         )?])
     }
 
-    /// At the same parallelism a subtask takes back its own watermark; otherwise (the
-    /// splits were spread anew) the smallest of all, which is safe for every split.
+    /// The smallest watermark of all earlier subtasks: sources deal their splits out
+    /// anew on restore (even at the same parallelism), so a subtask may go on with a
+    /// split another subtask was reading, and only the smallest is safe for every
+    /// split. (Operators downstream keep their own watermarks, so nothing fires twice.)
     fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
         let mut smallest: Option<i64> = None;
-        let mut own: Option<i64> = None;
         for t in tables.iter().filter(|t| t.name == "watermark") {
             let data = t.data()?;
             if data.num_columns() != 3 {
@@ -175,22 +176,14 @@ impl Operator for AssignerTask {
                 .into());
             }
             let ms = millis(data.column(0))?;
-            let subtask = millis(data.column(1))?;
-            let parallelism = millis(data.column(2))?;
             for r in 0..data.num_rows() {
-                if ms.is_null(r) {
-                    continue;
-                }
-                let v = ms.value(r);
-                smallest = Some(smallest.map_or(v, |m| m.min(v)));
-                if subtask.value(r) == self.subtask as i64
-                    && parallelism.value(r) == self.parallelism as i64
-                {
-                    own = Some(v);
+                if !ms.is_null(r) {
+                    let v = ms.value(r);
+                    smallest = Some(smallest.map_or(v, |m| m.min(v)));
                 }
             }
         }
-        if let Some(w) = own.or(smallest) {
+        if let Some(w) = smallest {
             self.current = w;
             self.pending = w > i64::MIN;
         }
