@@ -330,7 +330,20 @@ impl Job {
                 next_id,
             );
             let name = "checkpoint coordinator".to_string();
-            let handle = set.spawn(async move { (name, c.run().await.map(Some)) });
+            // The coordinator runs on its own thread and runtime: busy worker threads
+            // (sources that never wait) would otherwise delay its timer, and with it
+            // every checkpoint.
+            let handle = set.spawn_blocking(move || {
+                let outcome = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::TaskFailed {
+                        task: name.clone(),
+                        message: format!("cannot start its runtime: {e}"),
+                    })
+                    .and_then(|rt| rt.block_on(c.run()));
+                (name, outcome.map(Some))
+            });
             names.insert(handle.id(), "checkpoint coordinator".to_string());
         }
         for t in tasks {

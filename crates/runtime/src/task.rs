@@ -118,9 +118,10 @@ impl Task {
                             .record_latency(started.elapsed().as_micros() as u64);
                     }
                     // A fully chained task may never wait on anything: give the
-                    // scheduler its turn so Ctrl-C, progress, timers (the checkpoint
-                    // coordinator's) and other tasks run. With checkpoints, after
-                    // every batch, so that barriers go out on time.
+                    // scheduler its turn so Ctrl-C, progress and other tasks run. With
+                    // checkpoints, after every batch: barriers then move through the
+                    // other tasks sooner (in a debug build, a join pipeline's first
+                    // checkpoint took 0.4 s instead of 0.7 s).
                     if self.checkpoints.is_some() {
                         tokio::task::yield_now().await;
                     } else {

@@ -200,32 +200,22 @@ const VERSION: u32 = 1;
 /// Serializes snapshots: a header, then per table its name, Arrow IPC stream bytes and
 /// their CRC-32.
 pub fn encode(tables: &[TableSnapshot]) -> Result<Vec<u8>> {
-    // One buffer sized up front: the IPC bytes are about the arrays' size, and growing a
-    // buffer of a gigabyte by doubling costs more than the encoding (copies and fresh
-    // pages each time).
-    let estimate: usize = tables
-        .iter()
-        .map(|t| t.batch.get_array_memory_size() + t.name.len() + 1024)
-        .sum();
-    let mut out = Vec::with_capacity(estimate + 64);
+    let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&(tables.len() as u32).to_le_bytes());
     for t in tables {
-        out.extend_from_slice(&(t.name.len() as u32).to_le_bytes());
-        out.extend_from_slice(t.name.as_bytes());
-        let len_at = out.len();
-        out.extend_from_slice(&0u64.to_le_bytes());
-        let start = out.len();
+        let mut ipc = Vec::new();
         {
-            let mut w = StreamWriter::try_new(&mut out, &t.batch.schema())?;
+            let mut w = StreamWriter::try_new(&mut ipc, &t.batch.schema())?;
             w.write(&t.batch)?;
             w.finish()?;
         }
-        let len = (out.len() - start) as u64;
-        out[len_at..start].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32fast::hash(&out[start..]);
-        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&(t.name.len() as u32).to_le_bytes());
+        out.extend_from_slice(t.name.as_bytes());
+        out.extend_from_slice(&(ipc.len() as u64).to_le_bytes());
+        out.extend_from_slice(&ipc);
+        out.extend_from_slice(&crc32fast::hash(&ipc).to_le_bytes());
     }
     Ok(out)
 }
