@@ -150,10 +150,15 @@ const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 /// Complete checkpoints kept.
 const DEFAULT_RETAINED: usize = 3;
 
-fn duration_setting(pipeline: &Pipeline, keys: &[&str]) -> Result<Option<Duration>, Failure> {
+/// The first of `keys` that is SET, parsed; a bad value is a user error naming it.
+fn setting<T>(
+    pipeline: &Pipeline,
+    keys: &[&str],
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Option<T>, Failure> {
     for key in keys {
         if let Some(v) = pipeline.setting(key) {
-            return sluice_types::parse_duration(v)
+            return parse(v)
                 .map(Some)
                 .map_err(|e| Failure::user(anyhow!("SET '{key}' = '{v}': {e}")));
         }
@@ -161,20 +166,19 @@ fn duration_setting(pipeline: &Pipeline, keys: &[&str]) -> Result<Option<Duratio
     Ok(None)
 }
 
+fn duration_setting(pipeline: &Pipeline, keys: &[&str]) -> Result<Option<Duration>, Failure> {
+    setting(pipeline, keys, sluice_types::parse_duration)
+}
+
 fn number_setting<T: std::str::FromStr>(
     pipeline: &Pipeline,
     keys: &[&str],
 ) -> Result<Option<T>, Failure> {
-    for key in keys {
-        if let Some(v) = pipeline.setting(key) {
-            return v
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| Failure::user(anyhow!("SET '{key}' = '{v}': expected a number")));
-        }
-    }
-    Ok(None)
+    setting(pipeline, keys, |v| {
+        v.trim()
+            .parse()
+            .map_err(|_| "expected a number".to_string())
+    })
 }
 
 /// Checkpointing from `--checkpoint-dir`/`--checkpoint-interval`/`--fresh` and the

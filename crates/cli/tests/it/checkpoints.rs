@@ -578,3 +578,55 @@ fn checkpoints_go_to_s3_compatible_storage() {
     );
     assert_eq!(output(dir.path(), "s3"), want);
 }
+
+/// Bad checkpoint and restart settings are user errors that say what to write.
+#[test]
+fn bad_checkpoint_settings_are_refused_clearly() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sql = |set: &str| {
+        let file = dir.path().join(format!("bad-{}.sql", set.len()));
+        std::fs::write(
+            &file,
+            format!(
+                "{set}
+                 CREATE TABLE t (x INT) WITH ('connector' = 'datagen', 'number-of-rows' = '5');
+                 CREATE TABLE o (x INT) WITH ('connector' = 'blackhole');
+                 INSERT INTO o SELECT x FROM t;"
+            ),
+        )
+        .expect("works in a temp dir");
+        file.display().to_string()
+    };
+    let cases = [
+        (
+            sql("SET 'restart-strategy.type' = 'sometimes';"),
+            vec!["--checkpoint-dir", "chk"],
+            "expected none, fixed-delay or exponential-delay",
+        ),
+        (
+            sql("SET 'execution.checkpointing.interval' = 'soon';"),
+            vec!["--checkpoint-dir", "chk"],
+            "SET 'execution.checkpointing.interval' = 'soon'",
+        ),
+        (
+            sql(""),
+            vec!["--checkpoint-dir", "chk", "--checkpoint-interval", "0s"],
+            "must be above zero",
+        ),
+        (sql(""), vec!["--fresh"], "no checkpoint directory is set"),
+        (
+            sql(""),
+            vec!["--checkpoint-dir", "gs://bucket/x"],
+            "a local directory or to s3://bucket/prefix",
+        ),
+    ];
+    for (file, args, want) in cases {
+        let mut all = vec!["run", "-q"];
+        all.extend(args.iter().copied());
+        all.push(&file);
+        let out = crate::sluice(dir.path(), &all);
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
