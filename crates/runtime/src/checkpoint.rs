@@ -247,6 +247,8 @@ pub(crate) struct Restore {
     ops: HashMap<NodeId, Vec<TableSnapshot>>,
     sources: HashMap<NodeId, RestoredOffsets>,
     sinks: HashMap<NodeId, Vec<serde_json::Value>>,
+    /// Pre-commits of newer, skipped (damaged) checkpoints, whose commits are undone.
+    undone: HashMap<NodeId, Vec<serde_json::Value>>,
 }
 
 fn mismatch(id: u64, location: &str, detail: String) -> Error {
@@ -269,6 +271,7 @@ impl Restore {
         store: &CheckpointStore,
         location: &str,
         manifest: &Manifest,
+        newer: &[Manifest],
         graph: &StreamGraph,
     ) -> Result<Restore> {
         let id = manifest.id;
@@ -354,12 +357,25 @@ impl Restore {
                 );
             }
         }
-        let mut sinks = HashMap::new();
-        if let Some(s) = manifest.meta.get(META_SINKS) {
-            let s: BTreeMap<usize, Vec<serde_json::Value>> =
-                serde_json::from_str(s).map_err(|e| corrupt("sink commits", e))?;
-            for (old, pending) in s {
-                sinks.insert(node_of(old)?, pending);
+        let sinks_of = |m: &Manifest| -> Result<HashMap<NodeId, Vec<serde_json::Value>>> {
+            let mut sinks: HashMap<NodeId, Vec<serde_json::Value>> = HashMap::new();
+            if let Some(s) = m.meta.get(META_SINKS) {
+                let s: BTreeMap<usize, Vec<serde_json::Value>> =
+                    serde_json::from_str(s).map_err(|e| corrupt("sink commits", e))?;
+                for (old, pending) in s {
+                    sinks.entry(node_of(old)?).or_default().extend(pending);
+                }
+            }
+            Ok(sinks)
+        };
+        let sinks = sinks_of(manifest)?;
+        let mut undone: HashMap<NodeId, Vec<serde_json::Value>> = HashMap::new();
+        for m in newer {
+            // A newer checkpoint of another plan is not ours to undo.
+            if m.meta.get(META_PLAN) == manifest.meta.get(META_PLAN) {
+                for (node, v) in sinks_of(m)? {
+                    undone.entry(node).or_default().extend(v);
+                }
             }
         }
         Ok(Restore {
@@ -369,6 +385,7 @@ impl Restore {
             ops,
             sources,
             sinks,
+            undone,
         })
     }
 
@@ -395,9 +412,13 @@ impl Restore {
     }
 
     /// The pre-commits of sink `node`, all of them: every subtask replays them all
-    /// (commits are idempotent), so each knows every file a commit keeps.
-    pub(crate) fn sink(&self, node: NodeId) -> Vec<serde_json::Value> {
-        self.sinks.get(&node).cloned().unwrap_or_default()
+    /// (commits are idempotent), so each knows every file a commit keeps; and those of
+    /// the newer checkpoints that were skipped, to undo.
+    pub(crate) fn sink(&self, node: NodeId) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+        (
+            self.sinks.get(&node).cloned().unwrap_or_default(),
+            self.undone.get(&node).cloned().unwrap_or_default(),
+        )
     }
 }
 

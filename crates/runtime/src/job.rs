@@ -249,7 +249,8 @@ impl Job {
         let Some(m) = manifest else {
             return Ok(None);
         };
-        let restore = Restore::load(&c.store, &c.location, &m, &self.graph).await?;
+        let newer = c.store.skipped_after(m.id).await?;
+        let restore = Restore::load(&c.store, &c.location, &m, &newer, &self.graph).await?;
         if restore.finished {
             tracing::info!(
                 "Checkpoint {} in {} marks this pipeline finished: there is nothing left to read (run with --fresh to start over).",

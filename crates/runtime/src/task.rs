@@ -64,16 +64,16 @@ pub(crate) struct Task {
     pub(crate) checkpoints: Option<TaskCheckpoints>,
     /// Offsets a source resumes from.
     pub(crate) restored: Option<RestoredOffsets>,
-    /// Pre-commits a sink finishes after a restart.
-    pub(crate) recover: Option<Vec<serde_json::Value>>,
+    /// Pre-commits a sink finishes after a restart, and those it undoes.
+    pub(crate) recover: Option<(Vec<serde_json::Value>, Vec<serde_json::Value>)>,
 }
 
 impl Task {
     pub(crate) async fn run(mut self) -> Result<()> {
         if let Tail::Sink(sink, _) = &mut self.tail {
             sink.open(&self.info).await?;
-            if let Some(pending) = self.recover.take() {
-                sink.recover(pending).await?;
+            if let Some((pending, undone)) = self.recover.take() {
+                sink.recover(pending, undone).await?;
             }
         }
         let head = std::mem::replace(&mut self.head, Head::Inputs(InputSet::new(Vec::new())));

@@ -231,8 +231,14 @@ pub trait Sink: Send {
     /// After a restart from a checkpoint, before any write: finish the commits that
     /// checkpoint recorded (every subtask gets all of them; some may have happened
     /// already, possibly by another subtask), and discard what a failed run left
-    /// uncommitted.
-    async fn recover(&mut self, _pending: Vec<serde_json::Value>) -> Result<()> {
+    /// uncommitted. `undone` holds the pre-commits of newer checkpoints that were
+    /// skipped as damaged: what they committed beyond `pending` is read again, so it
+    /// must go.
+    async fn recover(
+        &mut self,
+        _pending: Vec<serde_json::Value>,
+        _undone: Vec<serde_json::Value>,
+    ) -> Result<()> {
         Ok(())
     }
     /// End of input: flush and make everything visible. Called once.

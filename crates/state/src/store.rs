@@ -206,7 +206,31 @@ impl CheckpointStore {
         Ok((None, warnings))
     }
 
+    /// The manifests that still parse of the complete checkpoints newer than `id` (ones
+    /// [`latest`](Self::latest) skipped because a state file is damaged): what they
+    /// committed must be undone when resuming from `id`.
+    pub async fn skipped_after(&self, id: u64) -> Result<Vec<Manifest>> {
+        let mut out = Vec::new();
+        for (newer, complete) in self.checkpoints().await? {
+            if complete
+                && newer > id
+                && let Ok(m) = self.manifest(newer).await
+            {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
     async fn verify(&self, id: u64) -> Result<Manifest> {
+        let manifest = self.manifest(id).await?;
+        for (name, entry) in &manifest.files {
+            self.read_checked(id, name, entry).await?;
+        }
+        Ok(manifest)
+    }
+
+    async fn manifest(&self, id: u64) -> Result<Manifest> {
         let path = Path::from(format!("{}/_manifest.json", folder(id)));
         let bytes = self.get_path(&path).await?;
         let manifest: Manifest = serde_json::from_slice(&bytes)
@@ -216,9 +240,6 @@ impl CheckpointStore {
                 "its manifest names checkpoint {}",
                 manifest.id
             )));
-        }
-        for (name, entry) in &manifest.files {
-            self.read_checked(id, name, entry).await?;
         }
         Ok(manifest)
     }

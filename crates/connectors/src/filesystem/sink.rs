@@ -257,17 +257,43 @@ impl Sink for FilesystemSink {
         Ok(())
     }
 
-    async fn recover(&mut self, pending: Vec<serde_json::Value>) -> sluice_runtime::Result<()> {
+    async fn recover(
+        &mut self,
+        pending: Vec<serde_json::Value>,
+        undone: Vec<serde_json::Value>,
+    ) -> sluice_runtime::Result<()> {
+        let parse = |v: serde_json::Value| -> sluice_runtime::Result<PreCommit> {
+            serde_json::from_value(v).map_err(|e| {
+                Error::Unsupported {
+                    table: self.table.clone(),
+                    message: format!("the checkpoint's pending files do not parse: {e}"),
+                }
+                .into()
+            })
+        };
         let mut keep = std::collections::HashSet::new();
         for v in pending {
-            let p: PreCommit = serde_json::from_value(v).map_err(|e| Error::Unsupported {
-                table: self.table.clone(),
-                message: format!("the checkpoint's pending files do not parse: {e}"),
-            })?;
-            for (tmp, dest) in &p.files {
+            for (tmp, dest) in &parse(v)?.files {
                 self.commit_file(tmp, dest)?;
                 keep.insert(tmp.clone());
             }
+        }
+        // Files that only a skipped (damaged) newer checkpoint committed: their rows
+        // come again from the older checkpoint's offsets.
+        let mut removed = 0;
+        for v in undone {
+            for (tmp, dest) in parse(v)?.files {
+                if !keep.contains(&tmp) {
+                    removed += usize::from(std::fs::remove_file(&dest).is_ok());
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+        if removed > 0 {
+            tracing::warn!(
+                table = %self.table,
+                "Removed {removed} part file(s) that a skipped checkpoint had committed; their rows are written again."
+            );
         }
         // In-progress files of earlier runs that no checkpoint covers: their rows are
         // read again. (One job writes to a directory: another job's would go too.)
