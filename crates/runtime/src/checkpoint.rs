@@ -272,15 +272,14 @@ impl Restore {
         location: &str,
         manifest: &Manifest,
         newer: &[Manifest],
-        graph: &StreamGraph,
+        now: &[NodeSignature],
     ) -> Result<Restore> {
         let id = manifest.id;
-        let now = signature(graph)?;
         let then: Vec<NodeSignature> = match manifest.meta.get(META_PLAN) {
             Some(p) => serde_json::from_str(p).map_err(|e| corrupt("plan", e))?,
             None => return Err(mismatch(id, location, "it records no plan".into())),
         };
-        for (i, (a, b)) in then.iter().zip(&now).enumerate() {
+        for (i, (a, b)) in then.iter().zip(now).enumerate() {
             if a.name != b.name || a.tables != b.tables {
                 return Err(mismatch(
                     id,
@@ -309,7 +308,7 @@ impl Restore {
         }
         let map: HashMap<usize, NodeId> = then
             .iter()
-            .zip(&now)
+            .zip(now)
             .map(|(a, b)| (a.node, NodeId(b.node)))
             .collect();
         let node_of = |old: usize| {
@@ -464,11 +463,11 @@ pub(crate) struct Coordinator {
 }
 
 impl Coordinator {
+    /// A coordinator for tasks not built yet: `tasks` and `sink_tasks` are set once
+    /// they are.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: CheckpointConfig,
-        tasks: usize,
-        sink_tasks: Vec<usize>,
         plan: String,
         trigger: watch::Sender<u64>,
         completed: watch::Sender<u64>,
@@ -479,8 +478,8 @@ impl Coordinator {
     ) -> Self {
         Coordinator {
             config,
-            tasks,
-            sink_tasks,
+            tasks: 0,
+            sink_tasks: Vec::new(),
             plan,
             trigger,
             completed,

@@ -12,7 +12,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::checkpoint::{
-    CheckpointConfig, Coordinator, Outcome, RestartStrategy, Restore, TaskCheckpoints, signature,
+    CheckpointConfig, Coordinator, NodeSignature, Outcome, RestartStrategy, Restore,
+    TaskCheckpoints, signature,
 };
 use crate::dead_letters::DeadLetterFile;
 use crate::graph::{EdgeKind, NodeId, NodeKind, StreamGraph};
@@ -167,14 +168,19 @@ impl Job {
                 );
             }
         }
+        // What a checkpoint records of the plan, to match it on restore.
+        let plan = match &self.checkpoint {
+            Some(_) => signature(&self.graph)?,
+            None => Vec::new(),
+        };
         let mut attempt = 0u32;
         let mut restored_from = None;
         let outcome = loop {
-            let restore = self.load_restore().await?;
+            let restore = self.load_restore(&plan).await?;
             if let Some(r) = &restore {
                 restored_from = Some(r.id);
             }
-            match self.attempt(restore).await {
+            match self.attempt(restore, &plan).await {
                 Ok(o) => break Ok(o),
                 Err(e) => {
                     if self.shutdown.is_stopping() || e.kind() == ErrorKind::User {
@@ -238,7 +244,7 @@ impl Job {
 
     /// The latest intact checkpoint, mapped onto this job's graph (none without
     /// checkpoints or when the store is empty).
-    async fn load_restore(&self) -> Result<Option<Restore>> {
+    async fn load_restore(&self, plan: &[NodeSignature]) -> Result<Option<Restore>> {
         let Some(c) = &self.checkpoint else {
             return Ok(None);
         };
@@ -250,7 +256,7 @@ impl Job {
             return Ok(None);
         };
         let newer = c.store.skipped_after(m.id).await?;
-        let restore = Restore::load(&c.store, &c.location, &m, &newer, &self.graph).await?;
+        let restore = Restore::load(&c.store, &c.location, &m, &newer, plan).await?;
         if restore.finished {
             tracing::info!(
                 "Checkpoint {} in {} marks this pipeline finished: there is nothing left to read (run with --fresh to start over).",
@@ -274,62 +280,50 @@ impl Job {
 
     /// One run of every task (and the coordinator), until all finish, one fails, or a
     /// stop's savepoint is complete.
-    async fn attempt(&self, restore: Option<Restore>) -> Result<Option<Outcome>> {
+    async fn attempt(
+        &self,
+        restore: Option<Restore>,
+        plan: &[NodeSignature],
+    ) -> Result<Option<Outcome>> {
         let mut set = JoinSet::new();
         let mut names = HashMap::new();
-        let wiring = match &self.checkpoint {
-            None => None,
+        let (wiring, coordinator) = match &self.checkpoint {
+            None => (None, None),
             Some(c) => {
                 let (reports, reports_rx) = mpsc::unbounded_channel();
                 let (trigger_tx, trigger) = watch::channel(0u64);
                 let (completed_tx, completed) = watch::channel(0u64);
-                let plan = serde_json::to_string(&signature(&self.graph)?)
-                    .map_err(|e| Error::InvalidGraph(e.to_string()))?;
-                let next_id = c.store.next_id().await?;
+                let plan =
+                    serde_json::to_string(plan).map_err(|e| Error::InvalidGraph(e.to_string()))?;
+                let coordinator = Coordinator::new(
+                    c.clone(),
+                    plan,
+                    trigger_tx,
+                    completed_tx,
+                    reports_rx,
+                    self.metrics.clone(),
+                    self.shutdown.clone(),
+                    c.store.next_id().await?,
+                );
                 let wiring = Wiring {
                     reports,
                     trigger,
                     completed,
                     store: c.store.clone(),
                 };
-                Some((
-                    wiring,
-                    (
-                        c.clone(),
-                        plan,
-                        trigger_tx,
-                        completed_tx,
-                        reports_rx,
-                        next_id,
-                    ),
-                ))
+                (Some(wiring), Some(coordinator))
             }
-        };
-        let (wiring, coordinator) = match wiring {
-            Some((w, c)) => (Some(w), Some(c)),
-            None => (None, None),
         };
         let tasks = self.build_tasks(restore.as_ref(), wiring.as_ref())?;
         drop(wiring);
-        if let Some((config, plan, trigger, completed, reports, next_id)) = coordinator {
-            let sink_tasks = tasks
+        if let Some(mut c) = coordinator {
+            c.tasks = tasks.len();
+            c.sink_tasks = tasks
                 .iter()
                 .enumerate()
                 .filter(|(_, t)| matches!(t.tail, Tail::Sink(..)))
                 .map(|(i, _)| i)
                 .collect();
-            let c = Coordinator::new(
-                config,
-                tasks.len(),
-                sink_tasks,
-                plan,
-                trigger,
-                completed,
-                reports,
-                self.metrics.clone(),
-                self.shutdown.clone(),
-                next_id,
-            );
             let name = "checkpoint coordinator".to_string();
             // The coordinator runs on its own thread and runtime: busy worker threads
             // (sources that never wait) would otherwise delay its timer, and with it
