@@ -181,10 +181,14 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         },
     );
     if metrics_line {
-        let (ms, bytes, align) = summary.last_checkpoint.unwrap_or_default();
+        let c = summary.last_checkpoint.unwrap_or_default();
         out!(
-            "# checkpoints: {} completed; the longest took {ms} ms, the largest held {bytes} bytes of state (last alignment {align} ms)",
-            summary.checkpoints
+            "# checkpoints: {} completed; the longest took {} ms, the largest held {} bytes of state, {} bytes written in all (last alignment {} ms)",
+            summary.checkpoints,
+            c.max_duration_ms,
+            c.max_size_bytes,
+            c.written_bytes,
+            c.last_alignment_ms
         );
     }
     if let Some(kib) = peak_rss_kib() {

@@ -138,6 +138,83 @@ impl Harness {
     }
 }
 
+/// The encoded files of one subtask's incremental chain, each with its horizon.
+type Chain = Vec<(i64, Vec<u8>)>;
+
+impl Harness {
+    /// Takes an incremental snapshot of every subtask (a full one with `full`) and
+    /// keeps each chain as the runtime does: files whose horizon the progress passed
+    /// go.
+    fn snapshot_changes(&mut self, full: bool, chains: &mut [Chain]) {
+        for ((task, _), chain) in self.tasks.iter_mut().zip(chains.iter_mut()) {
+            assert!(task.incremental());
+            let c = task.snapshot_changes(full).expect("snapshots");
+            if full {
+                chain.clear();
+            } else {
+                chain.retain(|(h, _)| *h > c.progress);
+            }
+            chain.push((c.horizon, sluice_state::encode(&c.tables).expect("encodes")));
+        }
+    }
+
+    /// Restores from earlier subtasks' chains, as the runtime orders their tables.
+    fn restore_chains(&mut self, chains: &[Chain]) {
+        let p = self.tasks.len();
+        for (s, (task, _)) in self.tasks.iter_mut().enumerate() {
+            let range = KeyGroupRange::of_subtask(s, p, DEFAULT_KEY_GROUPS);
+            let mut tables = Vec::new();
+            for chain in chains {
+                let files = chain
+                    .iter()
+                    .map(|(_, bytes)| sluice_state::decode(bytes).expect("decodes"));
+                for t in sluice_state::chain_tables(files) {
+                    tables.push(t.for_range(range).expect("filters"));
+                }
+            }
+            task.restore(tables).expect("restores");
+        }
+    }
+}
+
+/// Like [`check`], with incremental snapshots: a full one at the first cut, changes at
+/// the later ones, then a restore from the chains onto another worker count.
+fn check_incremental(f: &dyn OperatorFactory, keys: Vec<Vec<usize>>, msgs: &[Msg]) {
+    let mut whole = Harness::new(f, 1, keys.clone());
+    for m in msgs {
+        whole.send(m);
+    }
+    let want = table(&whole.finish());
+    assert!(!want.is_empty());
+    let n = msgs.len();
+    for cuts in [vec![0, 1, 2, n - 1], vec![1, n / 3, n / 2, 2 * n / 3]] {
+        for (before, after) in [(1, 3), (3, 2), (2, 2)] {
+            let mut first = Harness::new(f, before, keys.clone());
+            let mut chains = vec![Chain::new(); before];
+            let mut at = 0;
+            for (i, cut) in cuts.iter().enumerate() {
+                for m in &msgs[at..*cut] {
+                    first.send(m);
+                }
+                at = *cut;
+                first.snapshot_changes(i == 0, &mut chains);
+            }
+            let mut out = first.out;
+            let mut second = Harness::new(f, after, keys.clone());
+            second.restore_chains(&chains);
+            for m in &msgs[at..] {
+                second.send(m);
+            }
+            out.extend(second.finish());
+            assert_eq!(
+                table(&out),
+                want,
+                "cuts {cuts:?}, {before} -> {after} subtasks"
+            );
+        }
+    }
+}
+
 /// The output as sorted rows, a changelog applied.
 fn table(batches: &[RecordBatch]) -> Vec<String> {
     let mut rows: Vec<String> = Vec::new();
@@ -290,6 +367,97 @@ fn window_aggregates_restore_onto_other_worker_counts() {
         2,
     );
     check(&f, vec![vec![0, 2]], &msgs);
+    check_incremental(&f, vec![vec![0, 2]], &msgs);
+}
+
+#[test]
+fn incremental_chains_drop_fired_windows() {
+    // Windows end at the row's time; the watermark trails by 1.5 s, so the changes of
+    // early cuts leave the chain once their windows fired.
+    let (schema, msgs) = events();
+    let f = WindowAggregate::new(
+        spec(
+            &schema,
+            vec![0, 2],
+            vec![
+                Field::new("k", DataType::Utf8, false),
+                Field::new("ts", ts_type(), false),
+            ],
+        ),
+        2,
+    );
+    let mut h = Harness::new(&f, 1, vec![vec![0, 2]]);
+    let mut chain = vec![Chain::new()];
+    h.snapshot_changes(true, &mut chain);
+    for (i, m) in msgs.iter().enumerate() {
+        h.send(m);
+        if i % 2 == 1 {
+            h.snapshot_changes(false, &mut chain);
+        }
+    }
+    // 12 batches, each one's windows fired 2 watermarks later: only the newest
+    // changes are left (and the last file, which holds the watermark).
+    assert!(chain[0].len() <= 3, "{} files", chain[0].len());
+}
+
+#[test]
+fn interval_joins_restore_from_incremental_chains() {
+    use datafusion::logical_expr::Operator as Op;
+    use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
+    let (schema, msgs) = events();
+    // The right side: a few rows of every other batch.
+    let mut merged = Vec::new();
+    for (i, m) in msgs.into_iter().enumerate() {
+        merged.push(m.clone());
+        if let Msg::Batch(_, b) = &m
+            && i % 4 == 2
+        {
+            merged.push(Msg::Batch(1, b.slice(2, 5)));
+        }
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .chain(schema.fields().iter())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    let joined = Arc::new(Schema::new(fields.clone()));
+    // |left.ts - right.ts| <= 1.5 s, as the planner writes an interval join's bounds.
+    let ms = |i: usize| -> Arc<dyn datafusion::physical_plan::PhysicalExpr> {
+        Arc::new(CastExpr::new(
+            Arc::new(Column::new("ts", i)),
+            DataType::Int64,
+            None,
+        ))
+    };
+    let diff = Arc::new(BinaryExpr::new(ms(2), Op::Minus, ms(5)));
+    let lit = |v: i64| {
+        Arc::new(Literal::new(datafusion::common::ScalarValue::Int64(Some(
+            v,
+        ))))
+    };
+    let filter = Arc::new(BinaryExpr::new(
+        Arc::new(BinaryExpr::new(diff.clone(), Op::GtEq, lit(-1500))),
+        Op::And,
+        Arc::new(BinaryExpr::new(diff, Op::LtEq, lit(1500))),
+    ));
+    let f = crate::join::StreamingJoin::new(
+        crate::join::JoinKind::Inner,
+        [vec![0], vec![0]],
+        [3, 3],
+        Some(filter),
+        joined.clone(),
+        joined,
+        vec![DataType::Utf8],
+        "test".into(),
+    )
+    .with_interval(crate::join::IntervalBounds {
+        time: [2, 2],
+        lo: -1500,
+        hi: 1500,
+    });
+    check(&f, vec![vec![0], vec![0]], &merged);
+    check_incremental(&f, vec![vec![0], vec![0]], &merged);
 }
 
 #[test]

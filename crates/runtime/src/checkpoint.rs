@@ -98,6 +98,9 @@ pub(crate) struct TaskPart {
     pub(crate) sink: Option<(NodeId, usize, serde_json::Value)>,
     /// Time from the first barrier to the last one on the task's inputs.
     pub(crate) alignment: Duration,
+    /// Bytes written for this checkpoint (the other files are earlier links of
+    /// incremental chains).
+    pub(crate) written: u64,
 }
 
 /// The offsets of one source subtask.
@@ -151,6 +154,25 @@ impl TaskCheckpoints {
 /// The file of one operator subtask's state in a checkpoint.
 pub(crate) fn state_file(node: NodeId, subtask: usize) -> String {
     format!("n{}-s{subtask}.arrow", node.0)
+}
+
+/// One file of an earlier subtask's state: which checkpoint wrote it, its name and
+/// manifest entry.
+type ChainLink<'a> = (u64, &'a String, &'a FileEntry);
+
+/// The operator and subtask a state file holds, and which checkpoint wrote it (0 for a
+/// whole snapshot in the checkpoint's folder): `n3-s1.arrow` or
+/// `shared/n3-s1-c<id>.arrow`.
+fn parse_state_file(name: &str) -> Option<(usize, usize, u64)> {
+    let (rest, written) = match name.strip_prefix("shared/") {
+        Some(shared) => {
+            let (stem, id) = shared.strip_suffix(".arrow")?.rsplit_once("-c")?;
+            (stem, id.parse().ok()?)
+        }
+        None => (name.strip_suffix(".arrow")?, 0),
+    };
+    let (node, subtask) = rest.strip_prefix('n')?.split_once("-s")?;
+    Some((node.parse().ok()?, subtask.parse().ok()?, written))
 }
 
 /// A node as the checkpoint knows it: what must match for its state to be restored.
@@ -317,23 +339,37 @@ impl Restore {
             })
         };
 
-        let mut ops: HashMap<NodeId, Vec<TableSnapshot>> = HashMap::new();
+        // Each earlier subtask's files of one operator: a whole snapshot, or an
+        // incremental chain (its files in the order they were written).
+        let mut chains: BTreeMap<(usize, usize), Vec<ChainLink>> = BTreeMap::new();
         for (name, entry) in &manifest.files {
-            let Some(old) = name
-                .strip_prefix('n')
-                .and_then(|r| r.split('-').next())
-                .and_then(|n| n.parse::<usize>().ok())
-            else {
+            let Some((old, subtask, written)) = parse_state_file(name) else {
                 continue;
             };
-            let bytes = store.read_checked(id, name, entry).await?;
-            let tables = tokio::task::spawn_blocking(move || sluice_state::decode(&bytes))
-                .await
-                .map_err(|e| Error::TaskFailed {
-                    task: "restore".into(),
-                    message: e.to_string(),
-                })??;
-            ops.entry(node_of(old)?).or_default().extend(tables);
+            chains
+                .entry((old, subtask))
+                .or_default()
+                .push((written, name, entry));
+        }
+        let mut ops: HashMap<NodeId, Vec<TableSnapshot>> = HashMap::new();
+        for ((old, _), mut files) in chains {
+            files.sort_by_key(|f| f.0);
+            let mut decoded = Vec::new();
+            for (_, name, entry) in files {
+                let bytes = store.read_checked(id, name, entry).await?;
+                decoded.push(
+                    tokio::task::spawn_blocking(move || sluice_state::decode(&bytes))
+                        .await
+                        .map_err(|e| Error::TaskFailed {
+                            task: "restore".into(),
+                            message: e.to_string(),
+                        })??,
+                );
+            }
+            // A newer link's watermarks supersede an older one's.
+            ops.entry(node_of(old)?)
+                .or_default()
+                .extend(sluice_state::chain_tables(decoded));
         }
 
         let mut sources = HashMap::new();
@@ -616,12 +652,14 @@ impl Coordinator {
         let mut sources: BTreeMap<usize, SourceMeta> = BTreeMap::new();
         let mut sinks: BTreeMap<usize, Vec<serde_json::Value>> = BTreeMap::new();
         let mut alignment = Duration::ZERO;
+        let mut written = 0;
         // A task's acknowledgement of this checkpoint wins over its last report: that
         // one covers output after the barrier, which this checkpoint does not.
         let mut covered_by_final = Vec::new();
         let mut parts = Vec::with_capacity(self.tasks);
         for t in 0..self.tasks {
             if let Some(part) = p.parts.get(&t) {
+                written += part.written;
                 parts.push(part);
             } else if let Some(f) = self.finals.get(&t) {
                 parts.push(&f.part);
@@ -666,6 +704,7 @@ impl Coordinator {
         }
         let took = p.started.elapsed();
         JobMetrics::add(&self.metrics.checkpoints_completed, 1);
+        JobMetrics::add(&self.metrics.checkpoint_written_bytes, written);
         self.metrics
             .checkpoint_last_id
             .store(id, std::sync::atomic::Ordering::Relaxed);
@@ -700,8 +739,10 @@ impl Coordinator {
             files = file_count,
             duration_ms = took.as_millis() as u64,
             alignment_ms = alignment.as_millis() as u64,
-            "{what} {id} complete in {}: {} in {file_count} state files, alignment {}.",
+            written_bytes = written,
+            "{what} {id} complete in {}: {} written, {} of state in {file_count} files, alignment {}.",
             sluice_types::format_duration(took),
+            human_bytes(written),
             human_bytes(size),
             sluice_types::format_duration(alignment),
         );

@@ -93,9 +93,22 @@ pub struct JobSummary {
     pub savepoint: Option<u64>,
     /// Restarts after task failures.
     pub restarts: u64,
-    /// The longest checkpoint's duration (ms), the largest one's state size (bytes),
-    /// and the newest one's longest alignment (ms).
-    pub last_checkpoint: Option<(u64, u64, u64)>,
+    /// Figures of the run's checkpoints (none when none completed).
+    pub last_checkpoint: Option<CheckpointStats>,
+}
+
+/// What a run's checkpoints took.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckpointStats {
+    /// The longest checkpoint's duration (ms).
+    pub max_duration_ms: u64,
+    /// The largest checkpoint's state size (bytes).
+    pub max_size_bytes: u64,
+    /// The newest checkpoint's longest barrier alignment (ms).
+    pub last_alignment_ms: u64,
+    /// Bytes written by all checkpoints (less than their sizes added up when they are
+    /// incremental).
+    pub written_bytes: u64,
 }
 
 /// A job ready to run.
@@ -231,12 +244,11 @@ impl Job {
             },
             restarts: JobMetrics::get(&self.metrics.restarts),
             last_checkpoint: (JobMetrics::get(&self.metrics.checkpoints_completed) > 0).then(
-                || {
-                    (
-                        JobMetrics::get(&self.metrics.checkpoint_max_duration_ms),
-                        JobMetrics::get(&self.metrics.checkpoint_max_size_bytes),
-                        JobMetrics::get(&self.metrics.checkpoint_last_alignment_ms),
-                    )
+                || CheckpointStats {
+                    max_duration_ms: JobMetrics::get(&self.metrics.checkpoint_max_duration_ms),
+                    max_size_bytes: JobMetrics::get(&self.metrics.checkpoint_max_size_bytes),
+                    last_alignment_ms: JobMetrics::get(&self.metrics.checkpoint_last_alignment_ms),
+                    written_bytes: JobMetrics::get(&self.metrics.checkpoint_written_bytes),
                 },
             ),
         })
@@ -473,6 +485,7 @@ impl Job {
                                 metrics: self.metrics.clone(),
                             },
                             metrics: self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
+                            chain: Default::default(),
                         }),
                         NodeKind::Sink(f) => {
                             tail = Some(Tail::Sink(

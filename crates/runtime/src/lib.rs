@@ -23,12 +23,12 @@ pub use checkpoint::{CheckpointConfig, RestartStrategy, RestoredOffsets};
 pub use dead_letters::DeadLetterFile;
 pub use error::{Error, Result};
 pub use graph::{EdgeKind, NodeId, NodeKind, StreamEdge, StreamGraph, StreamNode};
-pub use job::{Job, JobConfig, JobSummary, ShutdownHandle};
+pub use job::{CheckpointStats, Job, JobConfig, JobSummary, ShutdownHandle};
 pub use metrics::JobMetrics;
 pub use partition::hash_rows;
 pub use traits::{
     DeadLetterOutput, Delivery, Operator, OperatorContext, OperatorFactory, Sink, SinkFactory,
-    Source, SourceEvent, SourceFactory, SourceOffsets, TaskInfo,
+    Source, SourceEvent, SourceFactory, SourceOffsets, StateChanges, TaskInfo,
 };
 
 #[cfg(test)]

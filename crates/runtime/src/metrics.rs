@@ -55,6 +55,9 @@ pub struct JobMetrics {
     pub checkpoint_max_duration_ms: AtomicU64,
     /// The largest checkpoint of the run (`sluice_checkpoint_max_size_bytes`).
     pub checkpoint_max_size_bytes: AtomicU64,
+    /// Bytes of state written by the run's checkpoints; with incremental checkpoints
+    /// far less than their sizes added up (`sluice_checkpoint_written_bytes_total`).
+    pub checkpoint_written_bytes: AtomicU64,
     /// Restarts after a task failure (`sluice_job_restarts_total`).
     pub restarts: AtomicU64,
     /// Per-batch latency samples (source emit → sink write done) in microseconds,

@@ -29,6 +29,58 @@ pub(crate) struct ChainOp {
     pub(crate) op: Box<dyn Operator>,
     pub(crate) ctx: OperatorContext,
     pub(crate) metrics: Arc<OperatorMetrics>,
+    /// The files of its incremental checkpoints (for operators that take them).
+    pub(crate) chain: Arc<std::sync::Mutex<StateChain>>,
+}
+
+/// An incremental checkpoint chain longer than this is started anew (a full snapshot).
+const MAX_CHAIN_FILES: usize = 64;
+
+/// The state files an operator's next checkpoint lists: the full snapshot that started
+/// the chain and the changes since, each until its horizon passes.
+#[derive(Debug, Default)]
+pub(crate) struct StateChain {
+    files: Vec<ChainFile>,
+    /// Rows the operator held at its last snapshot.
+    live_rows: usize,
+    /// The newest file is still being written: a checkpoint now starts a new chain.
+    in_flight: bool,
+    /// Writing a file failed: the chain has a gap, the next checkpoint starts anew.
+    broken: bool,
+}
+
+#[derive(Debug, Clone)]
+struct ChainFile {
+    name: String,
+    entry: sluice_state::FileEntry,
+    horizon: i64,
+    rows: usize,
+}
+
+impl StateChain {
+    /// Whether the next snapshot must hold everything: no chain yet, a gap, or a
+    /// chain much bigger than the state it describes.
+    fn wants_full(&self) -> bool {
+        let rows: usize = self.files.iter().map(|f| f.rows).sum();
+        self.in_flight
+            || self.broken
+            || self.files.is_empty()
+            || self.files.len() >= MAX_CHAIN_FILES
+            || (rows > 1_000_000 && rows > 3 * self.live_rows)
+    }
+}
+
+/// A snapshot to write: a whole one in the checkpoint's folder, or a link of a chain.
+enum Written {
+    Whole(NodeId, Vec<sluice_state::TableSnapshot>),
+    Link {
+        node: NodeId,
+        tables: Vec<sluice_state::TableSnapshot>,
+        horizon: i64,
+        /// The chain's earlier files this checkpoint lists too.
+        earlier: Vec<ChainFile>,
+        chain: Arc<std::sync::Mutex<StateChain>>,
+    },
 }
 
 /// Where a task's rows come from.
@@ -445,9 +497,32 @@ impl Task {
         let mut tables = Vec::new();
         for op in &mut self.ops {
             op.op.on_barrier(id, &mut op.ctx)?;
+            if op.op.incremental() {
+                let full = lock(&op.chain).wants_full();
+                let changes = op.op.snapshot_changes(full)?;
+                let mut chain = lock(&op.chain);
+                if full {
+                    chain.files.clear();
+                } else {
+                    chain.files.retain(|f| f.horizon > changes.progress);
+                }
+                chain.live_rows = changes.live_rows;
+                chain.in_flight = true;
+                chain.broken = false;
+                tables.push(Written::Link {
+                    node: op.node,
+                    tables: changes.tables,
+                    horizon: changes.horizon,
+                    earlier: chain.files.clone(),
+                    chain: op.chain.clone(),
+                });
+                continue;
+            }
+            // An operator that stopped being incremental starts any later chain anew.
+            lock(&op.chain).files.clear();
             let t = op.op.snapshot()?;
             if !t.is_empty() {
-                tables.push((op.node, t));
+                tables.push(Written::Whole(op.node, t));
             }
         }
         let sink = match &mut self.tail {
@@ -473,38 +548,92 @@ impl Task {
             }),
             sink,
             alignment,
+            written: 0,
         };
         let (store, reports, task) = (cp.store.clone(), cp.reports.clone(), cp.index);
         let subtask = self.head_info.subtask;
         tokio::spawn(async move {
-            for (node, t) in tables {
-                let name = state_file(node, subtask);
-                let written = async {
-                    let bytes = tokio::task::spawn_blocking(move || sluice_state::encode(&t))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
-                    store
-                        .put(id.0, &name, bytes)
-                        .await
-                        .map_err(|e| e.to_string())
-                }
-                .await;
-                match written {
-                    Ok(entry) => part.files.push((name, entry)),
-                    Err(error) => {
-                        let _ = reports.send(Report::Failed {
-                            id,
-                            error: format!("writing {name}: {error}"),
+            let mut failed = None;
+            for w in tables {
+                let (name, t) = match &w {
+                    Written::Whole(node, t) => (state_file(*node, subtask), t.clone()),
+                    Written::Link { node, tables, .. } => (
+                        sluice_state::shared_name(&format!("n{}-s{subtask}", node.0), id.0),
+                        tables.clone(),
+                    ),
+                };
+                let rows = t.iter().map(|t| t.batch.num_rows()).sum();
+                let written = if failed.is_some() {
+                    Err("an earlier file failed".to_string())
+                } else {
+                    let name = name.clone();
+                    async {
+                        let bytes = tokio::task::spawn_blocking(move || sluice_state::encode(&t))
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .map_err(|e| e.to_string())?;
+                        store
+                            .put(id.0, &name, bytes)
+                            .await
+                            .map_err(|e| e.to_string())
+                    }
+                    .await
+                };
+                match (written, w) {
+                    (Ok(entry), Written::Whole(..)) => {
+                        part.written += entry.size;
+                        part.files.push((name, entry));
+                    }
+                    (
+                        Ok(entry),
+                        Written::Link {
+                            horizon,
+                            earlier,
+                            chain,
+                            ..
+                        },
+                    ) => {
+                        part.written += entry.size;
+                        for f in earlier {
+                            part.files.push((f.name, f.entry));
+                        }
+                        part.files.push((name.clone(), entry.clone()));
+                        let mut chain = lock(&chain);
+                        chain.files.push(ChainFile {
+                            name,
+                            entry,
+                            horizon,
+                            rows,
                         });
-                        return;
+                        chain.in_flight = false;
+                    }
+                    (Err(error), w) => {
+                        if let Written::Link { chain, .. } = w {
+                            let mut chain = lock(&chain);
+                            chain.broken = true;
+                            chain.in_flight = false;
+                        }
+                        if failed.is_none() {
+                            failed = Some(format!("writing {name}: {error}"));
+                        }
                     }
                 }
             }
-            let _ = reports.send(Report::Acked { task, id, part });
+            let _ = match failed {
+                Some(error) => reports.send(Report::Failed { id, error }),
+                None => reports.send(Report::Acked { task, id, part }),
+            };
         });
         Ok(())
     }
+}
+
+/// The chain's lock (a writer that panicked leaves it usable: the chain is then only
+/// marked in flight, so the next checkpoint starts anew).
+fn lock(chain: &std::sync::Mutex<StateChain>) -> std::sync::MutexGuard<'_, StateChain> {
+    chain
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// One input channel of a task: from one upstream subtask along one edge.

@@ -121,9 +121,25 @@ pub trait Operator: Send {
         }
     }
 
+    /// Whether [`snapshot_changes`](Self::snapshot_changes) works: checkpoints then
+    /// write only what changed since the previous one.
+    fn incremental(&self) -> bool {
+        false
+    }
+
+    /// For incremental checkpoints: with `full`, all state (as
+    /// [`snapshot`](Self::snapshot)), starting a new chain; otherwise only what changed
+    /// since the previous call. Restoring the chain's tables in order (the full one
+    /// first) must give the state back. The operator goes on unchanged afterwards.
+    fn snapshot_changes(&mut self, _full: bool) -> Result<StateChanges> {
+        Err(not_yet("snapshot incrementally"))
+    }
+
     /// Restores state, before any input, from snapshot tables already narrowed to this
-    /// subtask's key groups (their rows may come from several earlier subtasks, and a
-    /// table may appear once per earlier subtask).
+    /// subtask's key groups. Their rows may come from several earlier subtasks: the
+    /// tables come subtask by subtask, each earlier subtask's keyed tables first (in
+    /// the order they were written, for an incremental chain) and then its global
+    /// tables (watermarks; only the newest of a chain).
     fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
         if tables.iter().all(|t| t.batch.num_rows() == 0) {
             Ok(())
@@ -131,6 +147,23 @@ pub trait Operator: Send {
             Err(not_yet("restore"))
         }
     }
+}
+
+/// What an operator's state changed by since its previous snapshot (or all of it), for
+/// an incremental checkpoint.
+#[derive(Debug, Clone)]
+pub struct StateChanges {
+    /// The changes, in the operator's snapshot tables.
+    pub tables: Vec<TableSnapshot>,
+    /// Once the operator's progress reaches this, nothing in `tables` matters any more
+    /// (the windows fired, the rows expired); `i64::MIN` when they hold no rows.
+    pub horizon: i64,
+    /// The operator's progress now (its watermark): earlier changes whose horizon is at
+    /// or below it are no longer needed.
+    pub progress: i64,
+    /// Rows of state the operator holds now: when the chain of changes holds many
+    /// times more, the next checkpoint takes everything again.
+    pub live_rows: usize,
 }
 
 fn not_yet(what: &str) -> crate::Error {

@@ -15,9 +15,10 @@ mod snapshot;
 mod store;
 
 pub use snapshot::{
-    KEY_GROUP_COLUMN, KeyGroupRange, TableSnapshot, decode, encode, hash_keys, key_groups_of,
+    KEY_GROUP_COLUMN, KeyGroupRange, TableSnapshot, chain_tables, decode, encode, hash_keys,
+    key_groups_of,
 };
-pub use store::{CheckpointStore, FileEntry, Manifest};
+pub use store::{CheckpointStore, FileEntry, Manifest, shared_name};
 
 /// What can go wrong with state.
 #[derive(Debug, thiserror::Error)]

@@ -168,6 +168,13 @@ impl TableSnapshot {
         Ok(datafusion::arrow::compute::min(col))
     }
 
+    /// Whether this is a global table (per-subtask values such as watermarks: no row
+    /// has a key group).
+    pub fn is_global(&self) -> bool {
+        let n = self.batch.num_rows();
+        n > 0 && self.batch.column(0).null_count() == n
+    }
+
     /// The rows a subtask owning `range` restores: those of its key groups, and every
     /// global row.
     pub fn for_range(&self, range: KeyGroupRange) -> Result<TableSnapshot> {
@@ -192,6 +199,24 @@ impl TableSnapshot {
         let cols: Vec<usize> = (1..self.batch.num_columns()).collect();
         Ok(self.batch.project(&cols)?)
     }
+}
+
+/// The tables to restore from one subtask's incremental chain (its files' tables, in
+/// the order they were written): every keyed table in order, then the global tables
+/// (watermarks) of the newest file that has them, which supersede older ones.
+pub fn chain_tables(files: impl IntoIterator<Item = Vec<TableSnapshot>>) -> Vec<TableSnapshot> {
+    let mut keyed = Vec::new();
+    let mut global: Vec<TableSnapshot> = Vec::new();
+    for t in files.into_iter().flatten() {
+        if t.is_global() {
+            global.retain(|g| g.name != t.name);
+            global.push(t);
+        } else {
+            keyed.push(t);
+        }
+    }
+    keyed.extend(global);
+    keyed
 }
 
 const MAGIC: &[u8; 8] = b"SLUICEST";

@@ -4,6 +4,10 @@
 //! CRC-32: a checkpoint without a manifest never completed. Reading the latest
 //! checkpoint verifies every file against its manifest and falls back to the one before
 //! when something is missing or damaged. Old checkpoints are retained by count.
+//!
+//! Incremental checkpoints write their files under `shared/` instead (named by
+//! [`shared_name`]): a manifest lists such a file by that name, and later manifests may
+//! list it again. A shared file goes when no retained manifest lists it any more.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +53,30 @@ fn store_error(e: object_store::Error) -> Error {
 
 fn folder(id: u64) -> String {
     format!("chk-{id:020}")
+}
+
+const SHARED: &str = "shared/";
+
+/// The name of a file written for checkpoint `id` that later checkpoints may list too
+/// (incremental state): `shared/<stem>-c<id>.arrow`.
+pub fn shared_name(stem: &str, id: u64) -> String {
+    format!("{SHARED}{stem}-c{id:020}.arrow")
+}
+
+/// The checkpoint a shared file was written for.
+fn shared_id(name: &str) -> Option<u64> {
+    let rest = name.strip_prefix(SHARED)?.strip_suffix(".arrow")?;
+    rest.rsplit_once("-c")?.1.parse().ok()
+}
+
+/// Where file `name` of checkpoint `id` lives: in the checkpoint's folder, or under
+/// `shared/` for a shared file.
+fn file_path(id: u64, name: &str) -> Path {
+    if name.starts_with(SHARED) {
+        Path::from(name)
+    } else {
+        Path::from(format!("{}/{name}", folder(id)))
+    }
 }
 
 impl CheckpointStore {
@@ -107,13 +135,14 @@ impl CheckpointStore {
         }
     }
 
-    /// Writes one state file of checkpoint `id`; returns its manifest entry.
+    /// Writes one state file of checkpoint `id` (a [`shared_name`] goes under
+    /// `shared/`); returns its manifest entry.
     pub async fn put(&self, id: u64, name: &str, bytes: Vec<u8>) -> Result<FileEntry> {
         let entry = FileEntry {
             size: bytes.len() as u64,
             crc32: crc32fast::hash(&bytes),
         };
-        let path = Path::from(format!("{}/{name}", folder(id)));
+        let path = file_path(id, name);
         self.store
             .put(&path, PutPayload::from(bytes))
             .await
@@ -138,12 +167,14 @@ impl CheckpointStore {
     /// The id after the highest one in the store (complete or not), so that a new run's
     /// checkpoints never reuse a folder.
     pub async fn next_id(&self) -> Result<u64> {
-        Ok(self
-            .checkpoints()
+        let folders = self.checkpoints().await?.keys().next_back().copied();
+        let shared = self
+            .shared()
             .await?
-            .keys()
-            .next_back()
-            .map_or(1, |id| id + 1))
+            .iter()
+            .filter_map(|p| shared_id(p.as_ref()))
+            .max();
+        Ok(folders.max(shared).map_or(1, |id| id + 1))
     }
 
     /// Deletes every checkpoint in the store; returns how many there were.
@@ -152,7 +183,21 @@ impl CheckpointStore {
         for id in all.keys() {
             self.delete(*id).await?;
         }
+        for p in self.shared().await? {
+            self.store.delete(&p).await.map_err(store_error)?;
+        }
         Ok(all.len())
+    }
+
+    /// Every file under `shared/`.
+    async fn shared(&self) -> Result<Vec<Path>> {
+        let prefix = Path::from(SHARED.trim_end_matches('/'));
+        self.store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await
+            .map_err(store_error)
     }
 
     async fn delete(&self, id: u64) -> Result<()> {
@@ -251,7 +296,7 @@ impl CheckpointStore {
 
     /// Reads state file `name` of checkpoint `id`, checked against its manifest entry.
     pub async fn read_checked(&self, id: u64, name: &str, entry: &FileEntry) -> Result<Vec<u8>> {
-        let path = Path::from(format!("{}/{name}", folder(id)));
+        let path = file_path(id, name);
         let bytes = self.get_path(&path).await?;
         if bytes.len() as u64 != entry.size || crc32fast::hash(&bytes) != entry.crc32 {
             return Err(Error::Corrupt(format!(
@@ -262,7 +307,8 @@ impl CheckpointStore {
     }
 
     /// Keeps the newest `retain` complete checkpoints (up to `newest`) and deletes
-    /// older ones, complete or not.
+    /// older ones, complete or not, and the shared files written up to `newest` that
+    /// none of the kept ones lists.
     async fn prune(&self, newest: u64) -> Result<()> {
         let all = self.checkpoints().await?;
         let keep: Vec<u64> = all
@@ -277,6 +323,23 @@ impl CheckpointStore {
         };
         for id in all.keys().copied().filter(|id| *id < oldest_kept) {
             self.delete(id).await?;
+        }
+        let shared = self.shared().await?;
+        if shared.is_empty() {
+            return Ok(());
+        }
+        let mut listed = std::collections::HashSet::new();
+        for id in keep {
+            // A kept manifest that does not parse cannot be restored from anyway.
+            if let Ok(m) = self.manifest(id).await {
+                listed.extend(m.files.into_keys());
+            }
+        }
+        for p in shared {
+            let name = p.as_ref();
+            if !listed.contains(name) && shared_id(name).is_some_and(|id| id <= newest) {
+                self.store.delete(&p).await.map_err(store_error)?;
+            }
         }
         Ok(())
     }
@@ -335,6 +398,66 @@ mod tests {
         let (latest, warnings) = store.latest().await.expect("reads");
         assert!(latest.is_none());
         assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+
+    #[tokio::test]
+    async fn shared_files_live_while_a_kept_checkpoint_lists_them() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let store = CheckpointStore::local(dir.path(), 2).expect("a store");
+        let mut chain: Vec<(String, FileEntry)> = Vec::new();
+        for id in 1..=4u64 {
+            let name = shared_name("n1-s0", id);
+            let entry = store
+                .put(id, &name, format!("delta {id}").into_bytes())
+                .await
+                .expect("puts");
+            chain.push((name, entry));
+            // Checkpoint 3 starts a new chain (a full snapshot).
+            if id == 3 {
+                chain.drain(..chain.len() - 1);
+            }
+            let m = Manifest {
+                id,
+                files: chain.iter().cloned().collect(),
+                meta: BTreeMap::new(),
+            };
+            store.complete(&m).await.expect("completes");
+        }
+        let shared = dir.path().join("shared");
+        let mut left: Vec<String> = std::fs::read_dir(&shared)
+            .expect("lists")
+            .map(|e| {
+                e.expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        left.sort();
+        // Checkpoints 3 and 4 are kept; they list deltas 3 and 4 only.
+        assert_eq!(
+            left,
+            vec![
+                "n1-s0-c00000000000000000003.arrow",
+                "n1-s0-c00000000000000000004.arrow"
+            ]
+        );
+        let (latest, _) = store.latest().await.expect("reads");
+        let latest = latest.expect("a checkpoint");
+        let (name, entry) = &chain[0];
+        let bytes = store.read_checked(4, name, entry).await.expect("reads");
+        assert_eq!(bytes, b"delta 3");
+        assert_eq!(latest.files.len(), 2);
+        // A file written for a checkpoint not yet complete is not pruned.
+        store
+            .put(6, &shared_name("n1-s0", 6), b"in flight".to_vec())
+            .await
+            .expect("puts");
+        assert_eq!(store.next_id().await.expect("lists"), 7);
+        store.complete(&latest).await.expect("completes again");
+        assert!(shared.join("n1-s0-c00000000000000000006.arrow").exists());
+        assert_eq!(store.clear().await.expect("clears"), 2);
+        assert_eq!(std::fs::read_dir(&shared).map_or(0, |d| d.count()), 0);
     }
 
     #[tokio::test]

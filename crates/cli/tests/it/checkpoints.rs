@@ -315,12 +315,26 @@ fn a_damaged_newest_checkpoint_is_skipped_for_the_one_before() {
         .to_string_lossy()[4..]
         .parse()
         .expect("works in a temp dir");
-    let state = std::fs::read_dir(&newest)
-        .expect("works in a temp dir")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "arrow"))
-        .expect("a state file");
+    // The window aggregate and the interval join checkpoint incrementally: damage a
+    // file of changes that only the newest checkpoint lists.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(newest.join("_manifest.json")).expect("works in a temp dir"),
+    )
+    .expect("the manifest parses");
+    let own = format!("-c{id:020}.arrow");
+    let files = manifest["files"].as_object().expect("a file list");
+    let shared: Vec<&String> = files.keys().filter(|n| n.starts_with("shared/")).collect();
+    assert!(
+        !shared.is_empty(),
+        "incremental chains are listed: {:?}",
+        files.keys()
+    );
+    let state = chk.join(
+        shared
+            .iter()
+            .find(|n| n.ends_with(&own))
+            .expect("a file of the newest checkpoint's changes"),
+    );
     let mut bytes = std::fs::read(&state).expect("works in a temp dir");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;

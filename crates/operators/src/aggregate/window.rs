@@ -21,12 +21,23 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{EmitTo, GroupsAccumulator};
 use datafusion::physical_plan::aggregates::group_values::GroupValues;
-use sluice_runtime::{JobMetrics, Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
+use sluice_runtime::{
+    JobMetrics, Operator, OperatorContext, OperatorFactory, Result, StateChanges, TaskInfo,
+};
 use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, Watermark};
 
 use super::spec::AggregateSpec;
 use crate::time::millis;
+
+/// One pane's groups as `window_acc` columns: keys, window end, accumulator states.
+fn acc_part(end: i64, keys: Vec<ArrayRef>, states: Vec<ArrayRef>) -> Vec<ArrayRef> {
+    let n = keys.first().map_or(0, |k| k.len());
+    let mut cols = keys;
+    cols.push(Arc::new(Int64Array::from(vec![end; n])));
+    cols.extend(states);
+    cols
+}
 
 /// Factory of [`WindowAggregate`] subtasks.
 #[derive(Debug, Clone)]
@@ -94,6 +105,30 @@ struct Pane {
     accs: Vec<Box<dyn GroupsAccumulator>>,
     /// Input rows, kept only when fired windows stay open for late rows.
     rows: Vec<RecordBatch>,
+    /// With incremental checkpoints: what came since the last checkpoint, aggregated
+    /// apart, then written as that checkpoint's changes and folded into `groups`/`accs`.
+    fresh: Option<Fresh>,
+}
+
+struct Fresh {
+    groups: Box<dyn GroupValues>,
+    accs: Vec<Box<dyn GroupsAccumulator>>,
+}
+
+impl Pane {
+    /// Folds the fresh part into the pane; returns its keys and accumulator states.
+    fn fold(&mut self, spec: &AggregateSpec) -> DfResult<Option<(Vec<ArrayRef>, Vec<ArrayRef>)>> {
+        let Some(mut fresh) = self.fresh.take() else {
+            return Ok(None);
+        };
+        let keys = fresh.groups.emit(EmitTo::All)?;
+        let mut states = Vec::new();
+        for acc in fresh.accs.iter_mut() {
+            states.extend(acc.state(EmitTo::All)?);
+        }
+        spec.merge_groups(self.groups.as_mut(), &mut self.accs, &keys, &states)?;
+        Ok(Some((keys, states)))
+    }
 }
 
 struct WindowAggregateTask {
@@ -107,6 +142,8 @@ struct WindowAggregateTask {
     fired: BTreeMap<i64, Fired>,
     keys: Option<RowConverter>,
     processing_time: bool,
+    /// Checkpoints are incremental: updates go to each pane's fresh part.
+    incremental: bool,
 }
 
 impl WindowAggregateTask {
@@ -116,6 +153,7 @@ impl WindowAggregateTask {
                 groups: self.spec.group_values()?,
                 accs: self.spec.groups_accumulators()?,
                 rows: Vec::new(),
+                fresh: None,
             };
             self.panes.insert(end, pane);
         }
@@ -146,13 +184,27 @@ impl WindowAggregateTask {
         let args = self.spec.arguments(batch)?;
         let mut indices = std::mem::take(&mut self.indices);
         let keep_rows = self.lateness > 0;
+        let incremental = self.incremental;
+        let spec = self.spec.clone();
         let pane = self.pane(end)?;
         if keep_rows {
             pane.rows.push(batch.clone());
         }
-        pane.groups.intern(&keys, &mut indices)?;
-        let total = pane.groups.len();
-        for (acc, (values, filter)) in pane.accs.iter_mut().zip(&args) {
+        let (groups, accs) = if incremental {
+            if pane.fresh.is_none() {
+                pane.fresh = Some(Fresh {
+                    groups: spec.group_values()?,
+                    accs: spec.groups_accumulators()?,
+                });
+            }
+            let fresh = pane.fresh.as_mut().expect("set above");
+            (&mut fresh.groups, &mut fresh.accs)
+        } else {
+            (&mut pane.groups, &mut pane.accs)
+        };
+        groups.intern(&keys, &mut indices)?;
+        let total = groups.len();
+        for (acc, (values, filter)) in accs.iter_mut().zip(&args) {
             acc.update_batch(values, &indices, filter.as_ref(), total)?;
         }
         self.indices = indices;
@@ -160,6 +212,7 @@ impl WindowAggregateTask {
     }
 
     fn fire(&mut self, mut pane: Pane) -> DfResult<RecordBatch> {
+        pane.fold(&self.spec)?;
         let mut cols: Vec<ArrayRef> = pane.groups.emit(EmitTo::All)?;
         for acc in &mut pane.accs {
             cols.push(acc.evaluate(EmitTo::All)?);
@@ -361,6 +414,60 @@ impl WindowAggregateTask {
         Ok(())
     }
 
+    /// The `window_acc` table of some panes' groups (see [`acc_part`]).
+    fn acc_table(&self, parts: &[Vec<ArrayRef>]) -> Result<Option<TableSnapshot>> {
+        let nk = self.spec.keys.len();
+        let Some(first) = parts.first() else {
+            return Ok(None);
+        };
+        let mut cols = Vec::new();
+        for c in 0..first.len() {
+            let arrays: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
+            let name = if c < nk {
+                format!("__key{c}")
+            } else if c == nk {
+                "__window_end".to_string()
+            } else {
+                format!("__state{}", c - nk - 1)
+            };
+            cols.push((name, concat(&arrays)?));
+        }
+        Ok(Some(TableSnapshot::keyed(
+            "window_acc",
+            cols,
+            nk,
+            DEFAULT_KEY_GROUPS,
+        )?))
+    }
+
+    /// Merges restored `window_acc` rows into the panes, but for windows at or behind
+    /// `watermark` (fired before the checkpoint: an incremental chain may still list
+    /// their early changes).
+    fn restore_accs(&mut self, data: &RecordBatch, watermark: Option<i64>) -> Result<()> {
+        let nk = self.spec.keys.len();
+        let ends = millis(data.column(nk))?;
+        let mut by_end: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for (r, e) in ends.iter().enumerate() {
+            if let Some(e) = e
+                && watermark.is_none_or(|w| e.saturating_sub(1) > w)
+            {
+                by_end.entry(e).or_default().push(r as u32);
+            }
+        }
+        for (end, rows) in by_end {
+            let part = take_record_batch(data, &UInt32Array::from(rows))?;
+            let spec = self.spec.clone();
+            let pane = self.pane(end)?;
+            spec.merge_groups(
+                pane.groups.as_mut(),
+                &mut pane.accs,
+                &part.columns()[..nk],
+                &part.columns()[nk + 1..],
+            )?;
+        }
+        Ok(())
+    }
+
     /// `batch` (a result without row kind) with every row of kind `kind`.
     fn with_kind(&self, batch: &RecordBatch, kind: RowKind) -> DfResult<RecordBatch> {
         if self.lateness == 0 {
@@ -390,6 +497,7 @@ impl WindowAggregateTask {
                 groups: self.spec.group_values()?,
                 accs: self.spec.groups_accumulators()?,
                 rows: Vec::new(),
+                fresh: None,
             };
             for b in &f.rows {
                 let keys = self.spec.key_columns(b);
@@ -511,39 +619,16 @@ impl Operator for WindowAggregateTask {
     /// window end and every function's accumulator state; `window_watermark`: the
     /// operator's watermark, which decides what is late after a restore.
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
-        let nk = self.spec.keys.len();
         let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
         for (end, pane) in self.panes.iter_mut() {
+            pane.fold(&self.spec)?;
             let (keys, states) = self
                 .spec
                 .snapshot_groups(&mut pane.groups, &mut pane.accs)?;
-            let n = keys.first().map_or(0, |k| k.len());
-            let mut cols = keys;
-            cols.push(Arc::new(Int64Array::from(vec![*end; n])));
-            cols.extend(states);
-            parts.push(cols);
+            parts.push(acc_part(*end, keys, states));
         }
         let mut tables = Vec::new();
-        if let Some(first) = parts.first() {
-            let mut cols = Vec::new();
-            for c in 0..first.len() {
-                let arrays: Vec<&dyn Array> = parts.iter().map(|p| p[c].as_ref()).collect();
-                let name = if c < nk {
-                    format!("__key{c}")
-                } else if c == nk {
-                    "__window_end".to_string()
-                } else {
-                    format!("__state{}", c - nk - 1)
-                };
-                cols.push((name, concat(&arrays)?));
-            }
-            tables.push(TableSnapshot::keyed(
-                "window_acc",
-                cols,
-                nk,
-                DEFAULT_KEY_GROUPS,
-            )?);
-        }
+        tables.extend(self.acc_table(&parts)?);
         if self.lateness > 0 {
             tables.extend(self.snapshot_kept()?);
         }
@@ -554,9 +639,62 @@ impl Operator for WindowAggregateTask {
         Ok(tables)
     }
 
+    /// Incremental for event-time windows that fire once (no allowed lateness).
+    fn incremental(&self) -> bool {
+        !self.processing_time && self.lateness == 0
+    }
+
+    /// The changes are the partial aggregates of what came since the last checkpoint
+    /// (in `window_acc`, merged with the earlier ones on restore); they matter until
+    /// their windows fire.
+    fn snapshot_changes(&mut self, full: bool) -> Result<StateChanges> {
+        self.incremental = true;
+        let live_rows = |panes: &BTreeMap<i64, Pane>| -> usize {
+            panes
+                .values()
+                .map(|p| p.groups.len() + p.fresh.as_ref().map_or(0, |f| f.groups.len()))
+                .sum()
+        };
+        if full {
+            let horizon = self
+                .panes
+                .keys()
+                .next_back()
+                .map_or(i64::MIN, |e| e.saturating_sub(1));
+            let live_rows = live_rows(&self.panes);
+            return Ok(StateChanges {
+                tables: self.snapshot()?,
+                horizon,
+                progress: self.watermark,
+                live_rows,
+            });
+        }
+        let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
+        let mut horizon = i64::MIN;
+        for (end, pane) in self.panes.iter_mut() {
+            if let Some((keys, states)) = pane.fold(&self.spec)? {
+                horizon = horizon.max(end.saturating_sub(1));
+                parts.push(acc_part(*end, keys, states));
+            }
+        }
+        let mut tables = Vec::new();
+        tables.extend(self.acc_table(&parts)?);
+        tables.push(TableSnapshot::watermark(
+            "window_watermark",
+            self.watermark,
+        )?);
+        Ok(StateChanges {
+            tables,
+            horizon,
+            progress: self.watermark,
+            live_rows: live_rows(&self.panes),
+        })
+    }
+
     fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
         let nk = self.spec.keys.len();
         let mut watermark: Option<i64> = None;
+        let mut pending = Vec::new();
         for t in tables {
             let data = t.data()?;
             match t.name.as_str() {
@@ -568,27 +706,16 @@ impl Operator for WindowAggregateTask {
                         )
                         .into());
                     }
-                    let ends = millis(data.column(nk))?;
-                    let mut by_end: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-                    for (r, e) in ends.iter().enumerate() {
-                        if let Some(e) = e {
-                            by_end.entry(e).or_default().push(r as u32);
-                        }
-                    }
-                    for (end, rows) in by_end {
-                        let part = take_record_batch(&data, &UInt32Array::from(rows))?;
-                        let spec = self.spec.clone();
-                        let pane = self.pane(end)?;
-                        spec.merge_groups(
-                            pane.groups.as_mut(),
-                            &mut pane.accs,
-                            &part.columns()[..nk],
-                            &part.columns()[nk + 1..],
-                        )?;
-                    }
+                    // Merged once the earlier subtask's watermark (after its keyed
+                    // tables) says which of its windows had fired.
+                    pending.push(data);
                 }
                 "window_watermark" => {
-                    if let Some(w) = t.smallest_watermark()? {
+                    let w = t.smallest_watermark()?;
+                    for data in pending.drain(..) {
+                        self.restore_accs(&data, w)?;
+                    }
+                    if let Some(w) = w {
                         watermark = Some(watermark.map_or(w, |m| m.min(w)));
                     }
                 }
@@ -613,6 +740,9 @@ impl Operator for WindowAggregateTask {
                     );
                 }
             }
+        }
+        for data in pending {
+            self.restore_accs(&data, None)?;
         }
         if let Some(w) = watermark {
             self.watermark = self.watermark.max(w);
@@ -653,6 +783,7 @@ impl OperatorFactory for WindowAggregate {
             fired: BTreeMap::new(),
             keys: None,
             processing_time: self.processing_time,
+            incremental: false,
         }))
     }
 

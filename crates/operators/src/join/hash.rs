@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::error::Result as DfResult;
 use datafusion::physical_plan::PhysicalExpr;
-use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
+use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, StateChanges, TaskInfo};
 use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, Watermark, kinds_of, without_row_kind};
 
@@ -145,6 +145,12 @@ struct SideState {
     /// Stored rows in the order they came (when rows can expire): (created, time, key,
     /// batch, row). Expiry pops from the front, so a sweep costs what it removes.
     queue: std::collections::VecDeque<(i64, i64, Key, u32, u32)>,
+    /// Rows ever pushed to and popped from `queue`, and how many had been pushed at the
+    /// last incremental snapshot: the rows since are the queue's last
+    /// `pushed - max(mark, popped)`.
+    pushed: u64,
+    popped: u64,
+    mark: u64,
 }
 
 /// The time bounds of an interval join: `lo <= left.time - right.time <= hi`, with
@@ -173,6 +179,11 @@ struct JoinTask {
     state: [SideState; 2],
     /// When the state was last swept for the TTL.
     last_sweep: i64,
+    /// The newest watermark.
+    watermark: i64,
+    /// A stored row was retracted: its row is gone from the middle of the queue, so
+    /// snapshots are whole from then on.
+    retracted: bool,
 }
 
 impl SideState {
@@ -390,6 +401,7 @@ impl JoinTask {
                         this_batch as u32,
                         r as u32,
                     ));
+                    self.state[side].pushed += 1;
                 }
                 stored += 1;
             } else {
@@ -398,6 +410,7 @@ impl JoinTask {
         }
         self.state[side].batches.push(data.clone());
         self.state[side].live.push(stored);
+        self.retracted |= !retracted.is_empty();
         for r in retracted {
             self.remove(side, &data, r, keys.row(r).as_ref())?;
         }
@@ -457,6 +470,7 @@ impl JoinTask {
                 let Some((_, _, key, batch, row)) = state.queue.pop_front() else {
                     break;
                 };
+                state.popped += 1;
                 let mut found = false;
                 if let Some(list) = state.by_key.get_mut(&key) {
                     if let Some(i) = list.iter().position(|e| e.batch == batch && e.row == row) {
@@ -607,6 +621,7 @@ impl Operator for JoinTask {
         _out: &mut Vec<RecordBatch>,
     ) -> Result<Option<Watermark>> {
         if self.f.interval.is_some() && watermark < Watermark::MAX {
+            self.watermark = self.watermark.max(watermark.0);
             self.sweep(Some(watermark.0));
         }
         Ok(Some(watermark))
@@ -617,57 +632,101 @@ impl Operator for JoinTask {
     /// joins).
     fn snapshot(&mut self) -> Result<Vec<TableSnapshot>> {
         let mut tables = Vec::new();
-        for (side, name) in JOIN_TABLES.iter().enumerate() {
+        for side in 0..2 {
             let state = &self.state[side];
             let times: HashMap<(u32, u32), (i64, i64)> = state
                 .queue
                 .iter()
                 .map(|(c, t, _, b, r)| ((*b, *r), (*c, *t)))
                 .collect();
-            let entries: Vec<(&Key, &Entry)> = state
+            let rows: Vec<StoredRow> = state
                 .by_key
                 .iter()
-                .flat_map(|(k, list)| list.iter().map(move |e| (k, e)))
+                .flat_map(|(k, list)| {
+                    let times = &times;
+                    list.iter().map(move |e| {
+                        let meta = times.get(&(e.batch, e.row)).copied();
+                        StoredRow {
+                            key: k,
+                            matches: e.matches,
+                            created: meta.map(|m| m.0),
+                            time: meta.map(|m| m.1),
+                            at: (e.batch as usize, e.row as usize),
+                        }
+                    })
+                })
                 .collect();
-            let parser = self.converters[side].parser();
-            let mut cols: Vec<(String, ArrayRef)> = self.converters[side]
-                .convert_rows(entries.iter().map(|(k, _)| parser.parse(k)))?
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| (format!("__key{i}"), a))
-                .collect();
-            let nk = cols.len();
-            let meta = |e: &Entry| times.get(&(e.batch, e.row)).copied();
-            cols.push((
-                "__matches".into(),
-                Arc::new(UInt32Array::from_iter_values(
-                    entries.iter().map(|(_, e)| e.matches),
-                )),
-            ));
-            cols.push((
-                "__created".into(),
-                Arc::new(Int64Array::from_iter(
-                    entries.iter().map(|(_, e)| meta(e).map(|m| m.0)),
-                )),
-            ));
-            cols.push((
-                "__time".into(),
-                Arc::new(Int64Array::from_iter(
-                    entries.iter().map(|(_, e)| meta(e).map(|m| m.1)),
-                )),
-            ));
-            let refs: Vec<Option<(usize, usize)>> = entries
-                .iter()
-                .map(|(_, e)| Some((e.batch as usize, e.row as usize)))
-                .collect();
-            let values = self.side_columns(side, None, &refs)?;
-            let offset = if side == 0 { 0 } else { self.f.widths[0] };
-            for (i, a) in values.into_iter().enumerate() {
-                cols.push((self.f.joined.field(offset + i).name().clone(), a));
-            }
-            tables.push(TableSnapshot::keyed(name, cols, nk, DEFAULT_KEY_GROUPS)?);
+            tables.push(self.side_table(side, &rows)?);
         }
         Ok(tables)
+    }
+
+    /// Incremental for inner interval joins: rows are only added, and leave by time.
+    fn incremental(&self) -> bool {
+        self.f.kind == JoinKind::Inner
+            && self.f.interval.is_some()
+            && self.f.ttl.is_none()
+            && !self.retracted
+    }
+
+    /// The changes are the rows stored since the last checkpoint (the ones that did
+    /// not expire meanwhile); they matter until the watermark expires them.
+    fn snapshot_changes(&mut self, full: bool) -> Result<StateChanges> {
+        let Some(bounds) = self.f.interval else {
+            return Err(sluice_state::Error::Mismatch(
+                "only interval joins snapshot incrementally".into(),
+            )
+            .into());
+        };
+        // The watermark that expires a row of each side at time t (see `sweep`).
+        let dead_at = |side: usize, t: i64| {
+            if side == 0 {
+                t.saturating_sub(bounds.lo).saturating_add(1)
+            } else {
+                t.saturating_add(bounds.hi).saturating_add(1)
+            }
+        };
+        let mut horizon = i64::MIN;
+        let tables = if full {
+            for (side, state) in self.state.iter().enumerate() {
+                for q in &state.queue {
+                    horizon = horizon.max(dead_at(side, q.1));
+                }
+            }
+            self.snapshot()?
+        } else {
+            let mut tables = Vec::new();
+            for side in 0..2 {
+                let state = &self.state[side];
+                let fresh = state.pushed.saturating_sub(state.mark.max(state.popped));
+                let start = state.queue.len().saturating_sub(fresh as usize);
+                let rows: Vec<StoredRow> = state
+                    .queue
+                    .range(start..)
+                    .map(|(c, t, k, b, r)| StoredRow {
+                        key: k,
+                        matches: 0,
+                        created: Some(*c),
+                        time: Some(*t),
+                        at: (*b as usize, *r as usize),
+                    })
+                    .collect();
+                for r in &rows {
+                    horizon = horizon.max(dead_at(side, r.time.unwrap_or(i64::MIN)));
+                }
+                tables.push(self.side_table(side, &rows)?);
+            }
+            tables
+        };
+        for state in &mut self.state {
+            state.mark = state.pushed;
+        }
+        Ok(StateChanges {
+            tables,
+            horizon,
+            progress: self.watermark,
+            live_rows: self.state.iter().map(|s| s.queue.len()).sum(),
+        })
     }
 
     fn restore(&mut self, tables: Vec<TableSnapshot>) -> Result<()> {
@@ -718,6 +777,7 @@ impl Operator for JoinTask {
         // Expiry pops from the front: oldest first.
         let by_time = self.f.interval.is_some();
         for state in &mut self.state {
+            state.pushed = state.queue.len() as u64;
             state
                 .queue
                 .make_contiguous()
@@ -751,6 +811,58 @@ impl Operator for JoinTask {
 
 const JOIN_TABLES: [&str; 2] = ["join_left", "join_right"];
 
+/// A stored row as a snapshot writes it.
+struct StoredRow<'a> {
+    key: &'a Key,
+    matches: u32,
+    created: Option<i64>,
+    time: Option<i64>,
+    /// (batch, row) in the side's stored batches.
+    at: (usize, usize),
+}
+
+impl JoinTask {
+    /// `join_left`/`join_right`: each side's stored rows with their key columns, how
+    /// many partners they have, when they were stored (TTL) and their time (interval
+    /// joins).
+    fn side_table(&self, side: usize, rows: &[StoredRow]) -> Result<TableSnapshot> {
+        let parser = self.converters[side].parser();
+        let mut cols: Vec<(String, ArrayRef)> = self.converters[side]
+            .convert_rows(rows.iter().map(|r| parser.parse(r.key)))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (format!("__key{i}"), a))
+            .collect();
+        let nk = cols.len();
+        cols.push((
+            "__matches".into(),
+            Arc::new(UInt32Array::from_iter_values(
+                rows.iter().map(|r| r.matches),
+            )),
+        ));
+        cols.push((
+            "__created".into(),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.created))),
+        ));
+        cols.push((
+            "__time".into(),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.time))),
+        ));
+        let refs: Vec<Option<(usize, usize)>> = rows.iter().map(|r| Some(r.at)).collect();
+        let values = self.side_columns(side, None, &refs)?;
+        let offset = if side == 0 { 0 } else { self.f.widths[0] };
+        for (i, a) in values.into_iter().enumerate() {
+            cols.push((self.f.joined.field(offset + i).name().clone(), a));
+        }
+        Ok(TableSnapshot::keyed(
+            JOIN_TABLES[side],
+            cols,
+            nk,
+            DEFAULT_KEY_GROUPS,
+        )?)
+    }
+}
+
 impl OperatorFactory for StreamingJoin {
     fn name(&self) -> String {
         "Join".into()
@@ -778,6 +890,8 @@ impl OperatorFactory for StreamingJoin {
             converters: [conv()?, conv()?],
             state: Default::default(),
             last_sweep: now_ms(),
+            watermark: i64::MIN,
+            retracted: false,
         }))
     }
 
