@@ -566,18 +566,10 @@ impl Task {
                 let written = if failed.is_some() {
                     Err("an earlier file failed".to_string())
                 } else {
-                    let name = name.clone();
-                    async {
-                        let bytes = tokio::task::spawn_blocking(move || sluice_state::encode(&t))
-                            .await
-                            .map_err(|e| e.to_string())?
-                            .map_err(|e| e.to_string())?;
-                        store
-                            .put(id.0, &name, bytes)
-                            .await
-                            .map_err(|e| e.to_string())
-                    }
-                    .await
+                    store
+                        .put_tables(id.0, &name, t)
+                        .await
+                        .map_err(|e| e.to_string())
                 };
                 match (written, w) {
                     (Ok(entry), Written::Whole(..)) => {

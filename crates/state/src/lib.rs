@@ -15,8 +15,8 @@ mod snapshot;
 mod store;
 
 pub use snapshot::{
-    KEY_GROUP_COLUMN, KeyGroupRange, TableSnapshot, chain_tables, decode, encode, hash_keys,
-    key_groups_of,
+    KEY_GROUP_COLUMN, KeyGroupRange, TableSnapshot, chain_tables, decode, encode, encode_to,
+    hash_keys, key_groups_of,
 };
 pub use store::{CheckpointStore, FileEntry, Manifest, shared_name};
 

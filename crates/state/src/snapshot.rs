@@ -226,23 +226,36 @@ const VERSION: u32 = 1;
 /// their CRC-32.
 pub fn encode(tables: &[TableSnapshot]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(tables.len() as u32).to_le_bytes());
+    encode_to(tables, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode`] into a writer (a file, without holding the whole snapshot in memory).
+pub fn encode_to<W: std::io::Write>(tables: &[TableSnapshot], out: &mut W) -> Result<()> {
+    let io = |e: std::io::Error| Error::Store(format!("cannot write a snapshot: {e}"));
+    out.write_all(MAGIC).map_err(io)?;
+    out.write_all(&VERSION.to_le_bytes()).map_err(io)?;
+    out.write_all(&(tables.len() as u32).to_le_bytes())
+        .map_err(io)?;
+    // One table at a time: the buffer is reused, so only the largest table is held.
+    let mut ipc = Vec::new();
     for t in tables {
-        let mut ipc = Vec::new();
+        ipc.clear();
         {
             let mut w = StreamWriter::try_new(&mut ipc, &t.batch.schema())?;
             w.write(&t.batch)?;
             w.finish()?;
         }
-        out.extend_from_slice(&(t.name.len() as u32).to_le_bytes());
-        out.extend_from_slice(t.name.as_bytes());
-        out.extend_from_slice(&(ipc.len() as u64).to_le_bytes());
-        out.extend_from_slice(&ipc);
-        out.extend_from_slice(&crc32fast::hash(&ipc).to_le_bytes());
+        out.write_all(&(t.name.len() as u32).to_le_bytes())
+            .map_err(io)?;
+        out.write_all(t.name.as_bytes()).map_err(io)?;
+        out.write_all(&(ipc.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        out.write_all(&ipc).map_err(io)?;
+        out.write_all(&crc32fast::hash(&ipc).to_le_bytes())
+            .map_err(io)?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Reads what [`encode`] wrote; a truncated or altered snapshot is an error.

@@ -45,6 +45,8 @@ pub struct CheckpointStore {
     store: Arc<dyn ObjectStore>,
     /// How many complete checkpoints to keep.
     retain: usize,
+    /// The directory of a local store: state files are streamed into it.
+    local: Option<std::path::PathBuf>,
 }
 
 fn store_error(e: object_store::Error) -> Error {
@@ -63,8 +65,9 @@ pub fn shared_name(stem: &str, id: u64) -> String {
     format!("{SHARED}{stem}-c{id:020}.arrow")
 }
 
-/// The checkpoint a shared file was written for.
+/// The checkpoint a shared file (or its temporary file, `….arrow.tmp`) was written for.
 fn shared_id(name: &str) -> Option<u64> {
+    let name = name.strip_suffix(".tmp").unwrap_or(name);
     let rest = name.strip_prefix(SHARED)?.strip_suffix(".arrow")?;
     rest.rsplit_once("-c")?.1.parse().ok()
 }
@@ -124,7 +127,10 @@ impl CheckpointStore {
         let fs = LocalFileSystem::new_with_prefix(dir)
             .map_err(store_error)?
             .with_automatic_cleanup(true);
-        Ok(Self::new(Arc::new(fs), retain))
+        Ok(CheckpointStore {
+            local: Some(dir.to_path_buf()),
+            ..Self::new(Arc::new(fs), retain)
+        })
     }
 
     /// A store over any `object_store` (S3-compatible, in memory for tests, …).
@@ -132,6 +138,7 @@ impl CheckpointStore {
         CheckpointStore {
             store,
             retain: retain.max(1),
+            local: None,
         }
     }
 
@@ -148,6 +155,27 @@ impl CheckpointStore {
             .await
             .map_err(store_error)?;
         Ok(entry)
+    }
+
+    /// Encodes `tables` ([`crate::encode`]) as state file `name` of checkpoint `id`;
+    /// returns its manifest entry. A local store gets the bytes streamed into a
+    /// temporary file, renamed into place when whole; others get them in one put.
+    pub async fn put_tables(
+        &self,
+        id: u64,
+        name: &str,
+        tables: Vec<crate::TableSnapshot>,
+    ) -> Result<FileEntry> {
+        let Some(root) = &self.local else {
+            let bytes = tokio::task::spawn_blocking(move || crate::encode(&tables))
+                .await
+                .map_err(|e| Error::Store(e.to_string()))??;
+            return self.put(id, name, bytes).await;
+        };
+        let path = root.join(file_path(id, name).as_ref());
+        tokio::task::spawn_blocking(move || stream_to_file(&path, &tables))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
     }
 
     /// Marks checkpoint `manifest.id` complete by writing its manifest (last), then
@@ -343,6 +371,54 @@ impl CheckpointStore {
         }
         Ok(())
     }
+}
+
+/// Counts and checksums what passes through to a file.
+struct Checked<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    size: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Checked<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes `tables` to `path` through a temporary file in the same folder.
+fn stream_to_file(path: &std::path::Path, tables: &[crate::TableSnapshot]) -> Result<FileEntry> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| Error::Store(format!("cannot write '{}': {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let file = std::fs::File::create(&tmp).map_err(fail)?;
+    let mut w = Checked {
+        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        crc: crc32fast::Hasher::new(),
+        size: 0,
+    };
+    let written = crate::encode_to(tables, &mut w).and_then(|()| w.flush().map_err(fail));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    Ok(FileEntry {
+        size: w.size,
+        crc32: w.crc.finalize(),
+    })
 }
 
 #[cfg(test)]

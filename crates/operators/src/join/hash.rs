@@ -136,6 +136,9 @@ struct Entry {
 /// A join key in Arrow's row format, shared by the key map and the expiry queue.
 type Key = Arc<[u8]>;
 
+/// A stored row in the expiry queue: (created, time, key, batch, row).
+type QueueEntry = (i64, i64, Key, u32, u32);
+
 #[derive(Default)]
 struct SideState {
     batches: Vec<RecordBatch>,
@@ -144,7 +147,7 @@ struct SideState {
     by_key: datafusion::common::HashMap<Key, Vec<Entry>>,
     /// Stored rows in the order they came (when rows can expire): (created, time, key,
     /// batch, row). Expiry pops from the front, so a sweep costs what it removes.
-    queue: std::collections::VecDeque<(i64, i64, Key, u32, u32)>,
+    queue: std::collections::VecDeque<QueueEntry>,
     /// Rows ever pushed to and popped from `queue`, and how many had been pushed at the
     /// last incremental snapshot: the rows since are the queue's last
     /// `pushed - max(mark, popped)`.
@@ -686,38 +689,30 @@ impl Operator for JoinTask {
                 t.saturating_add(bounds.hi).saturating_add(1)
             }
         };
+        // Every row of an incremental join is in its side's queue exactly once (rows
+        // only leave through it): everything is the whole queue, the changes its tail.
         let mut horizon = i64::MIN;
-        let tables = if full {
-            for (side, state) in self.state.iter().enumerate() {
-                for q in &state.queue {
-                    horizon = horizon.max(dead_at(side, q.1));
-                }
-            }
-            self.snapshot()?
-        } else {
-            let mut tables = Vec::new();
-            for side in 0..2 {
-                let state = &self.state[side];
+        let mut tables = Vec::new();
+        for side in 0..2 {
+            let state = &self.state[side];
+            let start = if full {
+                0
+            } else {
                 let fresh = state.pushed.saturating_sub(state.mark.max(state.popped));
-                let start = state.queue.len().saturating_sub(fresh as usize);
-                let rows: Vec<StoredRow> = state
-                    .queue
-                    .range(start..)
-                    .map(|(c, t, k, b, r)| StoredRow {
-                        key: k,
-                        matches: 0,
-                        created: Some(*c),
-                        time: Some(*t),
-                        at: (*b as usize, *r as usize),
-                    })
-                    .collect();
-                for r in &rows {
-                    horizon = horizon.max(dead_at(side, r.time.unwrap_or(i64::MIN)));
-                }
-                tables.push(self.side_table(side, &rows)?);
+                state.queue.len().saturating_sub(fresh as usize)
+            };
+            // By stored batch (a restored queue is sorted by time, not by batch).
+            let mut runs: std::collections::BTreeMap<u32, Vec<&QueueEntry>> =
+                std::collections::BTreeMap::new();
+            for q in state.queue.range(start..) {
+                horizon = horizon.max(dead_at(side, q.1));
+                runs.entry(q.3).or_default().push(q);
             }
-            tables
-        };
+            for mut run in runs.into_values() {
+                run.sort_by_key(|q| q.4);
+                tables.push(self.run_table(side, &run)?);
+            }
+        }
         for state in &mut self.state {
             state.mark = state.pushed;
         }
@@ -822,6 +817,70 @@ struct StoredRow<'a> {
 }
 
 impl JoinTask {
+    /// A snapshot table of queued rows that all sit in one stored batch: its columns
+    /// as they are when the run is the whole batch (no copy), else the rows taken.
+    fn run_table(&self, side: usize, run: &[&QueueEntry]) -> Result<TableSnapshot> {
+        let Some(b) = run.first().map(|q| q.3 as usize) else {
+            return Err(sluice_state::Error::Mismatch("an empty run of join rows".into()).into());
+        };
+        let Some(batch) = self.state[side].batches.get(b) else {
+            return Err(sluice_state::Error::Mismatch(
+                "a join row refers to a batch that is not in state".into(),
+            )
+            .into());
+        };
+        let whole =
+            run.len() == batch.num_rows() && run.iter().enumerate().all(|(i, q)| q.4 as usize == i);
+        let values: Vec<ArrayRef> = if whole {
+            batch.columns().to_vec()
+        } else {
+            let rows = UInt32Array::from_iter_values(run.iter().map(|q| q.4));
+            batch
+                .columns()
+                .iter()
+                .map(|c| take(c.as_ref(), &rows, None))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let keys = &self.f.keys[side];
+        let mut cols: Vec<(String, ArrayRef)> = if keys.iter().all(|k| *k < values.len()) {
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| (format!("__key{i}"), values[*k].clone()))
+                .collect()
+        } else {
+            let parser = self.converters[side].parser();
+            self.converters[side]
+                .convert_rows(run.iter().map(|q| parser.parse(&q.2)))?
+                .into_iter()
+                .enumerate()
+                .map(|(i, a)| (format!("__key{i}"), a))
+                .collect()
+        };
+        let nk = cols.len();
+        cols.push((
+            "__matches".into(),
+            Arc::new(UInt32Array::from(vec![0; run.len()])),
+        ));
+        cols.push((
+            "__created".into(),
+            Arc::new(Int64Array::from_iter_values(run.iter().map(|q| q.0))),
+        ));
+        cols.push((
+            "__time".into(),
+            Arc::new(Int64Array::from_iter_values(run.iter().map(|q| q.1))),
+        ));
+        let offset = if side == 0 { 0 } else { self.f.widths[0] };
+        for (i, a) in values.into_iter().enumerate() {
+            cols.push((self.f.joined.field(offset + i).name().clone(), a));
+        }
+        Ok(TableSnapshot::keyed(
+            JOIN_TABLES[side],
+            cols,
+            nk,
+            DEFAULT_KEY_GROUPS,
+        )?)
+    }
+
     /// `join_left`/`join_right`: each side's stored rows with their key columns, how
     /// many partners they have, when they were stored (TTL) and their time (interval
     /// joins).
