@@ -1,6 +1,7 @@
 -- About 1 GB of window state for scripts/bench-checkpoints.sh: ${ROWS} rows, each its own
 -- group (a unique id and a 40-character tag) in a one-day window that fires only when
--- the input ends, so the state grows until then and every checkpoint copies it.
+-- the input ends, so the state grows until then (a whole checkpoint copies all of it; an
+-- incremental one only the groups that came since the last).
 CREATE TABLE ev (
   id BIGINT,
   tag STRING,

@@ -350,14 +350,12 @@ fn group_aggregates_restore_onto_other_worker_counts() {
     check(&f, vec![vec![0]], &msgs);
 }
 
-#[test]
-fn window_aggregates_restore_onto_other_worker_counts() {
-    // Windows by the row's time as window end: key (k, ts) groups rows of one key and
-    // "window" (ts column) together.
-    let (schema, msgs) = events();
-    let f = WindowAggregate::new(
+/// Windows by the row's time as window end: key (k, ts) groups rows of one key and
+/// "window" (ts column) together.
+fn window_by_row_time(schema: &SchemaRef) -> WindowAggregate {
+    WindowAggregate::new(
         spec(
-            &schema,
+            schema,
             vec![0, 2],
             vec![
                 Field::new("k", DataType::Utf8, false),
@@ -365,7 +363,13 @@ fn window_aggregates_restore_onto_other_worker_counts() {
             ],
         ),
         2,
-    );
+    )
+}
+
+#[test]
+fn window_aggregates_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    let f = window_by_row_time(&schema);
     check(&f, vec![vec![0, 2]], &msgs);
     check_incremental(&f, vec![vec![0, 2]], &msgs);
 }
@@ -375,17 +379,7 @@ fn incremental_chains_drop_fired_windows() {
     // Windows end at the row's time; the watermark trails by 1.5 s, so the changes of
     // early cuts leave the chain once their windows fired.
     let (schema, msgs) = events();
-    let f = WindowAggregate::new(
-        spec(
-            &schema,
-            vec![0, 2],
-            vec![
-                Field::new("k", DataType::Utf8, false),
-                Field::new("ts", ts_type(), false),
-            ],
-        ),
-        2,
-    );
+    let f = window_by_row_time(&schema);
     let mut h = Harness::new(&f, 1, vec![vec![0, 2]]);
     let mut chain = vec![Chain::new()];
     h.snapshot_changes(true, &mut chain);
@@ -405,23 +399,8 @@ fn interval_joins_restore_from_incremental_chains() {
     use datafusion::logical_expr::Operator as Op;
     use datafusion::physical_expr::expressions::{BinaryExpr, CastExpr, Column, Literal};
     let (schema, msgs) = events();
-    // The right side: a few rows of every other batch.
-    let mut merged = Vec::new();
-    for (i, m) in msgs.into_iter().enumerate() {
-        merged.push(m.clone());
-        if let Msg::Batch(_, b) = &m
-            && i % 4 == 2
-        {
-            merged.push(Msg::Batch(1, b.slice(2, 5)));
-        }
-    }
-    let fields: Vec<Field> = schema
-        .fields()
-        .iter()
-        .chain(schema.fields().iter())
-        .map(|f| f.as_ref().clone().with_nullable(true))
-        .collect();
-    let joined = Arc::new(Schema::new(fields.clone()));
+    let (merged, fields) = two_sided(&schema, msgs);
+    let joined = Arc::new(Schema::new(fields));
     // |left.ts - right.ts| <= 1.5 s, as the planner writes an interval join's bounds.
     let ms = |i: usize| -> Arc<dyn datafusion::physical_plan::PhysicalExpr> {
         Arc::new(CastExpr::new(
@@ -511,11 +490,10 @@ fn top_n_restores_onto_other_worker_counts() {
     check(&f, vec![vec![0]], &msgs);
 }
 
-#[test]
-fn regular_joins_restore_onto_other_worker_counts() {
-    let (schema, msgs) = events();
-    // The right side: a few rows of every other batch, so some left rows wait for a
-    // partner (outer join retractions) across the cut.
+/// Two join inputs from the events: the right side is a few rows of every other batch,
+/// so some left rows wait for a partner (outer join retractions) across a cut; and the
+/// joined row's fields.
+fn two_sided(schema: &SchemaRef, msgs: Vec<Msg>) -> (Vec<Msg>, Vec<Field>) {
     let mut merged = Vec::new();
     for (i, m) in msgs.into_iter().enumerate() {
         merged.push(m.clone());
@@ -531,6 +509,13 @@ fn regular_joins_restore_onto_other_worker_counts() {
         .chain(schema.fields().iter())
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
+    (merged, fields)
+}
+
+#[test]
+fn regular_joins_restore_onto_other_worker_counts() {
+    let (schema, msgs) = events();
+    let (merged, fields) = two_sided(&schema, msgs);
     let joined = Arc::new(Schema::new(fields.clone()));
     let mut out_fields = fields;
     out_fields.push(sluice_types::row_kind_field());

@@ -842,7 +842,7 @@ impl JoinTask {
                 .collect::<std::result::Result<_, _>>()?
         };
         let keys = &self.f.keys[side];
-        let mut cols: Vec<(String, ArrayRef)> = if keys.iter().all(|k| *k < values.len()) {
+        let cols: Vec<(String, ArrayRef)> = if keys.iter().all(|k| *k < values.len()) {
             keys.iter()
                 .enumerate()
                 .map(|(i, k)| (format!("__key{i}"), values[*k].clone()))
@@ -856,19 +856,27 @@ impl JoinTask {
                 .map(|(i, a)| (format!("__key{i}"), a))
                 .collect()
         };
-        let nk = cols.len();
-        cols.push((
-            "__matches".into(),
+        let meta: [ArrayRef; 3] = [
             Arc::new(UInt32Array::from(vec![0; run.len()])),
-        ));
-        cols.push((
-            "__created".into(),
             Arc::new(Int64Array::from_iter_values(run.iter().map(|q| q.0))),
-        ));
-        cols.push((
-            "__time".into(),
             Arc::new(Int64Array::from_iter_values(run.iter().map(|q| q.1))),
-        ));
+        ];
+        self.join_table(side, cols, meta, values)
+    }
+
+    /// A `join_left`/`join_right` table: the key columns, then partner counts, when
+    /// each row was stored and its time (`meta`), then the rows' columns.
+    fn join_table(
+        &self,
+        side: usize,
+        mut cols: Vec<(String, ArrayRef)>,
+        meta: [ArrayRef; 3],
+        values: Vec<ArrayRef>,
+    ) -> Result<TableSnapshot> {
+        let nk = cols.len();
+        for (name, a) in ["__matches", "__created", "__time"].into_iter().zip(meta) {
+            cols.push((name.into(), a));
+        }
         let offset = if side == 0 { 0 } else { self.f.widths[0] };
         for (i, a) in values.into_iter().enumerate() {
             cols.push((self.f.joined.field(offset + i).name().clone(), a));
@@ -886,39 +894,22 @@ impl JoinTask {
     /// joins).
     fn side_table(&self, side: usize, rows: &[StoredRow]) -> Result<TableSnapshot> {
         let parser = self.converters[side].parser();
-        let mut cols: Vec<(String, ArrayRef)> = self.converters[side]
+        let cols: Vec<(String, ArrayRef)> = self.converters[side]
             .convert_rows(rows.iter().map(|r| parser.parse(r.key)))?
             .into_iter()
             .enumerate()
             .map(|(i, a)| (format!("__key{i}"), a))
             .collect();
-        let nk = cols.len();
-        cols.push((
-            "__matches".into(),
+        let meta: [ArrayRef; 3] = [
             Arc::new(UInt32Array::from_iter_values(
                 rows.iter().map(|r| r.matches),
             )),
-        ));
-        cols.push((
-            "__created".into(),
             Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.created))),
-        ));
-        cols.push((
-            "__time".into(),
             Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.time))),
-        ));
+        ];
         let refs: Vec<Option<(usize, usize)>> = rows.iter().map(|r| Some(r.at)).collect();
         let values = self.side_columns(side, None, &refs)?;
-        let offset = if side == 0 { 0 } else { self.f.widths[0] };
-        for (i, a) in values.into_iter().enumerate() {
-            cols.push((self.f.joined.field(offset + i).name().clone(), a));
-        }
-        Ok(TableSnapshot::keyed(
-            JOIN_TABLES[side],
-            cols,
-            nk,
-            DEFAULT_KEY_GROUPS,
-        )?)
+        self.join_table(side, cols, meta, values)
     }
 }
 
