@@ -701,15 +701,32 @@ impl Operator for JoinTask {
                 let fresh = state.pushed.saturating_sub(state.mark.max(state.popped));
                 state.queue.len().saturating_sub(fresh as usize)
             };
-            // By stored batch (a restored queue is sorted by time, not by batch).
-            let mut runs: std::collections::BTreeMap<u32, Vec<&QueueEntry>> =
-                std::collections::BTreeMap::new();
+            // By stored batch: the rows of a batch follow each other in the queue, but
+            // for a restored queue (sorted by time), which is regrouped.
+            let mut runs: Vec<Vec<&QueueEntry>> = Vec::new();
+            let mut in_order = true;
             for q in state.queue.range(start..) {
                 horizon = horizon.max(dead_at(side, q.1));
-                runs.entry(q.3).or_default().push(q);
+                match runs.last_mut() {
+                    Some(run) if run[0].3 == q.3 => run.push(q),
+                    last => {
+                        in_order &= last.is_none_or(|run| run[0].3 < q.3);
+                        runs.push(vec![q]);
+                    }
+                }
             }
-            for mut run in runs.into_values() {
-                run.sort_by_key(|q| q.4);
+            if !in_order {
+                let mut by_batch: std::collections::BTreeMap<u32, Vec<&QueueEntry>> =
+                    std::collections::BTreeMap::new();
+                for q in runs.into_iter().flatten() {
+                    by_batch.entry(q.3).or_default().push(q);
+                }
+                runs = by_batch.into_values().collect();
+            }
+            for mut run in runs {
+                if !run.is_sorted_by_key(|q| q.4) {
+                    run.sort_by_key(|q| q.4);
+                }
                 tables.push(self.run_table(side, &run)?);
             }
         }
