@@ -153,7 +153,12 @@ impl TaskCheckpoints {
 
 /// The file of one operator subtask's state in a checkpoint.
 pub(crate) fn state_file(node: NodeId, subtask: usize) -> String {
-    format!("n{}-s{subtask}.arrow", node.0)
+    format!("{}.arrow", state_stem(node, subtask))
+}
+
+/// What names the state files of one operator's subtask: `n<node>-s<subtask>`.
+pub(crate) fn state_stem(node: NodeId, subtask: usize) -> String {
+    format!("n{}-s{subtask}", node.0)
 }
 
 /// One file of an earlier subtask's state: which checkpoint wrote it, its name and

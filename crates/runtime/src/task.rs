@@ -12,7 +12,7 @@ use tokio::sync::mpsc::Receiver;
 use tokio::sync::oneshot;
 
 use crate::checkpoint::{
-    Report, RestoredOffsets, SourcePart, TaskCheckpoints, TaskPart, state_file,
+    Report, RestoredOffsets, SourcePart, TaskCheckpoints, TaskPart, state_file, state_stem,
 };
 use crate::graph::NodeId;
 use crate::job::ShutdownHandle;
@@ -70,17 +70,19 @@ impl StateChain {
     }
 }
 
-/// A snapshot to write: a whole one in the checkpoint's folder, or a link of a chain.
-enum Written {
-    Whole(NodeId, Vec<sluice_state::TableSnapshot>),
-    Link {
-        node: NodeId,
-        tables: Vec<sluice_state::TableSnapshot>,
-        horizon: i64,
-        /// The chain's earlier files this checkpoint lists too.
-        earlier: Vec<ChainFile>,
-        chain: Arc<std::sync::Mutex<StateChain>>,
-    },
+/// A state file to write: a whole snapshot in the checkpoint's folder, or a link of an
+/// incremental chain under `shared/`.
+struct Written {
+    name: String,
+    tables: Vec<sluice_state::TableSnapshot>,
+    link: Option<Link>,
+}
+
+struct Link {
+    horizon: i64,
+    /// The chain's earlier files this checkpoint lists too.
+    earlier: Vec<ChainFile>,
+    chain: Arc<std::sync::Mutex<StateChain>>,
 }
 
 /// Where a task's rows come from.
@@ -494,6 +496,7 @@ impl Task {
         let Some(cp) = &self.checkpoints else {
             return Ok(());
         };
+        let subtask = self.head_info.subtask;
         let mut tables = Vec::new();
         for op in &mut self.ops {
             op.op.on_barrier(id, &mut op.ctx)?;
@@ -509,12 +512,14 @@ impl Task {
                 chain.live_rows = changes.live_rows;
                 chain.in_flight = true;
                 chain.broken = false;
-                tables.push(Written::Link {
-                    node: op.node,
+                tables.push(Written {
+                    name: sluice_state::shared_name(&state_stem(op.node, subtask), id.0),
                     tables: changes.tables,
-                    horizon: changes.horizon,
-                    earlier: chain.files.clone(),
-                    chain: op.chain.clone(),
+                    link: Some(Link {
+                        horizon: changes.horizon,
+                        earlier: chain.files.clone(),
+                        chain: op.chain.clone(),
+                    }),
                 });
                 continue;
             }
@@ -522,7 +527,11 @@ impl Task {
             lock(&op.chain).files.clear();
             let t = op.op.snapshot()?;
             if !t.is_empty() {
-                tables.push(Written::Whole(op.node, t));
+                tables.push(Written {
+                    name: state_file(op.node, subtask),
+                    tables: t,
+                    link: None,
+                });
             }
         }
         let sink = match &mut self.tail {
@@ -551,57 +560,42 @@ impl Task {
             written: 0,
         };
         let (store, reports, task) = (cp.store.clone(), cp.reports.clone(), cp.index);
-        let subtask = self.head_info.subtask;
         tokio::spawn(async move {
             let mut failed = None;
             for w in tables {
-                let (name, t) = match &w {
-                    Written::Whole(node, t) => (state_file(*node, subtask), t.clone()),
-                    Written::Link { node, tables, .. } => (
-                        sluice_state::shared_name(&format!("n{}-s{subtask}", node.0), id.0),
-                        tables.clone(),
-                    ),
-                };
-                let rows = t.iter().map(|t| t.batch.num_rows()).sum();
+                let Written { name, tables, link } = w;
+                let rows = tables.iter().map(|t| t.batch.num_rows()).sum();
                 let written = if failed.is_some() {
                     Err("an earlier file failed".to_string())
                 } else {
                     store
-                        .put_tables(id.0, &name, t)
+                        .put_tables(id.0, &name, tables)
                         .await
                         .map_err(|e| e.to_string())
                 };
-                match (written, w) {
-                    (Ok(entry), Written::Whole(..)) => {
+                match written {
+                    Ok(entry) => {
                         part.written += entry.size;
-                        part.files.push((name, entry));
-                    }
-                    (
-                        Ok(entry),
-                        Written::Link {
-                            horizon,
-                            earlier,
-                            chain,
-                            ..
-                        },
-                    ) => {
-                        part.written += entry.size;
-                        for f in earlier {
+                        let Some(link) = link else {
+                            part.files.push((name, entry));
+                            continue;
+                        };
+                        for f in link.earlier {
                             part.files.push((f.name, f.entry));
                         }
                         part.files.push((name.clone(), entry.clone()));
-                        let mut chain = lock(&chain);
+                        let mut chain = lock(&link.chain);
                         chain.files.push(ChainFile {
                             name,
                             entry,
-                            horizon,
+                            horizon: link.horizon,
                             rows,
                         });
                         chain.in_flight = false;
                     }
-                    (Err(error), w) => {
-                        if let Written::Link { chain, .. } = w {
-                            let mut chain = lock(&chain);
+                    Err(error) => {
+                        if let Some(link) = link {
+                            let mut chain = lock(&link.chain);
                             chain.broken = true;
                             chain.in_flight = false;
                         }

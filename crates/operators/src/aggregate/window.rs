@@ -649,45 +649,36 @@ impl Operator for WindowAggregateTask {
     /// their windows fire.
     fn snapshot_changes(&mut self, full: bool) -> Result<StateChanges> {
         self.incremental = true;
-        let live_rows = |panes: &BTreeMap<i64, Pane>| -> usize {
-            panes
-                .values()
-                .map(|p| p.groups.len() + p.fresh.as_ref().map_or(0, |f| f.groups.len()))
-                .sum()
-        };
-        if full {
+        let (tables, horizon) = if full {
             let horizon = self
                 .panes
                 .keys()
                 .next_back()
                 .map_or(i64::MIN, |e| e.saturating_sub(1));
-            let live_rows = live_rows(&self.panes);
-            return Ok(StateChanges {
-                tables: self.snapshot()?,
-                horizon,
-                progress: self.watermark,
-                live_rows,
-            });
-        }
-        let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
-        let mut horizon = i64::MIN;
-        for (end, pane) in self.panes.iter_mut() {
-            if let Some((keys, states)) = pane.fold(&self.spec)? {
-                horizon = horizon.max(end.saturating_sub(1));
-                parts.push(acc_part(*end, keys, states));
+            (self.snapshot()?, horizon)
+        } else {
+            let mut parts: Vec<Vec<ArrayRef>> = Vec::new();
+            let mut horizon = i64::MIN;
+            for (end, pane) in self.panes.iter_mut() {
+                if let Some((keys, states)) = pane.fold(&self.spec)? {
+                    horizon = horizon.max(end.saturating_sub(1));
+                    parts.push(acc_part(*end, keys, states));
+                }
             }
-        }
-        let mut tables = Vec::new();
-        tables.extend(self.acc_table(&parts)?);
-        tables.push(TableSnapshot::watermark(
-            "window_watermark",
-            self.watermark,
-        )?);
+            let mut tables = Vec::new();
+            tables.extend(self.acc_table(&parts)?);
+            tables.push(TableSnapshot::watermark(
+                "window_watermark",
+                self.watermark,
+            )?);
+            (tables, horizon)
+        };
+        // Every pane's fresh part is folded by now.
         Ok(StateChanges {
             tables,
             horizon,
             progress: self.watermark,
-            live_rows: live_rows(&self.panes),
+            live_rows: self.panes.values().map(|p| p.groups.len()).sum(),
         })
     }
 

@@ -148,12 +148,8 @@ struct SideState {
     /// Stored rows in the order they came (when rows can expire): (created, time, key,
     /// batch, row). Expiry pops from the front, so a sweep costs what it removes.
     queue: std::collections::VecDeque<QueueEntry>,
-    /// Rows ever pushed to and popped from `queue`, and how many had been pushed at the
-    /// last incremental snapshot: the rows since are the queue's last
-    /// `pushed - max(mark, popped)`.
-    pushed: u64,
-    popped: u64,
-    mark: u64,
+    /// How many of the queue's last rows came since the last incremental snapshot.
+    fresh: usize,
 }
 
 /// The time bounds of an interval join: `lo <= left.time - right.time <= hi`, with
@@ -404,7 +400,7 @@ impl JoinTask {
                         this_batch as u32,
                         r as u32,
                     ));
-                    self.state[side].pushed += 1;
+                    self.state[side].fresh += 1;
                 }
                 stored += 1;
             } else {
@@ -473,7 +469,7 @@ impl JoinTask {
                 let Some((_, _, key, batch, row)) = state.queue.pop_front() else {
                     break;
                 };
-                state.popped += 1;
+                state.fresh = state.fresh.min(state.queue.len());
                 let mut found = false;
                 if let Some(list) = state.by_key.get_mut(&key) {
                     if let Some(i) = list.iter().position(|e| e.batch == batch && e.row == row) {
@@ -698,8 +694,7 @@ impl Operator for JoinTask {
             let start = if full {
                 0
             } else {
-                let fresh = state.pushed.saturating_sub(state.mark.max(state.popped));
-                state.queue.len().saturating_sub(fresh as usize)
+                state.queue.len().saturating_sub(state.fresh)
             };
             // By stored batch: the rows of a batch follow each other in the queue, but
             // for a restored queue (sorted by time), which is regrouped.
@@ -731,7 +726,7 @@ impl Operator for JoinTask {
             }
         }
         for state in &mut self.state {
-            state.mark = state.pushed;
+            state.fresh = 0;
         }
         Ok(StateChanges {
             tables,
@@ -789,7 +784,6 @@ impl Operator for JoinTask {
         // Expiry pops from the front: oldest first.
         let by_time = self.f.interval.is_some();
         for state in &mut self.state {
-            state.pushed = state.queue.len() as u64;
             state
                 .queue
                 .make_contiguous()
@@ -865,13 +859,7 @@ impl JoinTask {
                 .map(|(i, k)| (format!("__key{i}"), values[*k].clone()))
                 .collect()
         } else {
-            let parser = self.converters[side].parser();
-            self.converters[side]
-                .convert_rows(run.iter().map(|q| parser.parse(&q.2)))?
-                .into_iter()
-                .enumerate()
-                .map(|(i, a)| (format!("__key{i}"), a))
-                .collect()
+            self.key_columns(side, run.iter().map(|q| &q.2))?
         };
         let meta: [ArrayRef; 3] = [
             Arc::new(UInt32Array::from(vec![0; run.len()])),
@@ -879,6 +867,21 @@ impl JoinTask {
             Arc::new(Int64Array::from_iter_values(run.iter().map(|q| q.1))),
         ];
         self.join_table(side, cols, meta, values)
+    }
+
+    /// Key columns (`__key0`, …) from stored keys in row format.
+    fn key_columns<'a>(
+        &self,
+        side: usize,
+        keys: impl Iterator<Item = &'a Key>,
+    ) -> Result<Vec<(String, ArrayRef)>> {
+        let parser = self.converters[side].parser();
+        Ok(self.converters[side]
+            .convert_rows(keys.map(|k| parser.parse(k)))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| (format!("__key{i}"), a))
+            .collect())
     }
 
     /// A `join_left`/`join_right` table: the key columns, then partner counts, when
@@ -910,13 +913,7 @@ impl JoinTask {
     /// many partners they have, when they were stored (TTL) and their time (interval
     /// joins).
     fn side_table(&self, side: usize, rows: &[StoredRow]) -> Result<TableSnapshot> {
-        let parser = self.converters[side].parser();
-        let cols: Vec<(String, ArrayRef)> = self.converters[side]
-            .convert_rows(rows.iter().map(|r| parser.parse(r.key)))?
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| (format!("__key{i}"), a))
-            .collect();
+        let cols = self.key_columns(side, rows.iter().map(|r| r.key))?;
         let meta: [ArrayRef; 3] = [
             Arc::new(UInt32Array::from_iter_values(
                 rows.iter().map(|r| r.matches),
