@@ -18,6 +18,8 @@ if ! command -v moto_server >/dev/null; then
   python3 -m pip install -q 'moto[server]' >&2 || true
   hash -r
 fi
+# PostgreSQL on loopback, for the jdbc connector's tests (started if absent).
+./scripts/services/postgres.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log="$(mktemp)"

@@ -15,7 +15,9 @@ use crate::args::{Cli, Command};
 
 /// mimalloc, as DataFusion's own CLI uses: operator state is many small allocations
 /// (rows of Top-N, joins, aggregates), where glibc's allocator spent a third of q18's
-/// time (see bench/RESULTS.md).
+/// time (see bench/RESULTS.md). Built without transparent huge pages (`no_thp`): with
+/// them, identical q7 runs spent 3 s or 10 s in the kernel zeroing and splitting huge
+/// pages, by chance; without, 2-4 s every time.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -71,6 +71,16 @@ pub enum Error {
         /// The format error.
         source: sluice_formats::Error,
     },
+    /// A database or broker refused or failed a request.
+    #[error("table '{table}': {message}")]
+    External {
+        /// The table.
+        table: String,
+        /// What failed, with the server's own message.
+        message: String,
+        /// Whether trying again may succeed (the connection broke, the server restarts).
+        retryable: bool,
+    },
     /// Arrow failed on data that should have been valid.
     #[error("arrow error: {0}")]
     Arrow(#[from] datafusion::arrow::error::ArrowError),
@@ -85,7 +95,7 @@ impl Error {
             | Error::BadOption { .. }
             | Error::Unsupported { .. }
             | Error::Input { .. } => ErrorKind::User,
-            Error::Output { .. } => ErrorKind::External,
+            Error::Output { .. } | Error::External { .. } => ErrorKind::External,
             Error::Format { source, .. } => source.kind(),
             Error::Arrow(_) => ErrorKind::Internal,
         }
@@ -93,7 +103,11 @@ impl Error {
 
     /// Whether trying again may succeed.
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Output { .. })
+        match self {
+            Error::Output { .. } => true,
+            Error::External { retryable, .. } => *retryable,
+            _ => false,
+        }
     }
 }
 

@@ -79,6 +79,16 @@ impl Options {
         }
     }
 
+    /// Takes an optional duration (`10s`, `500ms`, `1 min`).
+    pub fn take_duration(&mut self, key: &str) -> Result<Option<std::time::Duration>> {
+        match self.take(key) {
+            None => Ok(None),
+            Some(v) => sluice_types::parse_duration(&v)
+                .map(Some)
+                .map_err(|m| self.bad(key, &m)),
+        }
+    }
+
     /// Takes a boolean option (`true`/`false`).
     pub fn take_bool(&mut self, key: &str, default: bool) -> Result<bool> {
         match self.take(key) {

@@ -57,6 +57,7 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::blackhole::BlackholeConnector),
         Box::new(crate::datagen::DatagenConnector),
         Box::new(crate::nexmark::NexmarkConnector),
+        Box::new(crate::jdbc::JdbcConnector),
     ]
 }
 

@@ -11,6 +11,7 @@
 use datafusion::arrow::datatypes::SchemaRef;
 use serde::{Deserialize, Serialize};
 
+mod direct;
 mod snapshot;
 mod store;
 

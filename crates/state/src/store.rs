@@ -393,9 +393,9 @@ impl<W: std::io::Write> std::io::Write for Checked<W> {
     }
 }
 
-/// Writes `tables` to `path` through a temporary file in the same folder.
+/// Writes `tables` to `path` through a temporary file in the same folder, past the
+/// page cache ([`crate::direct`]).
 fn stream_to_file(path: &std::path::Path, tables: &[crate::TableSnapshot]) -> Result<FileEntry> {
-    use std::io::Write;
     let fail = |e: std::io::Error| Error::Store(format!("cannot write '{}': {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(fail)?;
@@ -403,13 +403,14 @@ fn stream_to_file(path: &std::path::Path, tables: &[crate::TableSnapshot]) -> Re
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
-    let file = std::fs::File::create(&tmp).map_err(fail)?;
+    let file = crate::direct::DirectFile::create(&tmp).map_err(fail)?;
     let mut w = Checked {
-        inner: std::io::BufWriter::with_capacity(1 << 20, file),
+        inner: file,
         crc: crc32fast::Hasher::new(),
         size: 0,
     };
-    let written = crate::encode_to(tables, &mut w).and_then(|()| w.flush().map_err(fail));
+    let written =
+        crate::encode_to(tables, &mut w).and_then(|()| w.inner.finish().map_err(fail).map(drop));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);

@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod event_time;
 mod golden;
+mod jdbc;
 mod nexmark;
 
 use std::path::PathBuf;

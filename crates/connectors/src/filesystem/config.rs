@@ -57,15 +57,6 @@ fn take_format(
     Ok((format, opts))
 }
 
-fn take_duration(o: &mut Options, key: &str) -> Result<Option<Duration>> {
-    match o.take(key) {
-        None => Ok(None),
-        Some(v) => sluice_types::parse_duration(&v)
-            .map(Some)
-            .map_err(|m| o.bad(key, &m)),
-    }
-}
-
 /// Parses `128MB`, `64 kb`, `1gb` or plain bytes.
 pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim().to_ascii_lowercase();
@@ -91,7 +82,7 @@ impl FilesystemSourceConfig {
             "Add 'path' = '/data/events.json' (a file or directory).",
         )?;
         let (format, format_options) = take_format(&mut o, table)?;
-        let monitor_interval = take_duration(&mut o, "source.monitor-interval")?;
+        let monitor_interval = o.take_duration("source.monitor-interval")?;
         if monitor_interval.is_some_and(|d| d < std::time::Duration::from_millis(100)) {
             return Err(o.bad(
                 "source.monitor-interval",
@@ -159,9 +150,10 @@ impl FilesystemSinkConfig {
                 )
             })?,
         };
-        let rollover_interval = take_duration(&mut o, "sink.rolling-policy.rollover-interval")?
+        let rollover_interval = o
+            .take_duration("sink.rolling-policy.rollover-interval")?
             .unwrap_or(Duration::from_secs(30 * 60));
-        let _ = take_duration(&mut o, "sink.rolling-policy.check-interval")?;
+        let _ = o.take_duration("sink.rolling-policy.check-interval")?;
         let parallelism = o.take_parsed::<usize>("sink.parallelism", "a positive integer")?;
         for k in [
             "source.monitor-interval",

@@ -1,0 +1,32 @@
+//! The `jdbc` connector's factory: options in, sink factory out.
+
+use std::sync::Arc;
+
+use sluice_runtime::{SinkFactory, SourceFactory};
+
+use super::config::JdbcSinkConfig;
+use super::sink::JdbcSinkFactory;
+use crate::{ConnectorFactory, ConnectorTable, Error, Result};
+
+/// The `jdbc` connector.
+pub struct JdbcConnector;
+
+impl ConnectorFactory for JdbcConnector {
+    fn name(&self) -> &'static str {
+        "jdbc"
+    }
+
+    fn source(&self, table: &ConnectorTable) -> Result<Arc<dyn SourceFactory>> {
+        Err(Error::Unsupported {
+            table: table.name.clone(),
+            message: "reading a jdbc table (scan or lookup) is not supported yet; \
+                      the jdbc connector writes only"
+                .into(),
+        })
+    }
+
+    fn sink(&self, table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {
+        let config = JdbcSinkConfig::from_table(table)?;
+        Ok(Arc::new(JdbcSinkFactory::new(table, config)?))
+    }
+}

@@ -1,0 +1,14 @@
+//! The `jdbc` connector, for PostgreSQL (and TimescaleDB, which is PostgreSQL).
+//!
+//! A sink that upserts by the table's `PRIMARY KEY` (appends without one), exactly-once
+//! with checkpoints by staging each checkpoint's rows and applying them in one
+//! transaction when it completes: see [`sink`]. Options: [`config`]; the statements it
+//! runs: `sql.rs`; how Arrow columns travel: `params.rs`.
+
+pub mod config;
+mod connector;
+mod params;
+pub mod sink;
+mod sql;
+
+pub use connector::JdbcConnector;
