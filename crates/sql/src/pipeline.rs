@@ -389,6 +389,8 @@ async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
             "INSERT needs a query: INSERT INTO t SELECT … or INSERT INTO t VALUES (…)",
         ));
     };
+    let mut source = source;
+    alias_repeated_items(&mut source);
     let plan = plan_statement(catalog, ast::Statement::Query(source), &st.location).await?;
     let columns: Vec<Ident> = ins
         .columns
@@ -401,6 +403,30 @@ async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
         plan,
         location: st.location.clone(),
     })
+}
+
+/// `INSERT INTO t SELECT id, id FROM …` is valid Flink SQL (an INSERT's columns go by
+/// position), but the planner wants unique names: a repeated unaliased item gets an
+/// alias of its own.
+fn alias_repeated_items(query: &mut ast::Query) {
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return;
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        match item {
+            ast::SelectItem::UnnamedExpr(expr) if !seen.insert(expr.to_string()) => {
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: Ident::new(format!("_sluice_col{i}")),
+                };
+            }
+            ast::SelectItem::ExprWithAlias { alias, .. } => {
+                seen.insert(alias.value.clone());
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The sink factory, its name and key column indices for an INSERT's target.
