@@ -183,12 +183,15 @@ pub(crate) async fn apply_statements(
             },
             StatementKind::Insert => inserts.push(insert(catalog, st).await?),
             StatementKind::Query => {
-                let ast = parse_statement_for(
+                let mut ast = parse_statement_for(
                     &st.location.file,
                     temporal_tokens(catalog, st)?,
                     &st.location,
                     catalog.oracle,
                 )?;
+                if let ast::Statement::Query(q) = &mut ast {
+                    alias_repeated_items(q);
+                }
                 let plan = plan_statement(catalog, ast, &st.location).await?;
                 inserts.push(PlannedInsert {
                     target: Target::Stdout,
@@ -405,20 +408,49 @@ async fn insert(catalog: &Catalog, st: &Statement) -> Result<PlannedInsert> {
     })
 }
 
-/// `INSERT INTO t SELECT id, id FROM …` is valid Flink SQL (an INSERT's columns go by
-/// position), but the planner wants unique names: a repeated unaliased item gets an
-/// alias of its own.
+/// `SELECT id, id FROM …` is valid Flink SQL, but the planner wants unique names: a
+/// repeated unaliased item gets an alias of its own, as Flink names it (`id0`, `id1`, …
+/// for a column, `EXPR$<position>` otherwise). An INSERT's columns go by position, so
+/// the names only show in a printed result.
 fn alias_repeated_items(query: &mut ast::Query) {
     let ast::SetExpr::Select(select) = query.body.as_mut() else {
         return;
     };
     let mut seen = std::collections::HashSet::new();
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(ast::Expr::Identifier(id)) => {
+                seen.insert(id.value.clone());
+            }
+            ast::SelectItem::UnnamedExpr(ast::Expr::CompoundIdentifier(parts)) => {
+                seen.extend(parts.last().map(|p| p.value.clone()));
+            }
+            ast::SelectItem::ExprWithAlias { alias, .. } => {
+                seen.insert(alias.value.clone());
+            }
+            _ => {}
+        }
+    }
+    let mut first = std::collections::HashSet::new();
     for (i, item) in select.projection.iter_mut().enumerate() {
         match item {
-            ast::SelectItem::UnnamedExpr(expr) if !seen.insert(expr.to_string()) => {
+            ast::SelectItem::UnnamedExpr(expr) if !first.insert(expr.to_string()) => {
+                let base = match &*expr {
+                    ast::Expr::Identifier(id) => Some(id.value.clone()),
+                    ast::Expr::CompoundIdentifier(parts) => parts.last().map(|p| p.value.clone()),
+                    _ => None,
+                };
+                let alias = match base {
+                    Some(base) => (0..)
+                        .map(|k| format!("{base}{k}"))
+                        .find(|n| !seen.contains(n))
+                        .expect("an unused name"),
+                    None => format!("EXPR${i}"),
+                };
+                seen.insert(alias.clone());
                 *item = ast::SelectItem::ExprWithAlias {
                     expr: expr.clone(),
-                    alias: Ident::new(format!("_sluice_col{i}")),
+                    alias: Ident::new(alias),
                 };
             }
             ast::SelectItem::ExprWithAlias { alias, .. } => {
