@@ -243,7 +243,7 @@ fn sigkill_leaves_postgres_exactly_as_an_uninterrupted_run() {
     let (want_keys, want_counts) = expected(&input);
     let (per_key, per_count) = (name("jdbc_kill_key"), name("jdbc_kill_count"));
     create_tables(&per_key, &per_count);
-    // per_count without a key: appended, every change a new row.
+    // log has no key: appended, a repeated row would stay.
     let log = name("jdbc_kill_log");
     psql(&format!(
         "DROP TABLE IF EXISTS {log}, {log}_sluice_staging; CREATE TABLE {log} (k text, v numeric(10,2))"
@@ -411,9 +411,9 @@ impl OwnServer {
             .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
     }
 
-    /// Runs a server binary as the owner of the data directory.
-    fn as_owner(&self, args: &[&str]) {
-        let exe = self.bin.join(args[0]);
+    /// A server binary, run as the owner of the data directory.
+    fn command(&self, binary: &str) -> Command {
+        let exe = self.bin.join(binary);
         let mut cmd = if Self::root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(exe);
@@ -421,9 +421,14 @@ impl OwnServer {
         } else {
             Command::new(exe)
         };
-        let out = cmd
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    fn as_owner(&self, args: &[&str]) {
+        let out = self
+            .command(args[0])
             .args(&args[1..])
-            .current_dir(self.dir.path())
             .output()
             .expect("the server binary runs");
         assert!(out.status.success(), "{args:?}: {}", text(&out).1);
@@ -465,11 +470,9 @@ impl OwnServer {
 
 impl Drop for OwnServer {
     fn drop(&mut self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(self.bin.join("pg_ctl"))
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", "data", "-m", "immediate", "stop"])
-            .current_dir(self.dir.path())
             .output();
     }
 }

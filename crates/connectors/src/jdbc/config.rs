@@ -17,7 +17,8 @@ pub struct PgTarget {
     pub user: Option<String>,
     /// `password`, or `password` in the URL. Never printed.
     pub password: Option<String>,
-    /// Other URL parameters (`connectTimeout`, `ApplicationName`), as given.
+    /// Connect timeout: `connection.max-retry-timeout`, or `connectTimeout` in the URL
+    /// (default 10 s).
     pub connect_timeout: Duration,
     /// `ApplicationName` from the URL (default `sluice`).
     pub application_name: String,

@@ -119,6 +119,14 @@ impl SinkFactory for JdbcSinkFactory {
     }
 }
 
+/// A statement for [`JdbcSink::execute`]: one of the prepared ones, or other SQL.
+#[derive(Clone)]
+enum Run {
+    Write,
+    Stage,
+    Sql(String),
+}
+
 /// An open connection with its prepared statements.
 struct Conn {
     client: Client,
@@ -426,7 +434,6 @@ impl JdbcSink {
     async fn flush(&mut self) -> sluice_runtime::Result<()> {
         self.last_flush = Instant::now();
         if self.buffered == 0 {
-            self.buffer.clear();
             return Ok(());
         }
         let batches = std::mem::take(&mut self.buffer);
@@ -448,29 +455,10 @@ impl JdbcSink {
             params.push(Box::new(self.subtask));
             params.push(Box::new(self.epoch));
             params.push(Box::new(self.seq));
-            let params = Arc::new(params);
-            self.with_retry("staging rows", move |c| {
-                let params = Arc::clone(&params);
-                Box::pin(async move {
-                    let refs: Vec<&(dyn ToSql + Sync)> =
-                        params.iter().map(|p| p.as_ref() as _).collect();
-                    let stmt = c.stage.as_ref().expect("prepared when staging");
-                    c.client.execute(stmt, &refs).await
-                })
-            })
-            .await?;
+            self.execute("staging rows", Run::Stage, params).await?;
             self.seq += rows as i64;
         } else {
-            let params = Arc::new(params);
-            self.with_retry("writing rows", move |c| {
-                let params = Arc::clone(&params);
-                Box::pin(async move {
-                    let refs: Vec<&(dyn ToSql + Sync)> =
-                        params.iter().map(|p| p.as_ref() as _).collect();
-                    c.client.execute(&c.write, &refs).await
-                })
-            })
-            .await?;
+            self.execute("writing rows", Run::Write, params).await?;
         }
         Ok(())
     }
@@ -486,20 +474,27 @@ impl JdbcSink {
         Ok(())
     }
 
-    /// Runs `sql` (one of the staging statements) with `params`, retrying.
-    async fn run_staging(
+    /// Runs `run` with `params`, retrying; the number of rows it touched.
+    async fn execute(
         &mut self,
         what: &str,
-        sql: String,
+        run: Run,
         params: Vec<Param>,
     ) -> sluice_runtime::Result<u64> {
         let params = Arc::new(params);
         self.with_retry(what, move |c| {
-            let (sql, params) = (sql.clone(), Arc::clone(&params));
+            let (run, params) = (run.clone(), Arc::clone(&params));
             Box::pin(async move {
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     params.iter().map(|p| p.as_ref() as _).collect();
-                c.client.execute(sql.as_str(), &refs).await
+                match &run {
+                    Run::Write => c.client.execute(&c.write, &refs).await,
+                    Run::Stage => {
+                        let stmt = c.stage.as_ref().expect("prepared when staging");
+                        c.client.execute(stmt, &refs).await
+                    }
+                    Run::Sql(sql) => c.client.execute(sql.as_str(), &refs).await,
+                }
             })
         })
         .await
@@ -518,7 +513,7 @@ impl JdbcSink {
             Box::new(self.parallelism),
             Box::new(keep),
         ];
-        self.run_staging("discarding staged rows", sql, params)
+        self.execute("discarding staged rows", Run::Sql(sql), params)
             .await
     }
 
@@ -526,7 +521,7 @@ impl JdbcSink {
     async fn discard_after(&mut self, subtask: i32, epoch: i64) -> sluice_runtime::Result<u64> {
         let sql = self.statements.as_ref().expect("opened").discard.clone();
         let params: Vec<Param> = vec![Box::new(subtask), Box::new(epoch)];
-        self.run_staging("discarding staged rows", sql, params)
+        self.execute("discarding staged rows", Run::Sql(sql), params)
             .await
     }
 
