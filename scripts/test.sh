@@ -20,6 +20,10 @@ if ! command -v moto_server >/dev/null; then
 fi
 # PostgreSQL on loopback, for the jdbc connector's tests (started if absent).
 ./scripts/services/postgres.sh
+# A Kafka-protocol broker (tansu) on loopback, for the kafka connector's tests.
+./scripts/services/kafka.sh
+# Redis on loopback, for the redis connector's tests.
+./scripts/services/redis.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log="$(mktemp)"

@@ -57,9 +57,26 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {:#}", f.error);
+            let message = format!("{:#}", f.error);
+            eprintln!("error: {}", sluice_types::redact(&message));
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// Standard error with secrets hidden (see `sluice_types::redact`): log lines are
+/// written whole, one `write` each.
+struct Redacting(std::io::Stderr);
+
+impl std::io::Write for Redacting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(sluice_types::redact(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -74,7 +91,7 @@ fn init_tracing(verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| Redacting(std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -66,7 +66,7 @@ fn read_sql(path: &Path) -> Result<String, Failure> {
 pub(crate) fn explain(args: ExplainArgs) -> Result<(), Failure> {
     let rt = runtime(1)?;
     let pipeline = rt.block_on(plan(&args.plan))?;
-    print!("{}", pipeline.explain(args.logical));
+    print!("{}", sluice_types::redact(&pipeline.explain(args.logical)));
     Ok(())
 }
 

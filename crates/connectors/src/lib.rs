@@ -11,10 +11,12 @@ pub mod datagen;
 mod error;
 pub mod filesystem;
 pub mod jdbc;
+pub mod kafka;
 pub mod memory;
 pub mod nexmark;
 mod options;
 pub mod print;
+pub mod redis;
 mod registry;
 pub mod values;
 
@@ -46,4 +48,7 @@ pub(crate) fn own_offsets(
     }
 }
 pub use options::Options;
-pub use registry::{ConnectorFactory, ConnectorTable, connector_for, connectors};
+pub use registry::{
+    ConnectorFactory, ConnectorTable, MetadataColumn, connector_for, connectors, sink_for,
+    source_for,
+};

@@ -19,6 +19,48 @@ pub struct ConnectorTable {
     pub options: BTreeMap<String, String>,
     /// `PRIMARY KEY (…) NOT ENFORCED` columns, empty when none.
     pub primary_key: Vec<String>,
+    /// The `METADATA` columns, which are the last fields of `schema` (for a sink, only
+    /// those not `VIRTUAL`). Connectors without metadata refuse a table that has some.
+    pub metadata: Vec<MetadataColumn>,
+}
+
+/// A `name TYPE METADATA [FROM 'key']` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataColumn {
+    /// The column's name.
+    pub name: String,
+    /// The connector's metadata key (the column name unless `FROM 'key'`).
+    pub key: String,
+}
+
+/// Fails when `table` has metadata columns but its connector has no metadata.
+fn check_metadata(connector: &dyn ConnectorFactory, table: &ConnectorTable) -> Result<()> {
+    match table.metadata.first() {
+        Some(m) if !connector.has_metadata() => Err(Error::Unsupported {
+            table: table.name.clone(),
+            message: format!(
+                "column '{}': connector '{}' has no metadata (METADATA columns are for kafka \
+                 and upsert-kafka)",
+                m.name,
+                connector.name()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The source of `table`, made by the connector its `connector` option names.
+pub fn source_for(table: &ConnectorTable) -> Result<Arc<dyn SourceFactory>> {
+    let c = connector_for(table.options.get("connector").map_or("", String::as_str))?;
+    check_metadata(c.as_ref(), table)?;
+    c.source(table)
+}
+
+/// The sink of `table`, made by the connector its `connector` option names.
+pub fn sink_for(table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {
+    let c = connector_for(table.options.get("connector").map_or("", String::as_str))?;
+    check_metadata(c.as_ref(), table)?;
+    c.sink(table)
 }
 
 /// Makes sources and sinks for the tables that name it in `'connector' = '…'`.
@@ -35,6 +77,12 @@ pub trait ConnectorFactory: Send + Sync {
                 self.name()
             ),
         })
+    }
+
+    /// Whether the connector fills `METADATA` columns (the tables it gets may then have
+    /// some; see [`ConnectorTable::metadata`]).
+    fn has_metadata(&self) -> bool {
+        false
     }
 
     /// A sink writing `table`. Validates every option (unknown ones are errors).
@@ -58,6 +106,9 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::datagen::DatagenConnector),
         Box::new(crate::nexmark::NexmarkConnector),
         Box::new(crate::jdbc::JdbcConnector),
+        Box::new(crate::kafka::KafkaConnector),
+        Box::new(crate::kafka::UpsertKafkaConnector),
+        Box::new(crate::redis::RedisConnector),
     ]
 }
 

@@ -8,6 +8,7 @@
 //! anywhere (the runtime does).
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod cdc;
 mod common;
 pub mod csv;
 mod error;
@@ -19,5 +20,7 @@ mod traits;
 
 pub use error::{Error, Result};
 pub use options::FormatOptions;
-pub use registry::{FormatFactory, decoder_for, encoder_for, formats, validate_options};
+pub use registry::{
+    FormatFactory, decoder_for, encoder_for, formats, is_changelog_format, validate_options,
+};
 pub use traits::{Decoded, Decoder, Encoder};

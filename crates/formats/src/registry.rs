@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::cdc::{CanalJsonFormat, DebeziumJsonFormat};
 use crate::csv::CsvFormat;
 use crate::json::JsonFormat;
 use crate::{Decoder, Encoder, Error, FormatOptions, Result};
@@ -21,11 +22,26 @@ pub trait FormatFactory: Send + Sync {
     fn decoder(&self, options: &FormatOptions) -> Result<Box<dyn Decoder>>;
     /// An encoder for the table; fails on a bad option value or an unsupported type.
     fn encoder(&self, options: &FormatOptions) -> Result<Box<dyn Encoder>>;
+    /// Whether it reads changelogs: its decoder's batches then end with the row-kind
+    /// column (after the table's columns).
+    fn changelog(&self) -> bool {
+        false
+    }
+}
+
+/// Whether `'format' = name` reads changelogs (false for an unknown format).
+pub fn is_changelog_format(name: &str) -> bool {
+    find(name).is_ok_and(|f| f.changelog())
 }
 
 /// Every format, in the order documented.
 pub fn formats() -> Vec<Box<dyn FormatFactory>> {
-    vec![Box::new(JsonFormat), Box::new(CsvFormat)]
+    vec![
+        Box::new(JsonFormat),
+        Box::new(CsvFormat),
+        Box::new(DebeziumJsonFormat),
+        Box::new(CanalJsonFormat),
+    ]
 }
 
 fn find(name: &str) -> Result<Box<dyn FormatFactory>> {
@@ -117,7 +133,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown format 'xml'; known formats: json, csv"
+            "unknown format 'xml'; known formats: json, csv, debezium-json, canal-json"
         );
     }
 
@@ -143,7 +159,12 @@ mod tests {
         for f in formats() {
             let opts = options(bid_schema(), &[]);
             assert!(decoder_for(f.name(), &opts).is_ok(), "{}", f.name());
-            assert!(encoder_for(f.name(), &opts).is_ok(), "{}", f.name());
+            assert_eq!(
+                encoder_for(f.name(), &opts).is_ok(),
+                !f.changelog(),
+                "{}",
+                f.name()
+            );
         }
     }
 }

@@ -46,4 +46,26 @@ pub trait Encoder: Send {
     fn header(&self) -> Vec<u8> {
         Vec::new()
     }
+    /// Appends each row of `batch` to `out` as one message (no line terminator) and
+    /// pushes the end of each row's bytes to `ends`: row `i` is
+    /// `out[ends[i - 1]..ends[i]]` (from where `out` ended before, for the first row).
+    /// For message-based connectors (Kafka, NATS). The default encodes row by row.
+    fn encode_each(
+        &mut self,
+        batch: &RecordBatch,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        for row in 0..batch.num_rows() {
+            self.encode(&batch.slice(row, 1), out)?;
+            if out.last() == Some(&b'\n') {
+                out.pop();
+                if out.last() == Some(&b'\r') {
+                    out.pop();
+                }
+            }
+            ends.push(out.len());
+        }
+        Ok(())
+    }
 }

@@ -44,6 +44,7 @@ fn ctx(subtask: usize, parallelism: usize) -> OperatorContext {
         watermark: Watermark(i64::MIN),
         dead_letters: Arc::new(NoDeadLetters),
         metrics: Arc::new(JobMetrics::default()),
+        split: None,
     }
 }
 

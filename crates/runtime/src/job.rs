@@ -483,6 +483,7 @@ impl Job {
                                 watermark: sluice_types::Watermark::MIN,
                                 dead_letters: dead.clone(),
                                 metrics: self.metrics.clone(),
+                                split: None,
                             },
                             metrics: self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
                             chain: Default::default(),

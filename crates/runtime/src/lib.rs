@@ -28,7 +28,7 @@ pub use metrics::JobMetrics;
 pub use partition::hash_rows;
 pub use traits::{
     DeadLetterOutput, Delivery, Operator, OperatorContext, OperatorFactory, Sink, SinkFactory,
-    Source, SourceEvent, SourceFactory, SourceOffsets, StateChanges, TaskInfo,
+    Source, SourceEvent, SourceFactory, SourceOffsets, SplitInfo, StateChanges, TaskInfo,
 };
 
 #[cfg(test)]

@@ -164,6 +164,9 @@ impl Task {
                     if let Some(m) = &self.source_metrics {
                         JobMetrics::add(&m.rows_out, n);
                     }
+                    if let Some(op) = self.ops.first_mut() {
+                        op.ctx.split = source.current_split();
+                    }
                     let out = self.push_from(0, 0, batch)?;
                     self.emit(out).await?;
                     self.generated_watermarks().await?;

@@ -45,6 +45,18 @@ pub struct OperatorContext {
     pub dead_letters: Arc<dyn DeadLetterOutput>,
     /// The job's counters (late rows are counted here).
     pub metrics: Arc<JobMetrics>,
+    /// For the operator right after a source: the source split the current batch came
+    /// from, when the source reports one (see [`Source::current_split`]).
+    pub split: Option<SplitInfo>,
+}
+
+/// The split a source batch came from, for per-split watermarks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitInfo {
+    /// The split's id, stable for the run (a Kafka partition's index, say).
+    pub split: u32,
+    /// How many splits this source subtask reads.
+    pub owned: u32,
 }
 
 /// A stateless or stateful transformation, run as one instance per subtask.
@@ -220,6 +232,14 @@ pub trait Source: Send {
     /// never drops a pending `next`). Bad records go to `dead_letters`, never to errors.
     async fn next(&mut self, dead_letters: &dyn DeadLetterOutput) -> Result<SourceEvent>;
 
+    /// The split the batch `next` just returned came from, when every batch holds the
+    /// rows of one split: the watermark assigner then tracks event time per split and
+    /// sends the smallest (Flink's per-partition watermarks). `None` (the default): one
+    /// watermark for the whole subtask.
+    fn current_split(&self) -> Option<SplitInfo> {
+        None
+    }
+
     /// The current read positions, consistent with every batch returned so far.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> Result<SourceOffsets> {
         Ok(SourceOffsets::new())
@@ -288,6 +308,11 @@ pub trait SourceFactory: Send + Sync {
     fn schema(&self) -> SchemaRef;
     /// Whether the input ends by itself.
     fn bounded(&self) -> bool;
+    /// Whether it reads a changelog (a CDC format): its batches then end with the
+    /// row-kind column, after the columns of [`schema`](Self::schema).
+    fn changelog(&self) -> bool {
+        false
+    }
     /// Creates the instance for one subtask.
     fn create(&self, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> Result<Box<dyn Source>>;
 }

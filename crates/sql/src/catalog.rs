@@ -119,7 +119,7 @@ impl Catalog {
         }
         let provider = Arc::new(ConnectorTableProvider {
             table: def.name.clone(),
-            schema: def.physical_schema(),
+            schema: def.source_schema(),
         });
         let reg_name = if def.has_computed_columns() {
             physical_name(&def.name)
@@ -210,10 +210,9 @@ impl Catalog {
         let cols: Vec<String> = def
             .columns
             .iter()
-            .filter_map(|c| match &c.kind {
-                ColumnKind::Computed(expr) => Some(format!("{expr} AS {}", quote(&c.name))),
-                ColumnKind::Physical => Some(quote(&c.name)),
-                ColumnKind::Metadata { .. } => None,
+            .map(|c| match &c.kind {
+                ColumnKind::Computed(expr) => format!("{expr} AS {}", quote(&c.name)),
+                ColumnKind::Physical | ColumnKind::Metadata { .. } => quote(&c.name),
             })
             .collect();
         format!(

@@ -28,7 +28,7 @@ use datafusion::physical_plan::PhysicalExpr;
 use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 use futures::future::BoxFuture;
 use sluice_connectors::values::ValuesSourceFactory;
-use sluice_connectors::{ConnectorTable, connector_for};
+use sluice_connectors::{ConnectorTable, MetadataColumn, source_for};
 use sluice_operators::aggregate::{
     AggregateSpec, GroupAggregate, SessionAggregate, WindowAggregate,
 };
@@ -86,6 +86,9 @@ struct SourceNode {
     node: NodeId,
     /// Indices (into the table's physical schema) the source reads, ascending.
     columns: Vec<usize>,
+    /// Set when the source reads a changelog (a CDC format): what to call it in
+    /// messages. Its batches end with the row-kind column.
+    changelog: Option<String>,
 }
 
 /// Builds one [`StreamGraph`] from all INSERTs of a file.
@@ -141,6 +144,14 @@ fn scan_table(scan: &TableScan) -> Option<(String, SchemaRef)> {
 
 /// Whether a table's source can read a subset of its columns (formats that find
 /// fields by name); others read every column and a projection follows.
+/// The metadata columns of `def` a source (`for_sink` false) or sink sees.
+pub(crate) fn metadata_of(def: &crate::ddl::TableDef, for_sink: bool) -> Vec<MetadataColumn> {
+    def.metadata_columns(for_sink)
+        .into_iter()
+        .map(|(name, key)| MetadataColumn { name, key })
+        .collect()
+}
+
 fn supports_projection(options: &std::collections::BTreeMap<String, String>) -> bool {
     options.get("connector").map(String::as_str) == Some("filesystem")
         && options.get("format").map(String::as_str) == Some("json")
@@ -224,7 +235,7 @@ impl<'a> Lowering<'a> {
             )
             .map(unqualify)
             .unwrap_or_else(|| expr.clone());
-            let physical = def.physical_schema();
+            let physical = def.source_schema();
             let set = self.needed.entry(table.clone()).or_default();
             if def.options.contains_key(LATE_ROWS_OPTION) {
                 // The side output writes whole rows.
@@ -1125,11 +1136,13 @@ impl<'a> Lowering<'a> {
             });
         }
         let source = self.source(&table, &full_schema, location)?;
+        let changelog = self.sources.get(&table).and_then(|s| s.changelog.clone());
         let wanted: Vec<usize> = scan
             .projection
             .clone()
             .unwrap_or_else(|| (0..full_schema.fields().len()).collect());
-        let stream = Stream::append(source.0, self.workers);
+        let mut stream = Stream::append(source.0, self.workers);
+        stream.updating = changelog.clone();
         if wanted == source.1 {
             return Ok(vec![stream]);
         }
@@ -1152,7 +1165,15 @@ impl<'a> Lowering<'a> {
             location: location.clone(),
             message: e.to_string(),
         })?);
-        let op = Projection::new(exprs, out_schema);
+        if changelog.is_some() {
+            exprs.push(Arc::new(
+                datafusion::physical_expr::expressions::Column::new(
+                    ROW_KIND_COLUMN,
+                    source_schema.fields().len(),
+                ),
+            ));
+        }
+        let op = Projection::new(exprs, with_kind(out_schema, changelog.is_some()));
         Ok(vec![
             self.operator(NodeKind::Operator(Arc::new(op)), &[stream]),
         ])
@@ -1216,16 +1237,17 @@ impl<'a> Lowering<'a> {
             location: location.clone(),
             message: e.to_string(),
         })?);
-        let connector = def.connector().unwrap_or_default();
         let ct = ConnectorTable {
             name: def.name.clone(),
             schema: schema.clone(),
             options,
             primary_key: def.primary_key.clone(),
+            metadata: metadata_of(def, false),
         };
-        let factory = connector_for(connector)
-            .and_then(|c| c.source(&ct))
-            .map_err(|source| Error::connector(&def.location, source))?;
+        let factory = source_for(&ct).map_err(|source| Error::connector(&def.location, source))?;
+        let changelog = factory
+            .changelog()
+            .then(|| format!("the changelog source '{table}'"));
         let mut node = self.graph.add_node(NodeKind::Source(factory), self.workers);
         if let Some((expr, rowtime, text)) = self.watermarks.get(table).cloned() {
             let df_schema = DFSchema::try_from(ct.schema.as_ref().clone())
@@ -1278,6 +1300,7 @@ impl<'a> Lowering<'a> {
             SourceNode {
                 node,
                 columns: columns.clone(),
+                changelog,
             },
         );
         Ok((node, columns))

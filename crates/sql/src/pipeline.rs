@@ -485,6 +485,7 @@ fn sink_for(
                 schema: arrow_schema(plan.schema()),
                 options,
                 primary_key: vec![],
+                metadata: vec![],
             };
             let f = sluice_connectors::print::PrintConnector
                 .sink(&ct)
@@ -515,15 +516,15 @@ fn table_sink(
                     format!("table '{name}' is not declared (CREATE TABLE it first)"),
                 )
             })?;
-            let schema = def.physical_schema();
+            let schema = def.sink_schema();
             let ct = ConnectorTable {
                 name: def.name.clone(),
                 schema: schema.clone(),
                 options: resolve_options(def)?,
                 primary_key: def.primary_key.clone(),
+                metadata: crate::lower::metadata_of(def, true),
             };
-            let f = connector_for(def.connector().unwrap_or_default())
-                .and_then(|c| c.sink(&ct))
+            let f = sluice_connectors::sink_for(&ct)
                 .map_err(|source| Error::connector(&def.location, source))?;
             let key = def
                 .primary_key

@@ -10,6 +10,7 @@ mod changelog;
 mod dead_letter;
 mod error;
 mod message;
+mod secrets;
 mod time;
 
 pub use changelog::{
@@ -18,6 +19,7 @@ pub use changelog::{
 pub use dead_letter::{DeadLetter, MAX_DEAD_LETTER_BYTES};
 pub use error::{ErrorKind, Location};
 pub use message::{Barrier, CheckpointId, Message, Watermark};
+pub use secrets::{is_secret_key, redact, register_secret};
 pub use time::{format_duration, parse_duration};
 
 /// Arrow, as re-exported by DataFusion, so every crate builds against one copy.

@@ -1,6 +1,7 @@
 //! The binary as a user runs it: exit codes, messages, outputs, dead letters.
 
 use std::io::Write;
+use std::process::Command;
 
 use crate::{root, sluice, text};
 
@@ -533,5 +534,63 @@ fn keyed_sinks_get_upserts() {
     assert!(
         plan.contains("UpsertMaterializer: upsert by PRIMARY KEY (k)"),
         "{plan}"
+    );
+}
+
+/// `${ENV}` and `${file:…}` fill any option; what they hold never shows in errors,
+/// logs or `explain`.
+#[test]
+fn secrets_from_the_environment_and_files_are_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("db.txt"), "sekrit_db_4711\n").unwrap();
+    let sql = "CREATE TABLE src (k STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '5');
+         CREATE TABLE dst (k STRING) WITH ('connector' = 'jdbc',
+           'url' = 'jdbc:postgresql://127.0.0.1:5432/${file:db.txt}', 'table-name' = 't',
+           'username' = 'postgres', 'password' = '${PG_SECRET_PW}');
+         INSERT INTO dst SELECT k FROM src;";
+    let f = write(dir.path(), "s.sql", sql);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("SLUICE_LOG", "debug")
+            .env("PG_SECRET_PW", "pw-hunter2-0815")
+            .output()
+            .expect("runs")
+    };
+    let out = run(&["run", f.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(stderr.contains("***"), "{stderr}");
+    for secret in ["sekrit_db_4711", "pw-hunter2-0815"] {
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{secret} in {stderr}"
+        );
+    }
+    let out = run(&["explain", f.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert!(!stdout.contains("sekrit_db_4711") && !stderr.contains("sekrit_db_4711"));
+    // A bad value from the environment is reported without the value.
+    let sql = "CREATE TABLE src (k STRING) WITH ('connector' = 'kafka', 'topic' = 't',
+           'properties.bootstrap.servers' = '127.0.0.1:9092', 'format' = 'json',
+           'scan.startup.mode' = '${PG_SECRET_PW}');
+         SELECT k FROM src;";
+    let f = write(dir.path(), "m.sql", sql);
+    let out = run(&["run", f.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("'***' is not one of"), "{stderr}");
+    assert!(!stderr.contains("pw-hunter2-0815"), "{stderr}");
+    let f = write(
+        dir.path(),
+        "u.sql",
+        "CREATE TABLE src (k STRING) WITH ('connector' = 'datagen', 'x' = '${file:missing.txt}');
+         SELECT k FROM src;",
+    );
+    let out = run(&["run", f.to_str().unwrap()]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("${file:missing.txt}, which cannot be read"),
+        "{stderr}"
     );
 }

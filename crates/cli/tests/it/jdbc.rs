@@ -13,7 +13,7 @@ use crate::text;
 const URL: &str = "jdbc:postgresql://127.0.0.1:5432/test";
 
 /// Runs `sql` with `psql` in the test database; rows as `a|b|c` lines.
-fn psql(sql: &str) -> String {
+pub(crate) fn psql(sql: &str) -> String {
     let out = Command::new("psql")
         .args([
             "-h",

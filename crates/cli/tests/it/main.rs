@@ -7,7 +7,9 @@ mod cli;
 mod event_time;
 mod golden;
 mod jdbc;
+mod kafka;
 mod nexmark;
+mod redis;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -40,6 +40,7 @@ fn table(schema: SchemaRef, options: &[(&str, &str)]) -> ConnectorTable {
         schema,
         options: map,
         primary_key: vec![],
+        metadata: vec![],
     }
 }
 
@@ -493,6 +494,7 @@ async fn the_documented_example_works() {
         schema: s,
         options: examples[0].clone(),
         primary_key: vec![],
+        metadata: vec![],
     };
     let factory = DatagenConnector.source(&t).unwrap();
     assert!(factory.bounded());

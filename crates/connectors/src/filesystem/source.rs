@@ -72,6 +72,10 @@ impl SourceFactory for FilesystemSourceFactory {
         self.config.monitor_interval.is_none()
     }
 
+    fn changelog(&self) -> bool {
+        sluice_formats::is_changelog_format(&self.config.format)
+    }
+
     fn create(
         &self,
         task: &TaskInfo,

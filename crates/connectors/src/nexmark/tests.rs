@@ -95,6 +95,7 @@ fn table(schema: SchemaRef, options: &[(&str, &str)]) -> ConnectorTable {
         schema,
         options: map,
         primary_key: vec![],
+        metadata: vec![],
     }
 }
 
@@ -702,6 +703,7 @@ async fn the_documented_examples_work() {
             schema,
             options,
             primary_key: vec![],
+            metadata: vec![],
         };
         let factory = NexmarkConnector.source(&t).unwrap();
         let metrics = Arc::new(JobMetrics::default());

@@ -62,6 +62,29 @@ impl Encoder for JsonEncoder {
         }
         Ok(())
     }
+
+    fn encode_each(
+        &mut self,
+        batch: &RecordBatch,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let array = StructArray::from(batch.clone());
+        let field: FieldRef = Arc::new(Field::new_struct(
+            "",
+            batch.schema().fields().clone(),
+            false,
+        ));
+        let mut encoder = make_encoder(&field, &array, &self.options)?;
+        for row in 0..batch.num_rows() {
+            encoder.encode(row, out);
+            ends.push(out.len());
+        }
+        Ok(())
+    }
 }
 
 /// arrow-json encoder overrides for Flink's text forms.

@@ -44,7 +44,7 @@ impl GroupAggregate {
     /// The first function that cannot take back a row (a changelog input needs all to).
     pub fn non_retracting(&self) -> Option<String> {
         self.spec.aggs.iter().find_map(|a| {
-            let acc = a.create_accumulator().ok()?;
+            let acc = a.create_sliding_accumulator().ok()?;
             (!acc.supports_retract_batch()).then(|| a.name().to_string())
         })
     }
@@ -91,7 +91,7 @@ impl GroupAggregateTask {
                     .collect::<DfResult<Vec<_>>>()?;
                 self.groups.push(Group {
                     key,
-                    accs: self.spec.accumulators()?,
+                    accs: self.spec.accumulators_for(self.updating_input)?,
                     count: 0,
                     last: None,
                 });
@@ -281,7 +281,10 @@ impl Operator for GroupAggregateTask {
         // Reading an accumulator's state may consume it: each is rebuilt from its state.
         let mut states: Vec<Vec<ScalarValue>> = Vec::new();
         for g in &mut self.groups {
-            states.push(read_states(&mut g.accs, self.spec.accumulators()?)?);
+            states.push(read_states(
+                &mut g.accs,
+                self.spec.accumulators_for(self.updating_input)?,
+            )?);
         }
         let width = states.first().map_or(0, Vec::len);
         for c in 0..width {
@@ -340,7 +343,7 @@ impl Operator for GroupAggregateTask {
                             .iter()
                             .map(|k| ScalarValue::try_from_array(k, r))
                             .collect::<DfResult<Vec<_>>>()?,
-                        accs: self.spec.accumulators()?,
+                        accs: self.spec.accumulators_for(self.updating_input)?,
                         count: 0,
                         last: None,
                     });

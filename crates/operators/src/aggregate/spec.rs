@@ -58,6 +58,19 @@ impl AggregateSpec {
         self.aggs.iter().map(|a| a.create_accumulator()).collect()
     }
 
+    /// Fresh row accumulators for one group; with `retracting`, the kind that can take
+    /// rows back (DataFusion's sliding accumulators: `SUM`, `MIN`, `MAX` over a
+    /// changelog need them).
+    pub(crate) fn accumulators_for(&self, retracting: bool) -> DfResult<Vec<Box<dyn Accumulator>>> {
+        if !retracting {
+            return self.accumulators();
+        }
+        self.aggs
+            .iter()
+            .map(|a| a.create_sliding_accumulator())
+            .collect()
+    }
+
     /// The key columns of `batch`.
     pub(crate) fn key_columns(&self, batch: &RecordBatch) -> Vec<ArrayRef> {
         self.keys.iter().map(|k| batch.column(*k).clone()).collect()

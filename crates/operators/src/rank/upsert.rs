@@ -314,6 +314,7 @@ mod tests {
                 watermark: sluice_types::Watermark(i64::MIN),
                 dead_letters: Arc::new(NoLetters),
                 metrics: Arc::new(sluice_runtime::JobMetrics::default()),
+                split: None,
             };
             task.process(0, batch(rows), &mut ctx, &mut out)
                 .expect("processes");

@@ -1,11 +1,14 @@
 //! The watermark assigner: follows a source (in the same task) and turns the
 //! table's `WATERMARK FOR col AS expr` into watermarks. Per source subtask, the
 //! watermark is the largest value of `expr` seen so far; it only moves forward and is
-//! sent after the batch that moved it. Upstream watermarks are ignored except the
-//! final one (+∞ at the end of a bounded input).
+//! sent after the batch that moved it. With a source that reports the split of each
+//! batch (Kafka partitions), the largest value is kept per split and the watermark is
+//! the smallest of them (per-partition watermarks). Upstream watermarks are ignored
+//! except the final one (+∞ at the end of a bounded input).
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array};
 use datafusion::arrow::compute::filter_record_batch;
@@ -89,6 +92,29 @@ struct AssignerTask {
     pending: bool,
     subtask: usize,
     parallelism: usize,
+    /// With a source that reports splits: the largest event time (before the delay)
+    /// each split has shown, and when it last had data.
+    splits: HashMap<u32, (i64, Instant)>,
+    started: Instant,
+}
+
+impl AssignerTask {
+    /// The event time every split this subtask reads has reached: the smallest of the
+    /// splits' largest, leaving out splits idle for longer than the idle timeout. While
+    /// some split has not shown any data, none (unless the idle timeout has passed
+    /// since the start), so a slow partition's rows are not made late by a fast one.
+    fn splits_time(&self, owned: u32) -> Option<i64> {
+        let idle = |last: &Instant| self.idle_timeout.is_some_and(|t| last.elapsed() >= t);
+        if (self.splits.len() as u32) < owned && !idle(&self.started) {
+            return None;
+        }
+        self.splits
+            .values()
+            .filter(|(_, last)| !idle(last))
+            .map(|(t, _)| *t)
+            .min()
+            .or_else(|| self.splits.values().map(|(t, _)| *t).max())
+    }
 }
 
 impl Operator for AssignerTask {
@@ -96,7 +122,7 @@ impl Operator for AssignerTask {
         &mut self,
         _input: usize,
         batch: RecordBatch,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut Vec<RecordBatch>,
     ) -> Result<()> {
         // Late rows are judged against the watermark sent before this batch.
@@ -114,10 +140,28 @@ impl Operator for AssignerTask {
             _ => None,
         };
         // A row whose watermark expression fails or is NULL does not move time.
-        if let Ok(v) = self.expr.evaluate(&batch)
-            && let Ok(arr) = v.into_array(batch.num_rows())
-            && let Ok(ms) = millis(&arr)
-            && let Some(max) = max_millis(&ms).map(|m| m.saturating_sub(self.delay))
+        let batch_max = self
+            .expr
+            .evaluate(&batch)
+            .ok()
+            .and_then(|v| v.into_array(batch.num_rows()).ok())
+            .and_then(|arr| millis(&arr).ok())
+            .and_then(|ms| max_millis(&ms));
+        let reached = match ctx.split {
+            Some(split) => {
+                let e = self
+                    .splits
+                    .entry(split.split)
+                    .or_insert((i64::MIN, Instant::now()));
+                e.1 = Instant::now();
+                if let Some(m) = batch_max {
+                    e.0 = e.0.max(m);
+                }
+                self.splits_time(split.owned)
+            }
+            None => batch_max,
+        };
+        if let Some(max) = reached.map(|m| m.saturating_sub(self.delay))
             && max > self.current
         {
             self.current = max;
@@ -239,6 +283,8 @@ impl OperatorFactory for WatermarkAssigner {
             idle_timeout: self.idle_timeout,
             current: i64::MIN,
             pending: false,
+            splits: HashMap::new(),
+            started: Instant::now(),
         }))
     }
 

@@ -85,6 +85,50 @@ impl TableDef {
         ))
     }
 
+    /// The columns a source produces: the physical ones, then the metadata ones (in
+    /// declaration order each).
+    pub fn source_schema(&self) -> SchemaRef {
+        self.with_metadata(|_| true)
+    }
+
+    /// The columns a sink takes: the physical ones, then the metadata ones that are not
+    /// `VIRTUAL` (in declaration order each).
+    pub fn sink_schema(&self) -> SchemaRef {
+        self.with_metadata(|is_virtual| !is_virtual)
+    }
+
+    /// The metadata columns `source_schema` (`for_sink` false) or `sink_schema` holds,
+    /// in order: (column name, metadata key).
+    pub fn metadata_columns(&self, for_sink: bool) -> Vec<(String, String)> {
+        self.columns
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ColumnKind::Metadata { key, is_virtual } if !(for_sink && *is_virtual) => Some((
+                    c.name.clone(),
+                    key.clone().unwrap_or_else(|| c.name.clone()),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn with_metadata(&self, keep: impl Fn(bool) -> bool) -> SchemaRef {
+        let physical = self.physical_schema();
+        let meta = self.columns.iter().filter_map(|c| match c.kind {
+            ColumnKind::Metadata { is_virtual, .. } if keep(is_virtual) => {
+                Some(Field::new(&c.name, c.data_type.clone(), true))
+            }
+            _ => None,
+        });
+        let fields: Vec<Field> = physical
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .chain(meta)
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+
     /// True when some column is computed.
     pub fn has_computed_columns(&self) -> bool {
         self.columns

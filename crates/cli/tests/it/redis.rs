@@ -1,0 +1,193 @@
+//! The `redis` sink against the Redis on 127.0.0.1:6379 (`scripts/services/redis.sh`
+//! starts one if none runs). Keys are named after the test and the process, so runs
+//! do not collide; what Sluice wrote is read back with `redis-cli`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use crate::text;
+
+fn cli(args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", "6379", "--raw"])
+        .args(args)
+        .output()
+        .expect("redis-cli runs (scripts/services/redis.sh installs Redis)");
+    assert!(out.status.success(), "{args:?}: {}", text(&out).1);
+    text(&out).0
+}
+
+fn prefix(base: &str) -> String {
+    format!("{base}{}", std::process::id())
+}
+
+fn write_sql(dir: &Path, sql: &str) -> std::path::PathBuf {
+    let file = dir.join("pipeline.sql");
+    std::fs::write(&file, sql).expect("works in a temp dir");
+    file
+}
+
+/// `k,v` rows; returns per key (count, sum).
+fn input(
+    dir: &Path,
+    rows: usize,
+    keys: usize,
+) -> (std::path::PathBuf, BTreeMap<String, (i64, i64)>) {
+    let mut csv = String::new();
+    let mut want: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for i in 0..rows {
+        let k = format!("k{}", (i * 13) % keys);
+        let v = (i % 50) as i64;
+        csv.push_str(&format!("{k},{v}\n"));
+        let e = want.entry(k).or_default();
+        e.0 += 1;
+        e.1 += v;
+    }
+    let path = dir.join("in.csv");
+    std::fs::write(&path, csv).expect("works in a temp dir");
+    (path, want)
+}
+
+/// An updating aggregate written as SET (JSON values, with a TTL) and as HSET: each
+/// key holds the final row; rows the aggregate deletes leave no key; XADD appends one
+/// entry per row.
+#[test]
+fn set_hset_and_xadd_hold_what_the_pipeline_computed() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let (path, want) = input(dir.path(), 20_000, 300);
+    let p = prefix("sl");
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE src (k STRING, v BIGINT)
+               WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'csv');
+             CREATE TABLE as_set (k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED)
+               WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:6379/0',
+                     'key' = '{p}:set:{{k}}', 'sink.ttl' = '1 h');
+             CREATE TABLE as_hash (k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED)
+               WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:6379/0',
+                     'sink.command' = 'hset', 'key' = '{p}:hash:{{k}}');
+             CREATE TABLE per_n (n BIGINT, keys BIGINT, PRIMARY KEY (n) NOT ENFORCED)
+               WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:6379/0',
+                     'sink.command' = 'hset', 'key' = '{p}:n:{{n}}');
+             CREATE TABLE log (k STRING, v BIGINT)
+               WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:6379/0',
+                     'sink.command' = 'xadd', 'key' = '{p}:log');
+             INSERT INTO as_set SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;
+             INSERT INTO as_hash SELECT k, COUNT(*), SUM(v) FROM src GROUP BY k;
+             INSERT INTO per_n SELECT n, COUNT(*) FROM (SELECT k, COUNT(*) AS n FROM src GROUP BY k) GROUP BY n;
+             INSERT INTO log SELECT k, v FROM src WHERE v = 7;",
+            path = path.display()
+        ),
+    );
+    let out = crate::sluice(
+        dir.path(),
+        &["run", "-w", "2", sql.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    for (k, (n, total)) in &want {
+        let v = cli(&["GET", &format!("{p}:set:{k}")]);
+        assert_eq!(
+            v.trim(),
+            format!("{{\"k\":\"{k}\",\"n\":{n},\"total\":{total}}}"),
+            "{k}"
+        );
+        let h = cli(&["HGETALL", &format!("{p}:hash:{k}")]);
+        let h: Vec<&str> = h.lines().collect();
+        assert_eq!(
+            h,
+            [
+                "k",
+                k.as_str(),
+                "n",
+                &n.to_string(),
+                "total",
+                &total.to_string()
+            ]
+        );
+    }
+    let ttl: i64 = cli(&["TTL", &format!("{p}:set:k0")])
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(ttl > 3000 && ttl <= 3600, "{ttl}");
+    // Counts that some key had on the way but none has at the end were deleted.
+    let mut per_n: BTreeMap<i64, i64> = BTreeMap::new();
+    for (n, _) in want.values() {
+        *per_n.entry(*n).or_default() += 1;
+    }
+    let keys = cli(&["--scan", "--pattern", &format!("{p}:n:*")]);
+    assert_eq!(keys.lines().count(), per_n.len(), "{keys}");
+    for (n, count) in &per_n {
+        let got = cli(&["HGET", &format!("{p}:n:{n}"), "keys"]);
+        assert_eq!(got.trim(), count.to_string(), "n = {n}");
+    }
+    let sevens = (0..20_000).filter(|i| i % 50 == 7).count();
+    assert_eq!(
+        cli(&["XLEN", &format!("{p}:log")]).trim(),
+        sevens.to_string()
+    );
+    let keys = cli(&["--scan", "--pattern", &format!("{p}:*")]);
+    for k in keys.lines() {
+        cli(&["DEL", k]);
+    }
+}
+
+/// Each mistake a user can make gets a message saying what to do.
+#[test]
+fn redis_mistakes_are_explained() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let cases = [
+        ("'url' = 'redis://127.0.0.1:6379'", "needs option 'key'"),
+        ("'url' = 'http://x', 'key' = 'a'", "is not a Redis URL"),
+        (
+            "'url' = 'redis://127.0.0.1:6379', 'key' = 'a:{nope}'",
+            "'{nope}' names no column",
+        ),
+        (
+            "'url' = 'redis://127.0.0.1:6379', 'key' = 'a', 'sink.command' = 'lpush'",
+            "'lpush' is not one of set, hset, xadd, publish",
+        ),
+        (
+            "'url' = 'redis://127.0.0.1:6379', 'key' = 'a', 'sink.command' = 'xadd', 'sink.ttl' = '1 s'",
+            "applies to 'set' and 'hset' only",
+        ),
+        (
+            "'url' = 'redis://127.0.0.1:1', 'key' = 'a:{k}'",
+            "cannot connect",
+        ),
+        (
+            "'url' = 'redis://127.0.0.1:6379', 'key' = 'a:{k}', 'password' = 'wrong-pass-42'",
+            "Redis at",
+        ),
+    ];
+    for (options, want) in cases {
+        let sql = write_sql(
+            dir.path(),
+            &format!(
+                "CREATE TABLE src (k STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '3');
+                 CREATE TABLE dst (k STRING) WITH ('connector' = 'redis', {options});
+                 INSERT INTO dst SELECT k FROM src;"
+            ),
+        );
+        let out = crate::sluice(dir.path(), &["run", sql.to_str().expect("utf-8")]);
+        let (_, stderr) = text(&out);
+        assert_ne!(out.status.code(), Some(0), "{options}");
+        assert!(
+            stderr.contains(want),
+            "{options}: want '{want}' in {stderr}"
+        );
+        assert!(!stderr.contains("wrong-pass-42"), "{stderr}");
+    }
+    // An updating query into xadd is refused at plan time.
+    let sql = write_sql(
+        dir.path(),
+        "CREATE TABLE src (k STRING) WITH ('connector' = 'datagen', 'number-of-rows' = '3');
+         CREATE TABLE dst (k STRING, n BIGINT) WITH ('connector' = 'redis',
+           'url' = 'redis://127.0.0.1:6379', 'key' = 's', 'sink.command' = 'xadd');
+         INSERT INTO dst SELECT k, COUNT(*) FROM src GROUP BY k;",
+    );
+    let out = crate::sluice(dir.path(), &["run", sql.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+}
