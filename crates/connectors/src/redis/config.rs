@@ -172,6 +172,10 @@ impl RedisSinkConfig {
             return Err(o.bad("sink.parallelism", "must be at least 1"));
         }
         o.take_prefixed(&format!("{format}."));
+        // Source options may sit on the same table (it can be read and written).
+        for k in ["scan.group", "scan.startup.mode", "scan.bounded.mode"] {
+            o.take(k);
+        }
         o.finish()?;
         Ok(RedisSinkConfig {
             target,

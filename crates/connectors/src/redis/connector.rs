@@ -6,7 +6,8 @@ use sluice_runtime::{SinkFactory, SourceFactory};
 
 use super::config::RedisSinkConfig;
 use super::sink::RedisSinkFactory;
-use crate::{ConnectorFactory, ConnectorTable, Error, Result};
+use super::source::{RedisSourceConfig, RedisSourceFactory};
+use crate::{ConnectorFactory, ConnectorTable, Result};
 
 /// The `redis` connector.
 pub struct RedisConnector;
@@ -17,12 +18,8 @@ impl ConnectorFactory for RedisConnector {
     }
 
     fn source(&self, table: &ConnectorTable) -> Result<Arc<dyn SourceFactory>> {
-        Err(Error::Unsupported {
-            table: table.name.clone(),
-            message: "reading Redis (streams, lookups) is not supported yet; the redis \
-                      connector writes only"
-                .into(),
-        })
+        let config = RedisSourceConfig::from_table(table)?;
+        Ok(Arc::new(RedisSourceFactory::new(config)?))
     }
 
     fn sink(&self, table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {

@@ -1,9 +1,11 @@
 //! The `redis` connector: a sink that writes rows as `SET`/`HSET` keys (upserts and
 //! deletes by key for changelogs), `XADD` stream entries or `PUBLISH` messages
-//! ([`sink`]). Options: [`config`].
+//! ([`sink`]), and a Redis Streams source read through a consumer group, acknowledged
+//! after each checkpoint ([`source`]). Options: [`config`].
 
 pub mod config;
 mod connector;
 pub mod sink;
+pub mod source;
 
 pub use connector::RedisConnector;
