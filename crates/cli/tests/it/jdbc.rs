@@ -257,7 +257,7 @@ fn sigkill_leaves_postgres_exactly_as_an_uninterrupted_run() {
     ));
     std::fs::write(&sql, text_sql).expect("works in a temp dir");
     let mut kills = 0;
-    for (i, wait_ms) in [700u64, 1500, 1100, 2000].iter().enumerate() {
+    for (i, wait_ms) in [600u64, 400, 400, 500].iter().enumerate() {
         let workers = ["2", "1", "3", "2"][i];
         let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args([
@@ -553,4 +553,53 @@ fn a_database_that_goes_away_loses_and_repeats_nothing() {
             .trim(),
         "8000|8000|96012000"
     );
+}
+
+/// A bounded scan of a PostgreSQL table, whole and in parallel ranges of a column:
+/// every row once, every type as stored (a string with a comma, quote and line break;
+/// NULLs; timestamps; decimals; booleans).
+#[test]
+fn a_table_is_scanned_whole_and_in_ranges() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let t = name("jdbc_scan");
+    psql(&format!(
+        "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (id bigint PRIMARY KEY, name text, amount numeric(10,2), ok boolean, ts timestamp(3));
+         INSERT INTO {t} SELECT g, 'n' || (g % 7), g * 0.25, g % 2 = 0, timestamp '2026-01-01' + g * interval '1 second' FROM generate_series(1, 20000) g;
+         INSERT INTO {t} VALUES (0, E'a,\"b\"\\nc', NULL, NULL, NULL)"
+    ));
+    for (options, workers) in [
+        ("", "2"),
+        (
+            ", 'scan.partition.column' = 'id', 'scan.partition.num' = '5', 'scan.partition.lower-bound' = '1', 'scan.partition.upper-bound' = '19000'",
+            "2",
+        ),
+    ] {
+        let sql = dir.path().join("scan.sql");
+        std::fs::write(
+            &sql,
+            format!(
+                "CREATE TABLE src (id BIGINT, name STRING, amount DECIMAL(10, 2), ok BOOLEAN, ts TIMESTAMP(3))
+                   WITH ('connector' = 'jdbc', 'url' = '{URL}', 'table-name' = '{t}', 'username' = 'postgres' {options});
+                 SELECT COUNT(*), SUM(id), SUM(amount), COUNT(ok), SUM(CASE WHEN ok THEN 1 ELSE 0 END), MAX(ts) FROM src;
+                 SELECT name, amount IS NULL, ok IS NULL FROM src WHERE id = 0;"
+            ),
+        )
+        .expect("works in a temp dir");
+        let out = crate::sluice(
+            dir.path(),
+            &["run", "-w", workers, sql.to_str().expect("utf-8")],
+        );
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout
+                .contains("[20001, 200010000, 50002500.00, 20000, 10000, 2026-01-01 05:33:20.000]"),
+            "{options}: {stdout}"
+        );
+        assert!(
+            stdout.contains("+I[a,\"b\"\nc, true, true]"),
+            "{options}: {stdout}"
+        );
+    }
+    psql(&format!("DROP TABLE {t}"));
 }

@@ -210,7 +210,7 @@ pub struct JdbcSinkConfig {
 }
 
 /// Reads the connection options shared by source, sink and lookup.
-fn take_target(o: &mut Options) -> Result<PgTarget> {
+pub(crate) fn take_target(o: &mut Options) -> Result<PgTarget> {
     let url = o.take_required(
         "url",
         "Add 'url' = 'jdbc:postgresql://localhost:5432/mydb'.",
@@ -270,6 +270,10 @@ impl JdbcSinkConfig {
         for k in [
             "scan.fetch-size",
             "scan.auto-commit",
+            "scan.partition.column",
+            "scan.partition.num",
+            "scan.partition.lower-bound",
+            "scan.partition.upper-bound",
             "lookup.cache",
             "lookup.partial-cache.max-rows",
             "lookup.partial-cache.expire-after-write",

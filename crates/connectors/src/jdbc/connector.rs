@@ -5,8 +5,9 @@ use std::sync::Arc;
 use sluice_runtime::{SinkFactory, SourceFactory};
 
 use super::config::JdbcSinkConfig;
+use super::scan::{JdbcScanConfig, JdbcScanFactory};
 use super::sink::JdbcSinkFactory;
-use crate::{ConnectorFactory, ConnectorTable, Error, Result};
+use crate::{ConnectorFactory, ConnectorTable, Result};
 
 /// The `jdbc` connector.
 pub struct JdbcConnector;
@@ -17,12 +18,8 @@ impl ConnectorFactory for JdbcConnector {
     }
 
     fn source(&self, table: &ConnectorTable) -> Result<Arc<dyn SourceFactory>> {
-        Err(Error::Unsupported {
-            table: table.name.clone(),
-            message: "reading a jdbc table (scan or lookup) is not supported yet; \
-                      the jdbc connector writes only"
-                .into(),
-        })
+        let config = JdbcScanConfig::from_table(table)?;
+        Ok(Arc::new(JdbcScanFactory::new(config)?))
     }
 
     fn sink(&self, table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {

@@ -8,6 +8,7 @@
 pub mod config;
 mod connector;
 mod params;
+pub mod scan;
 pub mod sink;
 mod sql;
 
