@@ -202,7 +202,13 @@ impl Task {
             Some(_) => Some(source.snapshot(CheckpointId(u64::MAX))?),
             None => None,
         };
-        self.finish(offsets).await
+        let released = self.finish(offsets).await?;
+        // The final checkpoint holds everything read: acknowledge it upstream (commit
+        // offsets, ack messages) as after any other checkpoint.
+        if released {
+            source.commit(CheckpointId(u64::MAX)).await?;
+        }
+        Ok(())
     }
 
     /// A source task between two reads: injects a triggered barrier (with the source's
@@ -315,13 +321,16 @@ impl Task {
                 }
             }
         }
-        self.finish(None).await
+        self.finish(None).await.map(|_| ())
     }
 
     /// End of input: final watermark, close every operator in order, close the tail.
     /// With checkpoints the task then reports that it finished (with a source's last
     /// `offsets`), and a sink commits its last output only once a checkpoint covers it.
-    async fn finish(&mut self, offsets: Option<SourceOffsets>) -> Result<()> {
+    /// End of input: flushes the operators, reports to the checkpoint coordinator and
+    /// closes the sink. True when the final checkpoint covering this task completed
+    /// (only for a task that starts with a source and takes checkpoints).
+    async fn finish(&mut self, offsets: Option<SourceOffsets>) -> Result<bool> {
         self.watermark(Watermark::MAX).await?;
         for i in 0..self.ops.len() {
             let mut buf = Vec::new();
@@ -341,6 +350,7 @@ impl Task {
             parallelism: self.head_info.parallelism,
             offsets,
         });
+        let has_source = source.is_some();
         match &mut self.tail {
             Tail::Sink(sink, _) => {
                 if let Some(cp) = &self.checkpoints {
@@ -363,24 +373,30 @@ impl Task {
                         });
                     }
                     sink.commit(last).await?;
+                    sink.close().await?;
+                    return Ok(has_source);
                 }
-                sink.close().await
+                sink.close().await?;
+                Ok(false)
             }
             Tail::Edges(edges) => {
                 for e in edges {
                     e.send_control(Message::End).await?;
                 }
                 if let Some(cp) = &self.checkpoints {
+                    // A source waits for the final checkpoint, to acknowledge it.
+                    let (tx, rx) = oneshot::channel();
                     cp.report(Report::Finished {
                         task: cp.index,
                         part: TaskPart {
                             source,
                             ..TaskPart::default()
                         },
-                        release: None,
+                        release: has_source.then_some(tx),
                     });
+                    return Ok(has_source && rx.await.is_ok());
                 }
-                Ok(())
+                Ok(false)
             }
         }
     }

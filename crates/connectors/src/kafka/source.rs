@@ -663,7 +663,7 @@ impl Source for KafkaSource {
             .iter()
             .map(|((t, p), o)| (split_key(t, *p), serde_json::Value::from(*o)))
             .collect();
-        if self.config.group_id.is_some() && checkpoint.0 != u64::MAX {
+        if self.config.group_id.is_some() {
             self.snapshots.insert(checkpoint.0, positions);
         }
         Ok(out)
