@@ -18,6 +18,7 @@ mod options;
 pub mod print;
 pub mod redis;
 mod registry;
+mod text_rows;
 pub mod values;
 
 pub use error::{Error, Result};

@@ -259,30 +259,9 @@ fn sigkill_leaves_postgres_exactly_as_an_uninterrupted_run() {
     let mut kills = 0;
     for (i, wait_ms) in [600u64, 400, 400, 500].iter().enumerate() {
         let workers = ["2", "1", "3", "2"][i];
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "run",
-                "-q",
-                "-w",
-                workers,
-                "--checkpoint-dir",
-                "chk",
-                "--checkpoint-interval",
-                "100ms",
-            ])
-            .arg(&sql)
-            .current_dir(dir.path())
-            .env("SLUICE_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the sluice binary starts");
-        std::thread::sleep(Duration::from_millis(*wait_ms));
-        if child.try_wait().expect("polls").is_none() {
-            child.kill().expect("SIGKILL");
+        if crate::run_then_kill(dir.path(), &sql, workers, "100ms", *wait_ms) {
             kills += 1;
         }
-        child.wait().expect("reaped");
     }
     assert!(
         kills >= 2,

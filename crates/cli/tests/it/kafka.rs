@@ -407,30 +407,9 @@ fn upsert_kafka_after_kill_9_compacts_to_the_uninterrupted_result() {
     let mut kills = 0;
     for (i, wait_ms) in [1500u64, 2500, 2000].iter().enumerate() {
         let workers = ["2", "1", "2"][i];
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "run",
-                "-q",
-                "-w",
-                workers,
-                "--checkpoint-dir",
-                "chk",
-                "--checkpoint-interval",
-                "200ms",
-            ])
-            .arg(&file)
-            .current_dir(dir.path())
-            .env("SLUICE_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the sluice binary starts");
-        std::thread::sleep(Duration::from_millis(*wait_ms));
-        if child.try_wait().expect("polls").is_none() {
-            child.kill().expect("SIGKILL");
+        if crate::run_then_kill(dir.path(), &file, workers, "200ms", *wait_ms) {
             kills += 1;
         }
-        child.wait().expect("reaped");
     }
     assert_eq!(kills, 3, "an unbounded source runs until killed");
     // The last run reads to the end offsets and finishes.

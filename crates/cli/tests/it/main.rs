@@ -24,6 +24,35 @@ pub(crate) fn sluice(dir: &std::path::Path, args: &[&str]) -> Output {
         .expect("the sluice binary runs")
 }
 
+/// Runs `sluice run -q -w <workers>` on `sql` in `dir` with checkpoints into `chk`
+/// every `interval`, and SIGKILLs it after `wait_ms`; true when it was killed (still
+/// running then).
+pub(crate) fn run_then_kill(
+    dir: &std::path::Path,
+    sql: &std::path::Path,
+    workers: &str,
+    interval: &str,
+    wait_ms: u64,
+) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "-q", "-w", workers, "--checkpoint-dir", "chk"])
+        .args(["--checkpoint-interval", interval])
+        .arg(sql)
+        .current_dir(dir)
+        .env("SLUICE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the sluice binary starts");
+    std::thread::sleep(std::time::Duration::from_millis(wait_ms));
+    let running = child.try_wait().expect("polls").is_none();
+    if running {
+        child.kill().expect("SIGKILL");
+    }
+    child.wait().expect("reaped");
+    running
+}
+
 /// The repository root.
 pub(crate) fn root() -> PathBuf {
     sluice_testkit::repo_root()

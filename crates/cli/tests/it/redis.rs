@@ -247,30 +247,9 @@ fn a_stream_is_read_exactly_once_across_kills() {
     let file = sql("unbounded");
     let mut kills = 0;
     for (i, wait_ms) in [1200u64, 1800].iter().enumerate() {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args([
-                "run",
-                "-q",
-                "-w",
-                ["2", "1"][i],
-                "--checkpoint-dir",
-                "chk",
-                "--checkpoint-interval",
-                "200ms",
-            ])
-            .arg(&file)
-            .current_dir(dir.path())
-            .env("SLUICE_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the sluice binary starts");
-        std::thread::sleep(std::time::Duration::from_millis(*wait_ms));
-        if child.try_wait().expect("polls").is_none() {
-            child.kill().expect("SIGKILL");
+        if crate::run_then_kill(dir.path(), &file, ["2", "1"][i], "200ms", *wait_ms) {
             kills += 1;
         }
-        child.wait().expect("reaped");
     }
     assert_eq!(kills, 2, "an unbounded stream runs until killed");
     let file = sql("latest-offset");

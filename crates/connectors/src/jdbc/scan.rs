@@ -5,14 +5,12 @@
 //! Delivery: a restart from a checkpoint taken mid-scan reads the table again (the
 //! scan keeps no position), so use it for bounded jobs, backfills and dimension loads.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use futures::StreamExt;
-use sluice_formats::{Decoder, FormatOptions};
 use sluice_runtime::{
     DeadLetterOutput, JobMetrics, RestoredOffsets, Source, SourceEvent, SourceFactory, TaskInfo,
 };
@@ -20,10 +18,8 @@ use tracing::warn;
 
 use super::config::PgTarget;
 use super::sql::quote;
+use crate::text_rows::TextRows;
 use crate::{ConnectorTable, Error, Options, Result};
-
-/// Written for a NULL value; read back as NULL.
-const NULL_MARK: &str = "\u{1}sluice-null\u{1}";
 
 /// `scan.partition.*`: ranges of a numeric column read in parallel.
 #[derive(Debug, Clone)]
@@ -125,24 +121,8 @@ impl JdbcScanConfig {
         })
     }
 
-    fn decoder(&self) -> Result<Box<dyn Decoder>> {
-        let mut options = BTreeMap::new();
-        options.insert("csv.null-literal".to_string(), NULL_MARK.to_string());
-        sluice_formats::decoder_for(
-            "csv",
-            &FormatOptions {
-                table: self.table.name.clone(),
-                schema: self.table.schema.clone(),
-                options,
-            },
-        )
-        .map_err(|source| Error::Format {
-            table: self.table.name.clone(),
-            source,
-        })
-    }
-
-    /// The SELECT of split `i` of `n` (all rows when `n` is 1 and no partitioning).
+    /// The SELECT of one split: the rows whose partition column lies in `split`, or
+    /// every row when `split` is `None`.
     fn query(&self, split: Option<(i64, i64)>) -> String {
         let cols: Vec<String> = self
             .table
@@ -198,9 +178,9 @@ pub struct JdbcScanFactory {
 }
 
 impl JdbcScanFactory {
-    /// Checks that the table's types can be read.
+    /// Checks that the table's types can be read from text.
     pub fn new(config: JdbcScanConfig) -> Result<Self> {
-        config.decoder()?;
+        TextRows::new(&config.table)?;
         Ok(JdbcScanFactory {
             config: Arc::new(config),
         })
@@ -238,7 +218,7 @@ impl SourceFactory for JdbcScanFactory {
             .collect();
         Ok(Box::new(JdbcScan {
             config: self.config.clone(),
-            decoder: self.config.decoder()?,
+            rows_text: TextRows::new(&self.config.table)?,
             pending: splits.into_iter().rev().collect(),
             rows: None,
             client: None,
@@ -253,7 +233,7 @@ type Rows = std::pin::Pin<Box<tokio_postgres::RowStream>>;
 /// Reads one subtask's splits, one after the other.
 struct JdbcScan {
     config: Arc<JdbcScanConfig>,
-    decoder: Box<dyn Decoder>,
+    rows_text: TextRows,
     pending: Vec<Option<(i64, i64)>>,
     rows: Option<Rows>,
     client: Option<tokio_postgres::Client>,
@@ -325,7 +305,6 @@ impl Source for JdbcScan {
         }
         let started = Instant::now();
         let width = self.config.table.schema.fields().len();
-        let mut line = String::new();
         let mut n = 0usize;
         let mut ended = false;
         while n < self.config.fetch_size && started.elapsed() < Duration::from_millis(50) {
@@ -337,30 +316,18 @@ impl Source for JdbcScan {
                 break;
             };
             let row = row.map_err(|e| self.error("reading the table failed", &e))?;
-            line.clear();
-            for i in 0..width {
-                if i > 0 {
-                    line.push(',');
-                }
-                let v: Option<&str> = row.try_get(i).ok().flatten();
-                line.push('"');
-                line.push_str(&v.unwrap_or(NULL_MARK).replace('"', "\"\""));
-                line.push('"');
-            }
-            JobMetrics::add(&self.metrics.source_bytes, line.len() as u64);
-            let _ = self
-                .decoder
-                .decode(line.as_bytes(), &self.config.table_name, self.read);
+            let values = (0..width).map(|i| row.try_get::<_, Option<&str>>(i).ok().flatten());
+            let bytes = self
+                .rows_text
+                .push(values, &self.config.table_name, self.read);
+            JobMetrics::add(&self.metrics.source_bytes, bytes as u64);
             self.read += 1;
             n += 1;
         }
         if ended {
             self.rows = None;
         }
-        let decoded = self.decoder.flush().map_err(|source| Error::Format {
-            table: self.config.table.name.clone(),
-            source,
-        })?;
+        let decoded = self.rows_text.flush()?;
         for d in decoded.dead_letters {
             dead.send(d);
         }

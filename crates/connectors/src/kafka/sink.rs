@@ -280,16 +280,14 @@ impl KafkaSink {
         self.check_deliveries(&producer)
     }
 
-    fn partition_for(&mut self, has_key: bool) -> Option<i32> {
+    /// The partition of the next record; `None` leaves it to the client (by the key's
+    /// hash, or spread when there is no key).
+    fn partition_for(&mut self) -> Option<i32> {
         if self.partitions <= 0 {
             return None;
         }
         match self.config.partitioner {
-            // By the key's hash, or spread by the client when there is no key.
-            Partitioner::Default => {
-                let _ = has_key;
-                None
-            }
+            Partitioner::Default => None,
             Partitioner::Fixed => Some(self.subtask as i32 % self.partitions),
             Partitioner::RoundRobin => {
                 let p = self.next_partition.rem_euclid(self.partitions);
@@ -440,7 +438,7 @@ impl Sink for KafkaSink {
                 let start = if row == 0 { 0 } else { key_ends[row - 1] };
                 &keys[start..key_ends[row]]
             });
-            let partition = self.partition_for(key.is_some());
+            let partition = self.partition_for();
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
             if let Some(k) = key {
                 record = record.key(k);

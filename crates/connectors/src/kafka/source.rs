@@ -136,16 +136,16 @@ impl SourceFactory for KafkaSourceFactory {
             batch_split: None,
             emitted_split: None,
             split_ids: BTreeMap::new(),
+            source_name: None,
         }))
     }
 }
 
 /// What the batch being built knows of one record.
+/// (A batch holds one partition's records, `batch_split`; a record with a null value is
+/// skipped and never pending.)
 struct Pending {
-    source: Arc<str>,
     offset: u64,
-    /// The value was handed to the value decoder (a null value is skipped).
-    has_value: bool,
     /// The key was handed to the key decoder (false: a null key, read as NULLs).
     has_key: bool,
     meta: RecordMeta,
@@ -181,6 +181,8 @@ struct KafkaSource {
     emitted_split: Option<SplitInfo>,
     /// Every partition's index among all the table's partitions (its split id).
     split_ids: BTreeMap<Split, u32>,
+    /// `topic/partition` of the last partition read, as dead letters name it.
+    source_name: Option<(Split, Arc<str>)>,
 }
 
 /// One record taken from the client, copied out of its buffer.
@@ -356,36 +358,38 @@ impl KafkaSource {
     /// Hands one message to the decoders.
     fn add(
         &mut self,
-        topic: &str,
-        partition: i32,
+        split: &Split,
         offset: i64,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
         meta: RecordMeta,
     ) {
-        let source: Arc<str> = Arc::from(format!("{topic}/{partition}"));
-        let offset_u = offset.max(0) as u64;
-        let has_value = value.is_some();
-        if let Some(v) = value {
-            // Decode errors are reported through flush; an internal error is impossible
-            // for a record the decoder merely rejects.
-            let _ = self.value.decode(v, &source, offset_u);
-        }
+        let Some(value) = value else {
+            return;
+        };
+        let source = match &self.source_name {
+            Some((s, name)) if s == split => name.clone(),
+            _ => {
+                let name: Arc<str> = Arc::from(format!("{}/{}", split.0, split.1));
+                self.source_name = Some((split.clone(), name.clone()));
+                name
+            }
+        };
+        let offset = offset.max(0) as u64;
+        // Decode errors are reported through flush; an internal error is impossible
+        // for a record the decoder merely rejects.
+        let _ = self.value.decode(value, &source, offset);
         let mut has_key = false;
-        if let (Some(dec), Some(k), true) = (self.key.as_mut(), key, has_value) {
-            let _ = dec.decode(k, &source, offset_u);
+        if let (Some(dec), Some(k)) = (self.key.as_mut(), key) {
+            let _ = dec.decode(k, &source, offset);
             has_key = true;
         }
-        if has_value {
-            self.records.push(Pending {
-                source,
-                offset: offset_u,
-                has_value,
-                has_key,
-                meta,
-            });
-            self.first_record.get_or_insert_with(Instant::now);
-        }
+        self.records.push(Pending {
+            offset,
+            has_key,
+            meta,
+        });
+        self.first_record.get_or_insert_with(Instant::now);
     }
 
     /// Builds the batch of the buffered records: value columns from the value, key
@@ -402,12 +406,9 @@ impl KafkaSource {
             Some(k) => Some(k.flush().map_err(format_error)?),
             None => None,
         };
-        let failed = |d: &Decoded| -> HashSet<(String, u64)> {
-            d.dead_letters
-                .iter()
-                .map(|l| (l.source.clone(), l.offset))
-                .collect()
-        };
+        // The batch holds one partition: offsets name its records.
+        let failed =
+            |d: &Decoded| -> HashSet<u64> { d.dead_letters.iter().map(|l| l.offset).collect() };
         let bad_value = failed(&value);
         let bad_key = key.as_ref().map(failed).unwrap_or_default();
         for d in value.dead_letters {
@@ -426,9 +427,8 @@ impl KafkaSource {
         let mut metas = Vec::with_capacity(records.len());
         let (mut vi, mut ki) = (0u32, 0u32);
         for r in records {
-            let id = (r.source.to_string(), r.offset);
-            let value_ok = r.has_value && !bad_value.contains(&id);
-            let key_ok = r.has_key && !bad_key.contains(&id);
+            let value_ok = !bad_value.contains(&r.offset);
+            let key_ok = r.has_key && !bad_key.contains(&r.offset);
             let key_row = key_ok.then_some(ki);
             if value_ok {
                 vi += 1;
@@ -601,10 +601,8 @@ impl Source for KafkaSource {
                 break;
             }
             JobMetrics::add(&self.metrics.source_bytes, polled.bytes as u64);
-            let (topic, partition) = polled.split.clone();
             self.add(
-                &topic,
-                partition,
+                &polled.split,
                 polled.offset,
                 polled.key.as_deref(),
                 polled.value.as_deref(),
@@ -649,15 +647,8 @@ impl Source for KafkaSource {
         // Records still in the decoders are not in any batch yet: the positions must
         // not cover them. They are few (one linger's worth); the batch goes out first.
         let mut positions = self.positions.clone();
-        for r in &self.records {
-            if let Some((t, p)) = r.source.rsplit_once('/')
-                && let Ok(p) = p.parse::<i32>()
-            {
-                let e = positions
-                    .entry((t.to_string(), p))
-                    .or_insert(r.offset as i64);
-                *e = (*e).min(r.offset as i64);
-            }
+        if let (Some(first), Some(split)) = (self.records.first(), &self.batch_split) {
+            positions.insert(split.clone(), first.offset as i64);
         }
         let out = positions
             .iter()

@@ -17,7 +17,6 @@ use ::redis::aio::ConnectionManager;
 use ::redis::streams::StreamReadReply;
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use sluice_formats::{Decoder, FormatOptions};
 use sluice_runtime::{
     DeadLetterOutput, JobMetrics, RestoredOffsets, Source, SourceEvent, SourceFactory,
     SourceOffsets, TaskInfo,
@@ -26,12 +25,11 @@ use sluice_types::CheckpointId;
 use tracing::warn;
 
 use super::config::RedisTarget;
+use crate::text_rows::TextRows;
 use crate::{ConnectorTable, Error, Options, Result};
 
 /// Entries per read.
 const BATCH: usize = 4096;
-/// Written for a field an entry lacks; read back as NULL.
-const NULL_MARK: &str = "\u{1}sluice-null\u{1}";
 /// Checkpoint key: the last entry id this subtask emitted.
 const LAST: &str = "last";
 
@@ -110,23 +108,6 @@ impl RedisSourceConfig {
             table: table.clone(),
         })
     }
-
-    fn decoder(&self) -> Result<Box<dyn Decoder>> {
-        let mut options = BTreeMap::new();
-        options.insert("csv.null-literal".to_string(), NULL_MARK.to_string());
-        sluice_formats::decoder_for(
-            "csv",
-            &FormatOptions {
-                table: self.table.name.clone(),
-                schema: self.table.schema.clone(),
-                options,
-            },
-        )
-        .map_err(|source| Error::Format {
-            table: self.table.name.clone(),
-            source,
-        })
-    }
 }
 
 /// Makes one [`RedisStreamSource`] per subtask.
@@ -137,7 +118,7 @@ pub struct RedisSourceFactory {
 impl RedisSourceFactory {
     /// Checks that the table's types can be read from text.
     pub fn new(config: RedisSourceConfig) -> Result<Self> {
-        config.decoder()?;
+        TextRows::new(&config.table)?;
         Ok(RedisSourceFactory {
             config: Arc::new(config),
         })
@@ -167,7 +148,7 @@ impl SourceFactory for RedisSourceFactory {
     ) -> sluice_runtime::Result<Box<dyn Source>> {
         Ok(Box::new(RedisStreamSource {
             config: self.config.clone(),
-            decoder: self.config.decoder()?,
+            rows_text: TextRows::new(&self.config.table)?,
             conn: None,
             consumer: format!("{}-{}", self.config.group, task.subtask),
             replay: Vec::new(),
@@ -192,7 +173,7 @@ struct Replay {
 
 struct RedisStreamSource {
     config: Arc<RedisSourceConfig>,
-    decoder: Box<dyn Decoder>,
+    rows_text: TextRows,
     conn: Option<ConnectionManager>,
     consumer: String,
     replay: Vec<Replay>,
@@ -297,31 +278,24 @@ impl RedisStreamSource {
             .map_err(|e| self.error("XACK failed", e, true))
     }
 
-    /// Feeds entries to the decoder as CSV rows in the table's column order.
+    /// Feeds entries to the decoder: fields by column name, a missing one NULL.
     fn feed(&mut self, entries: &[::redis::streams::StreamId]) {
         let schema = self.config.table.schema.clone();
-        let mut line = String::new();
         for (n, e) in entries.iter().enumerate() {
-            line.clear();
-            for (i, f) in schema.fields().iter().enumerate() {
-                if i > 0 {
-                    line.push(',');
-                }
-                let v: Option<String> = e
-                    .map
-                    .get(f.name())
-                    .and_then(|v| ::redis::from_redis_value::<String>(v).ok());
-                let v = v.as_deref().unwrap_or(NULL_MARK);
-                line.push('"');
-                line.push_str(&v.replace('"', "\"\""));
-                line.push('"');
-            }
-            JobMetrics::add(&self.metrics.source_bytes, line.len() as u64);
-            let _ = self.decoder.decode(
-                line.as_bytes(),
-                &format!("{}/{}", self.config.stream, e.id),
-                n as u64,
-            );
+            let texts: Vec<Option<String>> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    e.map
+                        .get(f.name())
+                        .and_then(|v| ::redis::from_redis_value::<String>(v).ok())
+                })
+                .collect();
+            let source = format!("{}/{}", self.config.stream, e.id);
+            let bytes = self
+                .rows_text
+                .push(texts.iter().map(Option::as_deref), &source, n as u64);
+            JobMetrics::add(&self.metrics.source_bytes, bytes as u64);
             self.unacked.push(e.id.clone());
             self.last = Some(e.id.clone());
         }
@@ -462,10 +436,7 @@ impl Source for RedisStreamSource {
             let ids = std::mem::take(&mut self.unacked);
             self.ack(&ids).await?;
         }
-        let decoded = self.decoder.flush().map_err(|source| Error::Format {
-            table: self.config.table.name.clone(),
-            source,
-        })?;
+        let decoded = self.rows_text.flush()?;
         for d in decoded.dead_letters {
             dead.send(d);
         }

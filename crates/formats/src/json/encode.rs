@@ -44,30 +44,14 @@ impl JsonEncoder {
     }
 }
 
-impl Encoder for JsonEncoder {
-    fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        let array = StructArray::from(batch.clone());
-        let field: FieldRef = Arc::new(Field::new_struct(
-            "",
-            batch.schema().fields().clone(),
-            false,
-        ));
-        let mut encoder = make_encoder(&field, &array, &self.options)?;
-        for row in 0..batch.num_rows() {
-            encoder.encode(row, out);
-            out.push(b'\n');
-        }
-        Ok(())
-    }
-
-    fn encode_each(
-        &mut self,
+impl JsonEncoder {
+    /// Writes each row of `batch` as one JSON object to `out`, calling `after_row`
+    /// after each (to end a line, or to note where the row ends).
+    fn rows(
+        &self,
         batch: &RecordBatch,
         out: &mut Vec<u8>,
-        ends: &mut Vec<usize>,
+        mut after_row: impl FnMut(&mut Vec<u8>),
     ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
@@ -81,9 +65,24 @@ impl Encoder for JsonEncoder {
         let mut encoder = make_encoder(&field, &array, &self.options)?;
         for row in 0..batch.num_rows() {
             encoder.encode(row, out);
-            ends.push(out.len());
+            after_row(out);
         }
         Ok(())
+    }
+}
+
+impl Encoder for JsonEncoder {
+    fn encode(&mut self, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+        self.rows(batch, out, |out| out.push(b'\n'))
+    }
+
+    fn encode_each(
+        &mut self,
+        batch: &RecordBatch,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<()> {
+        self.rows(batch, out, |out| ends.push(out.len()))
     }
 }
 

@@ -182,10 +182,10 @@ impl Encoder for RawEncoder {
         ends: &mut Vec<usize>,
     ) -> Result<()> {
         let column = batch.column(0);
-        for row in 0..batch.num_rows() {
+        ends.extend((0..batch.num_rows()).map(|row| {
             out.extend_from_slice(Self::value(column.as_ref(), row));
-            ends.push(out.len());
-        }
+            out.len()
+        }));
         Ok(())
     }
 }
