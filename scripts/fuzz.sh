@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fuzzes the formats crate: json_decoder, csv_decoder and line_framer, 60 s each.
+# Fuzzes the formats crate: every target in fuzz/fuzz_targets by default, 60 s each.
 # Usage: scripts/fuzz.sh [seconds per target] [target...]
 # Needs cargo-fuzz (installed here if absent); the stable toolchain works with
 # RUSTC_BOOTSTRAP=1 (cargo-fuzz uses nightly-only flags). Crashes land in
@@ -11,7 +11,8 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(json_decoder csv_decoder line_framer)
+  targets=()
+  for f in fuzz_targets/*.rs; do targets+=("$(basename "$f" .rs)"); done
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -12,6 +12,12 @@ if ! command -v script >/dev/null; then
   echo "# installing util-linux (for \`script\`)" >&2
   apt-get install -y -q util-linux >&2 || true
 fi
+# protoc, which the protobuf format's tests use to compile descriptors and encode messages
+# independently of Sluice.
+if ! command -v protoc >/dev/null; then
+  echo "# installing protobuf-compiler (protoc, for the protobuf format's tests)" >&2
+  apt-get install -y -q protobuf-compiler >&2 || { apt-get update -q >&2 && apt-get install -y -q protobuf-compiler >&2; } || true
+fi
 # An S3-compatible server for the checkpoint-storage test (moto, from PyPI).
 if ! command -v moto_server >/dev/null; then
   echo "# installing moto (an S3-compatible server, for the S3 checkpoint test)" >&2

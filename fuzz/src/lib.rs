@@ -167,3 +167,109 @@ pub fn check_changelog_decoder(format: &str, data: &[u8]) {
         assert!(rows <= 2 * records, "{rows} rows from {records} events");
     }
 }
+
+/// Decodes `data` as messages (first byte: option bits; then each message is a length
+/// byte and that many bytes) with a message format (`avro`): rows + dead letters =
+/// messages, and every dead letter names a message it was given.
+pub fn check_message_decoder(format: &str, data: &[u8]) {
+    let Some((&bits, data)) = data.split_first() else {
+        return;
+    };
+    let opts = FormatOptions {
+        table: "fuzz".into(),
+        schema: schema(bits),
+        options: Default::default(),
+    };
+    check_messages(&opts, format, data);
+}
+
+/// [`check_message_decoder`] for `protobuf`, with the message type `fuzz.Event` of
+/// `fuzz/events.proto` (compiled into `fuzz/events.desc`).
+pub fn check_protobuf_decoder(data: &[u8]) {
+    let Some((&bits, data)) = data.split_first() else {
+        return;
+    };
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(Fields::from(vec![
+            Field::new("key", DataType::Utf8, false),
+            Field::new("value", DataType::Int64, true),
+        ])),
+        false,
+    );
+    let mut fields = vec![
+        Field::new("id", DataType::Int64, true),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("kind", DataType::Utf8, true),
+        Field::new("big", DataType::Int64, true),
+    ];
+    if bits & 1 == 1 {
+        fields.extend([
+            Field::new("x", DataType::Float64, true),
+            Field::new_list("nums", Field::new("item", DataType::Int32, true), true),
+            Field::new("counts", DataType::Map(Arc::new(entries), false), true),
+            Field::new(
+                "inner",
+                DataType::Struct(Fields::from(vec![
+                    Field::new("s", DataType::Utf8, true),
+                    Field::new("n", DataType::Int32, true),
+                ])),
+                true,
+            ),
+            Field::new("at", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+            Field::new("raw", DataType::Binary, true),
+        ]);
+    }
+    let mut options = std::collections::BTreeMap::new();
+    options.insert(
+        "protobuf.descriptor-file".to_string(),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/events.desc").to_string(),
+    );
+    options.insert("protobuf.message-name".to_string(), "fuzz.Event".to_string());
+    if bits & 2 == 2 {
+        options.insert("protobuf.read-default-values".to_string(), "true".to_string());
+    }
+    let opts = FormatOptions {
+        table: "fuzz".into(),
+        schema: Arc::new(Schema::new(fields)),
+        options,
+    };
+    check_messages(&opts, "protobuf", data);
+}
+
+fn check_messages(opts: &FormatOptions, format: &str, mut data: &[u8]) {
+    let mut decoder = decoder_for(format, opts).expect("valid options");
+    let mut messages = 0u64;
+    let mut out = 0usize;
+    while let Some((&len, rest)) = data.split_first() {
+        let n = usize::from(len).min(rest.len());
+        decoder
+            .decode(&rest[..n], "fuzz", messages)
+            .expect("decode never fails on data");
+        data = &rest[n..];
+        messages += 1;
+        if messages % 16 == 0 {
+            let d = decoder.flush().expect("flush never fails on data");
+            assert!(d.dead_letters.iter().all(|l| l.offset < messages));
+            out += d.batch.map_or(0, |b| b.num_rows()) + d.dead_letters.len();
+        }
+    }
+    let d = decoder.flush().expect("flush never fails on data");
+    out += d.batch.map_or(0, |b| b.num_rows()) + d.dead_letters.len();
+    assert_eq!(out as u64, messages);
+}
+
+/// Arbitrary bytes as a Parquet file (first byte: option bits), read for the fuzz
+/// table's columns: an error or rows, never a panic.
+pub fn check_parquet_reader(data: &[u8]) {
+    let Some((&bits, data)) = data.split_first() else {
+        return;
+    };
+    let path = std::env::temp_dir().join(format!("sluice-fuzz-{}.parquet", std::process::id()));
+    std::fs::write(&path, data).expect("a temp file");
+    let file = std::fs::File::open(&path).expect("reopens");
+    if let Ok(mut r) = sluice_formats::parquet::ParquetFileReader::open(file, schema(bits), 0, 64)
+    {
+        while let Ok(Some(_)) = r.next_batch() {}
+    }
+}

@@ -12,6 +12,7 @@ mod error;
 pub mod filesystem;
 pub mod jdbc;
 pub mod kafka;
+mod lookup;
 pub mod memory;
 pub mod nexmark;
 mod options;
@@ -50,6 +51,6 @@ pub(crate) fn own_offsets(
 }
 pub use options::Options;
 pub use registry::{
-    ConnectorFactory, ConnectorTable, MetadataColumn, connector_for, connectors, sink_for,
-    source_for,
+    ConnectorFactory, ConnectorTable, MetadataColumn, connector_for, connectors, lookup_for,
+    sink_for, source_for,
 };

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use sluice_runtime::{SinkFactory, SourceFactory};
+use sluice_runtime::{LookupFactory, SinkFactory, SourceFactory};
 
 use crate::{Error, Result};
 
@@ -63,6 +63,14 @@ pub fn sink_for(table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {
     c.sink(table)
 }
 
+/// The lookup table of `table`, looked up by the columns `keys`, made by the connector
+/// its `connector` option names.
+pub fn lookup_for(table: &ConnectorTable, keys: &[String]) -> Result<Arc<dyn LookupFactory>> {
+    let c = connector_for(table.options.get("connector").map_or("", String::as_str))?;
+    check_metadata(c.as_ref(), table)?;
+    c.lookup(table, keys)
+}
+
 /// Makes sources and sinks for the tables that name it in `'connector' = '…'`.
 pub trait ConnectorFactory: Send + Sync {
     /// The `connector` option value, e.g. `filesystem`.
@@ -83,6 +91,22 @@ pub trait ConnectorFactory: Send + Sync {
     /// some; see [`ConnectorTable::metadata`]).
     fn has_metadata(&self) -> bool {
         false
+    }
+
+    /// Whether `table` can be a lookup table (`JOIN t FOR SYSTEM_TIME AS OF …`).
+    fn has_lookup(&self) -> bool {
+        false
+    }
+
+    /// A lookup table reading `table` by the columns `keys`. Validates every option.
+    fn lookup(&self, table: &ConnectorTable, _keys: &[String]) -> Result<Arc<dyn LookupFactory>> {
+        Err(Error::Unsupported {
+            table: table.name.clone(),
+            message: format!(
+                "connector '{}' cannot be a lookup table (jdbc and redis can)",
+                self.name()
+            ),
+        })
     }
 
     /// A sink writing `table`. Validates every option (unknown ones are errors).

@@ -8,6 +8,7 @@
 //! anywhere (the runtime does).
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod avro;
 pub mod cdc;
 mod common;
 pub mod csv;
@@ -15,6 +16,8 @@ mod error;
 pub mod framing;
 pub mod json;
 mod options;
+pub mod parquet;
+pub mod protobuf;
 pub mod raw;
 mod registry;
 mod traits;
@@ -22,6 +25,7 @@ mod traits;
 pub use error::{Error, Result};
 pub use options::FormatOptions;
 pub use registry::{
-    FormatFactory, decoder_for, encoder_for, formats, is_changelog_format, validate_options,
+    FormatFactory, decoder_for, encoder_for, formats, is_binary_format, is_changelog_format,
+    is_file_format, validate_options,
 };
 pub use traits::{Decoded, Decoder, Encoder};

@@ -7,9 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::avro::AvroFormat;
 use crate::cdc::{CanalJsonFormat, DebeziumJsonFormat};
 use crate::csv::CsvFormat;
 use crate::json::JsonFormat;
+use crate::parquet::ParquetFormat;
+use crate::protobuf::ProtobufFormat;
 use crate::raw::RawFormat;
 use crate::{Decoder, Encoder, Error, FormatOptions, Result};
 
@@ -28,6 +31,27 @@ pub trait FormatFactory: Send + Sync {
     fn changelog(&self) -> bool {
         false
     }
+    /// Whether its records are binary (one per message): it cannot be read from or
+    /// written to newline-delimited files.
+    fn binary(&self) -> bool {
+        false
+    }
+    /// Whether it is a file format (Parquet): the filesystem connector reads whole
+    /// files with it, and its encoder completes a file at `finish_file`.
+    fn file_format(&self) -> bool {
+        false
+    }
+}
+
+/// Whether `'format' = name` is a file format (false for an unknown format).
+pub fn is_file_format(name: &str) -> bool {
+    find(name).is_ok_and(|f| f.file_format())
+}
+
+/// Whether `'format' = name` is a binary, message-per-record format (false for an
+/// unknown format).
+pub fn is_binary_format(name: &str) -> bool {
+    find(name).is_ok_and(|f| f.binary())
 }
 
 /// Whether `'format' = name` reads changelogs (false for an unknown format).
@@ -43,6 +67,9 @@ pub fn formats() -> Vec<Box<dyn FormatFactory>> {
         Box::new(DebeziumJsonFormat),
         Box::new(CanalJsonFormat),
         Box::new(RawFormat),
+        Box::new(AvroFormat),
+        Box::new(ParquetFormat),
+        Box::new(ProtobufFormat),
     ]
 }
 
@@ -135,7 +162,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             err.to_string(),
-            "unknown format 'xml'; known formats: json, csv, debezium-json, canal-json, raw"
+            "unknown format 'xml'; known formats: json, csv, debezium-json, canal-json, raw, avro, parquet, protobuf"
         );
     }
 
@@ -158,7 +185,10 @@ mod tests {
 
     #[test]
     fn every_format_builds_for_the_bid_table() {
-        for f in formats().into_iter().filter(|f| f.name() != "raw") {
+        for f in formats()
+            .into_iter()
+            .filter(|f| !["raw", "protobuf"].contains(&f.name()) && !f.file_format())
+        {
             let opts = options(bid_schema(), &[]);
             assert!(decoder_for(f.name(), &opts).is_ok(), "{}", f.name());
             assert_eq!(

@@ -46,6 +46,11 @@ pub trait Encoder: Send {
     fn header(&self) -> Vec<u8> {
         Vec::new()
     }
+    /// Appends what completes a file after its last row (a Parquet footer) and resets
+    /// the encoder for the next file. Row formats have nothing to add (the default).
+    fn finish_file(&mut self, _out: &mut Vec<u8>) -> Result<()> {
+        Ok(())
+    }
     /// Appends each row of `batch` to `out` as one message (no line terminator) and
     /// pushes the end of each row's bytes to `ends`: row `i` is
     /// `out[ends[i - 1]..ends[i]]` (from where `out` ended before, for the first row).

@@ -32,7 +32,7 @@ enum Msg {
     Watermark(i64),
 }
 
-fn ctx(subtask: usize, parallelism: usize) -> OperatorContext {
+pub(crate) fn ctx(subtask: usize, parallelism: usize) -> OperatorContext {
     OperatorContext {
         task: TaskInfo {
             job: "t".into(),

@@ -27,8 +27,9 @@ pub use job::{CheckpointStats, Job, JobConfig, JobSummary, ShutdownHandle};
 pub use metrics::JobMetrics;
 pub use partition::hash_rows;
 pub use traits::{
-    DeadLetterOutput, Delivery, Operator, OperatorContext, OperatorFactory, Sink, SinkFactory,
-    Source, SourceEvent, SourceFactory, SourceOffsets, SplitInfo, StateChanges, TaskInfo,
+    DeadLetterOutput, Delivery, LookupCaching, LookupFactory, LookupTable, Operator,
+    OperatorContext, OperatorFactory, Sink, SinkFactory, Source, SourceEvent, SourceFactory,
+    SourceOffsets, SplitInfo, StateChanges, TaskInfo,
 };
 
 #[cfg(test)]

@@ -335,3 +335,59 @@ pub trait SinkFactory: Send + Sync {
         false
     }
 }
+
+/// A table read by key for lookup joins (`JOIN t FOR SYSTEM_TIME AS OF o.proc_time`):
+/// a database table or a key-value store, asked for the rows of the keys a batch of
+/// probe rows needs. One instance per lookup-join subtask.
+#[async_trait]
+pub trait LookupTable: Send {
+    /// Connects. Called once, before the first lookup.
+    async fn open(&mut self, task: &TaskInfo) -> Result<()>;
+    /// The table's rows (in [`LookupFactory::schema`]) whose key columns equal one of
+    /// the rows of `keys`, in any order; a key may have several rows or none. `keys`
+    /// holds the key columns (in [`LookupFactory::key_columns`] order, with the table's
+    /// types), with distinct rows and no NULLs. After a failure the next call must try
+    /// afresh (reconnecting when the connection broke): the caller retries.
+    async fn lookup(&mut self, keys: &RecordBatch) -> Result<RecordBatch>;
+}
+
+/// How a lookup join caches what it looked up (Flink's `lookup.cache` options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupCaching {
+    /// Keys kept at most; `None`: no cache (every batch asks the table).
+    pub max_rows: Option<usize>,
+    /// An entry is dropped this long after it was looked up.
+    pub expire_after_write: Option<std::time::Duration>,
+    /// An entry is dropped when it was not used for this long.
+    pub expire_after_access: Option<std::time::Duration>,
+    /// Whether a key with no rows is cached too (default true).
+    pub cache_missing_key: bool,
+    /// Attempts after a failed lookup, with a growing wait, before the job fails.
+    pub max_retries: u32,
+}
+
+impl Default for LookupCaching {
+    fn default() -> Self {
+        LookupCaching {
+            max_rows: None,
+            expire_after_write: None,
+            expire_after_access: None,
+            cache_missing_key: true,
+            max_retries: 3,
+        }
+    }
+}
+
+/// Builds the lookup instances of one table.
+pub trait LookupFactory: Send + Sync {
+    /// Display name, e.g. `customers (jdbc lookup of public.customers)`.
+    fn name(&self) -> String;
+    /// The columns a lookup returns (the table's physical columns).
+    fn schema(&self) -> SchemaRef;
+    /// The columns lookups are by, as indexes into [`schema`](Self::schema).
+    fn key_columns(&self) -> Vec<usize>;
+    /// The cache and retry settings.
+    fn caching(&self) -> LookupCaching;
+    /// Creates the instance for one subtask.
+    fn create(&self, task: &TaskInfo) -> Result<Box<dyn LookupTable>>;
+}

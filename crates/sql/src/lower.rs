@@ -28,11 +28,11 @@ use datafusion::physical_plan::PhysicalExpr;
 use datafusion::sql::sqlparser::tokenizer::Tokenizer;
 use futures::future::BoxFuture;
 use sluice_connectors::values::ValuesSourceFactory;
-use sluice_connectors::{ConnectorTable, MetadataColumn, source_for};
+use sluice_connectors::{ConnectorTable, MetadataColumn, lookup_for, source_for};
 use sluice_operators::aggregate::{
     AggregateSpec, GroupAggregate, SessionAggregate, WindowAggregate,
 };
-use sluice_operators::join::{IntervalBounds, JoinKind, StreamingJoin, TemporalJoin};
+use sluice_operators::join::{IntervalBounds, JoinKind, LookupJoin, StreamingJoin, TemporalJoin};
 use sluice_operators::over::{OverAggregate, OverFrame};
 use sluice_operators::rank::{SortKey, TopN, UpsertMaterializer, WindowTopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
@@ -502,6 +502,11 @@ impl<'a> Lowering<'a> {
             JoinType::RightAnti => JoinKind::Anti(1),
             _ => return Err(unsupported(&plan_node, location)),
         };
+        if let Some(f) = &j.filter
+            && let Some(rest) = lookup_marker(f)
+        {
+            return self.lookup_join(j, kind, rest, location).await;
+        }
         if j.on.is_empty() {
             return Err(Error::Unsupported {
                 location: location.clone(),
@@ -541,10 +546,7 @@ impl<'a> Lowering<'a> {
             .schema()
             .join(j.right.schema())
             .map_err(|e| crate::planner::plan_error(e, location))?;
-        let filter = match &condition {
-            Some(f) => Some(self.physical(std::slice::from_ref(f), &both, location)?[0].clone()),
-            None => None,
-        };
+        let filter = self.physical_opt(condition.as_ref(), &both, location)?;
         let widths = [
             j.left.schema().fields().len(),
             j.right.schema().fields().len(),
@@ -706,14 +708,12 @@ impl<'a> Lowering<'a> {
             .join(j.right.schema())
             .map_err(|e| crate::planner::plan_error(e, location))?;
         let condition = datafusion::logical_expr::utils::conjunction(conditions);
-        let filter = match &condition {
-            Some(f) => Some(self.physical(std::slice::from_ref(f), &both, location)?[0].clone()),
-            None => None,
-        };
-        let version_filter = match datafusion::logical_expr::utils::conjunction(version_preds) {
-            Some(f) => Some(self.physical(std::slice::from_ref(&f), base, location)?[0].clone()),
-            None => None,
-        };
+        let filter = self.physical_opt(condition.as_ref(), &both, location)?;
+        let version_filter = self.physical_opt(
+            datafusion::logical_expr::utils::conjunction(version_preds).as_ref(),
+            base,
+            location,
+        )?;
         let on: Vec<String> = lexprs
             .iter()
             .zip(&rexprs)
@@ -748,6 +748,153 @@ impl<'a> Lowering<'a> {
             [(&left, lkeys), (&right, rkeys)],
             None,
         )])
+    }
+
+    /// A lookup join: each probe row (left) joins the rows the lookup table (right)
+    /// holds for its key when it arrives, asked of the table's connector (see
+    /// `sluice_operators::join::LookupJoin`). Equalities between a probe expression and
+    /// a column of the table are the keys; conditions on the table alone (which
+    /// DataFusion pushes below the join) judge its rows; the rest judges joined rows.
+    async fn lookup_join(
+        &mut self,
+        j: &Join,
+        kind: JoinKind,
+        rest: Option<Expr>,
+        location: &Location,
+    ) -> Result<Vec<Stream>> {
+        let unsupported = |message: String| Error::Unsupported {
+            location: location.clone(),
+            message,
+        };
+        if !matches!(kind, JoinKind::Inner | JoinKind::Left) {
+            return Err(unsupported(format!(
+                "a lookup join (FOR SYSTEM_TIME AS OF) is an INNER or LEFT join, not {:?}",
+                j.join_type
+            )));
+        }
+        let (right_plan, table_preds) = lift_version_filters(&j.right);
+        let mut node = &right_plan;
+        let scan = loop {
+            match node {
+                LogicalPlan::SubqueryAlias(a) => node = &a.input,
+                LogicalPlan::Projection(p)
+                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                {
+                    node = &p.input
+                }
+                LogicalPlan::TableScan(t) => break t,
+                _ => {
+                    return Err(unsupported(
+                        "the table joined FOR SYSTEM_TIME AS OF for a lookup must be the \
+                         lookup table itself, not a view or subquery over it"
+                            .into(),
+                    ));
+                }
+            }
+        };
+        let Some((table, full_schema)) = scan_table(scan) else {
+            return Err(unsupported(format!(
+                "'{}' is not a connector table",
+                scan.table_name
+            )));
+        };
+        let def = self
+            .catalog
+            .tables
+            .get(&table)
+            .ok_or_else(|| Error::Internal {
+                location: location.clone(),
+                message: format!("table '{table}' missing from the catalog"),
+            })?;
+        let right_values: Vec<usize> = j
+            .right
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                full_schema.index_of(f.name()).map_err(|_| {
+                    unsupported(format!(
+                        "column '{}' of lookup table '{table}' is computed; a lookup join \
+                         reads physical columns only",
+                        f.name()
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        // Equalities between the probe side and a column of the table are the keys.
+        let mut keys: Vec<String> = Vec::new();
+        let mut probe: Vec<Expr> = Vec::new();
+        let mut conditions: Vec<Expr> = rest.into_iter().collect();
+        for (l, r) in &j.on {
+            match r {
+                Expr::Column(c)
+                    if full_schema.index_of(&c.name).is_ok() && !keys.contains(&c.name) =>
+                {
+                    keys.push(c.name.clone());
+                    probe.push(l.clone());
+                }
+                _ => conditions.push(l.clone().eq(r.clone())),
+            }
+        }
+        if keys.is_empty() {
+            return Err(unsupported(format!(
+                "a lookup join needs ON with an equality between the probe side and a column \
+                 of '{table}' (the key it is looked up by), e.g. ON o.id = {table}.id"
+            )));
+        }
+        let left = self.lower(&j.left, location).await?;
+        if let Some(u) = updating_of(&left) {
+            return Err(unsupported(format!(
+                "the probe side of a lookup join must be append-only, but {u} makes it updating"
+            )));
+        }
+        let mut options = resolve_options(def)?;
+        options.remove(LATE_ROWS_OPTION);
+        options.remove("scan.watermark.idle-timeout");
+        let ct = ConnectorTable {
+            name: def.name.clone(),
+            schema: full_schema.clone(),
+            options,
+            primary_key: def.primary_key.clone(),
+            metadata: Vec::new(),
+        };
+        let factory =
+            lookup_for(&ct, &keys).map_err(|source| Error::connector(&def.location, source))?;
+        let probe_keys = self.physical(&probe, j.left.schema(), location)?;
+        let table_schema = DFSchema::try_from(full_schema.as_ref().clone())
+            .map_err(|e| crate::planner::plan_error(e, location))?;
+        let right_filter = self.physical_opt(
+            datafusion::logical_expr::utils::conjunction(table_preds).as_ref(),
+            &table_schema,
+            location,
+        )?;
+        let condition = datafusion::logical_expr::utils::conjunction(conditions);
+        let filter = self.physical_opt(condition.as_ref(), &j.schema, location)?;
+        let on: Vec<String> = probe
+            .iter()
+            .zip(&keys)
+            .map(|(l, r)| format!("{l} = {table}.{r}"))
+            .collect();
+        let description = format!(
+            "{:?} lookup join on [{}]{}",
+            j.join_type,
+            on.join(", "),
+            condition
+                .as_ref()
+                .map(|f| format!(" where {f}"))
+                .unwrap_or_default()
+        );
+        let op = LookupJoin::new(
+            factory,
+            kind == JoinKind::Left,
+            probe_keys,
+            right_values,
+            right_filter,
+            filter,
+            arrow_schema(&j.schema),
+            description,
+        );
+        Ok(vec![self.operator(NodeKind::Operator(Arc::new(op)), &left)])
     }
 
     /// Adds a two-input operator whose inputs are hashed by their keys.
@@ -1082,6 +1229,21 @@ impl<'a> Lowering<'a> {
                 other => Err(unsupported(other, location)),
             }
         })
+    }
+
+    /// The physical form of an optional expression (a condition that may be absent).
+    fn physical_opt(
+        &self,
+        expr: Option<&Expr>,
+        schema: &DFSchema,
+        location: &Location,
+    ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        match expr {
+            Some(e) => Ok(self
+                .physical(std::slice::from_ref(e), schema, location)?
+                .pop()),
+            None => Ok(None),
+        }
     }
 
     fn physical(
@@ -1539,6 +1701,20 @@ struct AsOf {
     key: Vec<String>,
     /// The rest of the join condition.
     rest: Option<Expr>,
+}
+
+/// The rest of a join condition that holds a lookup join's marker (see `temporal.rs`);
+/// `None` when it holds none.
+fn lookup_marker(filter: &Expr) -> Option<Option<Expr>> {
+    let mut found = false;
+    let mut rest = Vec::new();
+    for e in datafusion::logical_expr::utils::split_conjunction(filter) {
+        match e {
+            Expr::ScalarFunction(f) if f.func.name() == crate::temporal::LOOKUP => found = true,
+            other => rest.push(other.clone()),
+        }
+    }
+    found.then(|| datafusion::logical_expr::utils::conjunction(rest))
 }
 
 /// The marker of a temporal join (see `temporal.rs`) split off a join condition.

@@ -338,12 +338,27 @@ async fn create_view(catalog: &mut Catalog, st: &Statement) -> Result<()> {
 
 /// The statement's tokens with temporal joins rewritten against the catalog's tables.
 fn temporal_tokens(catalog: &Catalog, st: &Statement) -> Result<Vec<TokenWithSpan>> {
+    use crate::temporal::AsOfTable;
     let lookup = |name: &str| {
-        let def = catalog.tables.get(name)?;
-        Some(crate::temporal::Versioned {
-            rowtime: def.watermark.as_ref()?.column.clone(),
-            primary_key: def.primary_key.clone(),
-        })
+        let Some(def) = catalog.tables.get(name) else {
+            return AsOfTable::Plain;
+        };
+        if let Some(w) = &def.watermark {
+            return AsOfTable::Versioned(crate::temporal::Versioned {
+                rowtime: w.column.clone(),
+                primary_key: def.primary_key.clone(),
+            });
+        }
+        let connector = def.options.get("connector").map_or("", String::as_str);
+        let first = def
+            .physical_schema()
+            .fields()
+            .first()
+            .map(|f| f.name().clone());
+        match (connector_for(connector), first) {
+            (Ok(c), Some(col)) if c.has_lookup() => AsOfTable::Lookup(col),
+            _ => AsOfTable::Plain,
+        }
     };
     crate::temporal::rewrite(st.tokens.clone(), &st.location, catalog.oracle, &lookup)
 }

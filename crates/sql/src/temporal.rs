@@ -27,8 +27,22 @@ pub(crate) struct Versioned {
     pub(crate) primary_key: Vec<String>,
 }
 
+/// What a table joined `FOR SYSTEM_TIME AS OF` is.
+pub(crate) enum AsOfTable {
+    /// A versioned table (it has a watermark): an event-time temporal join.
+    Versioned(Versioned),
+    /// A table its connector can look up by key (`jdbc`, `redis`) and without a
+    /// watermark: a lookup join. Holds one of its columns (for the marker).
+    Lookup(String),
+    /// Anything else: the clause is dropped and the join is a regular join.
+    Plain,
+}
+
 /// The marker function the streaming planner looks for.
 pub(crate) const AS_OF: &str = "__sluice_as_of";
+
+/// The marker of a lookup join, `__sluice_lookup(probe_time, table.column)`.
+pub(crate) const LOOKUP: &str = "__sluice_lookup";
 
 /// Words that end a join condition.
 const CONDITION_END: [&str; 17] = [
@@ -63,7 +77,7 @@ pub(crate) fn rewrite(
     tokens: Vec<TokenWithSpan>,
     location: &Location,
     oracle: bool,
-    versioned: &dyn Fn(&str) -> Option<Versioned>,
+    versioned: &dyn Fn(&str) -> AsOfTable,
 ) -> Result<Vec<TokenWithSpan>> {
     let mut tokens = tokens;
     for _ in 0..64 {
@@ -90,7 +104,7 @@ fn rewrite_one(
     k: usize,
     location: &Location,
     oracle: bool,
-    versioned: &dyn Fn(&str) -> Option<Versioned>,
+    versioned: &dyn Fn(&str) -> AsOfTable,
 ) -> Result<Vec<TokenWithSpan>> {
     let span = tokens[sig[k]].span;
     let at = Location {
@@ -164,28 +178,51 @@ fn rewrite_one(
         (None, end)
     };
     let stop = |m: usize| sig.get(m).copied().unwrap_or(tokens.len());
-    let Some(v) = versioned(&table) else {
-        // Not a versioned table: drop the clause, join as a regular join.
+    let drop_clause = || {
         let mut out = tokens[..sig[k]].to_vec();
         out.extend(tokens[stop(end)..].iter().cloned());
-        return Ok(out);
+        out
     };
-    if v.primary_key.is_empty() {
-        return Err(Error::sql(
-            &at,
-            format!(
-                "'{table}' is joined FOR SYSTEM_TIME AS OF its event time, so it must be a \
-                 versioned table: declare PRIMARY KEY (…) NOT ENFORCED on it (the key of its \
-                 versions)"
-            ),
-        ));
-    }
-    if !is(next, "ON") {
-        return Err(Error::sql(
-            &at,
-            "a temporal join needs ON with an equality on the versioned table's key",
-        ));
-    }
+    let (v, lookup_column) = match versioned(&table) {
+        AsOfTable::Plain => return Ok(drop_clause()),
+        // The batch oracle reads the lookup table as a table.
+        AsOfTable::Lookup(_) if oracle => return Ok(drop_clause()),
+        AsOfTable::Lookup(c) => {
+            if !is(next, "ON") {
+                return Err(Error::sql(
+                    &at,
+                    format!(
+                        "a lookup join needs ON with an equality on a column of '{table}' (the \
+                         key it is looked up by), e.g. ON o.customer_id = c.id"
+                    ),
+                ));
+            }
+            let none = Versioned {
+                rowtime: String::new(),
+                primary_key: Vec::new(),
+            };
+            (none, Some(c))
+        }
+        AsOfTable::Versioned(v) => {
+            if v.primary_key.is_empty() {
+                return Err(Error::sql(
+                    &at,
+                    format!(
+                        "'{table}' is joined FOR SYSTEM_TIME AS OF its event time, so it must \
+                         be a versioned table: declare PRIMARY KEY (…) NOT ENFORCED on it (the \
+                         key of its versions)"
+                    ),
+                ));
+            }
+            if !is(next, "ON") {
+                return Err(Error::sql(
+                    &at,
+                    "a temporal join needs ON with an equality on the versioned table's key",
+                ));
+            }
+            (v, None)
+        }
+    };
     // The join condition runs to the next clause at depth 0.
     let mut m = next + 1;
     let mut depth = 0usize;
@@ -202,7 +239,12 @@ fn rewrite_one(
     }
     let qualifier = quote(alias.as_deref().unwrap_or(&table));
     let rowtime = format!("{qualifier}.{}", quote(&v.rowtime));
-    let (table_sql, prefix) = if oracle {
+    let (table_sql, prefix) = if let Some(c) = &lookup_column {
+        (
+            None,
+            format!(" {LOOKUP}({version}, {qualifier}.{}) AND (", quote(c)),
+        )
+    } else if oracle {
         let pk: Vec<String> = v.primary_key.iter().map(|c| quote(c)).collect();
         let name: String = tokens[sig[first]..=sig[k - 1]]
             .iter()
@@ -276,11 +318,13 @@ mod tests {
             line: 1,
             column: 1,
         };
-        let lookup = |t: &str| {
-            (t == "rates").then(|| Versioned {
+        let lookup = |t: &str| match t {
+            "rates" => AsOfTable::Versioned(Versioned {
                 rowtime: "rt".into(),
                 primary_key: vec!["currency".into()],
-            })
+            }),
+            "customers" => AsOfTable::Lookup("id".into()),
+            _ => AsOfTable::Plain,
         };
         let out = rewrite(tokens, &loc, oracle, &lookup)?;
         let text: String = out.iter().map(|t| t.token.to_string()).collect();
@@ -343,5 +387,26 @@ mod tests {
     fn a_missing_time_is_a_located_error() {
         let e = run("SELECT * FROM o JOIN rates FOR SYSTEM_TIME AS OF", false);
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn a_lookup_table_gets_the_lookup_marker() {
+        let sql = "SELECT * FROM o JOIN customers FOR SYSTEM_TIME AS OF o.pt AS c \
+                   ON o.cid = c.id AND c.active WHERE o.x > 1";
+        let out = run(sql, false).unwrap();
+        assert!(
+            out.contains("JOIN customers AS c ON __sluice_lookup(o.pt, `c`.`id`) AND ( o.cid = c.id AND c.active )"),
+            "{out}"
+        );
+        assert!(out.ends_with("WHERE o.x > 1"), "{out}");
+        // The oracle joins the table as it is.
+        let out = run(sql, true).unwrap();
+        assert!(out.contains("JOIN customers AS c ON o.cid = c.id"), "{out}");
+        let e = run(
+            "SELECT * FROM o JOIN customers FOR SYSTEM_TIME AS OF o.pt AS c",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("lookup join needs ON"), "{e}");
     }
 }

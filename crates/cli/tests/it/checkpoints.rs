@@ -640,3 +640,102 @@ fn bad_checkpoint_settings_are_refused_clearly() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Parquet through the filesystem connector: a job writes part files (exactly-once,
+/// with checkpoints, rolled at each one), a second job reads them back (SIGKILLed and
+/// resumed from its checkpoints, which record the rows read of the file being read)
+/// and aggregates; the result equals the aggregate of the input.
+#[test]
+fn parquet_files_are_written_and_read_back_across_kills() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let mut csv = String::new();
+    let mut want: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+    for i in 0..60_000i64 {
+        let k = format!("k{}", (i * 31) % 97);
+        let v = i % 1000;
+        csv.push_str(&format!("{k},{v},{}.5\n", i % 7));
+        let e = want.entry(k).or_default();
+        e.0 += 1;
+        e.1 += v;
+    }
+    std::fs::write(dir.path().join("in.csv"), csv).expect("works in a temp dir");
+    let write = dir.path().join("write.sql");
+    std::fs::write(
+        &write,
+        "CREATE TABLE src (k STRING, v BIGINT, x DOUBLE)
+           WITH ('connector' = 'filesystem', 'path' = 'in.csv', 'format' = 'csv');
+         CREATE TABLE pq (k STRING, v BIGINT, x DOUBLE)
+           WITH ('connector' = 'filesystem', 'path' = 'pq', 'format' = 'parquet',
+                 'parquet.compression' = 'zstd');
+         INSERT INTO pq SELECT * FROM src;",
+    )
+    .expect("works in a temp dir");
+    let out = crate::sluice(
+        dir.path(),
+        &[
+            "run",
+            "-w",
+            "2",
+            "--checkpoint-dir",
+            "chk-w",
+            "--checkpoint-interval",
+            "50ms",
+            write.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", crate::text(&out).1);
+    let parts: Vec<_> = std::fs::read_dir(dir.path().join("pq"))
+        .expect("the sink made the directory")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .collect();
+    assert!(!parts.is_empty());
+    let pg = format!("pq_agg_{}", std::process::id());
+    crate::jdbc::psql(&format!(
+        "DROP TABLE IF EXISTS {pg}; CREATE TABLE {pg} (k text PRIMARY KEY, n bigint, total bigint)"
+    ));
+    let read = dir.path().join("read.sql");
+    std::fs::write(
+        &read,
+        format!(
+            "CREATE TABLE pq (v BIGINT, k STRING)
+               WITH ('connector' = 'filesystem', 'path' = 'pq', 'format' = 'parquet',
+                     'source.batch-size' = '500');
+             CREATE TABLE agg (k STRING, n BIGINT, total BIGINT, PRIMARY KEY (k) NOT ENFORCED)
+               WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:5432/test',
+                     'table-name' = '{pg}', 'username' = 'postgres');
+             INSERT INTO agg SELECT k, COUNT(*), SUM(v) FROM pq GROUP BY k;"
+        ),
+    )
+    .expect("works in a temp dir");
+    for wait in [150, 300] {
+        crate::run_then_kill(dir.path(), &read, "2", "20ms", wait);
+    }
+    let out = crate::sluice(
+        dir.path(),
+        &[
+            "run",
+            "-w",
+            "2",
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "20ms",
+            read.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", crate::text(&out).1);
+    let got = crate::jdbc::psql(&format!("SELECT k, n, total FROM {pg}"));
+    let got: std::collections::BTreeMap<String, (i64, i64)> = got
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (
+                f[0].to_string(),
+                (f[1].parse().expect("n"), f[2].parse().expect("total")),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    crate::jdbc::psql(&format!("DROP TABLE {pg}"));
+}

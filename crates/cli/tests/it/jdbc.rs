@@ -349,6 +349,28 @@ fn mistakes_are_explained() {
 
 /// A PostgreSQL server of this test's own (a throwaway cluster on a free port), which
 /// the test can stop and start: the shared one on 5432 must stay up for the others.
+/// Waits until `table` on `server` has a row (the run `child` must still be going),
+/// then stops the server for 3 s and starts it again.
+fn outage_after_first_row(
+    server: &OwnServer,
+    table: &str,
+    mut child: std::process::Child,
+) -> std::process::Child {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while server.psql(&format!("SELECT count(*) FROM {table}")).trim() == "0" {
+        assert!(std::time::Instant::now() < deadline, "no row arrived");
+        if child.try_wait().expect("polls").is_some() {
+            let out = child.wait_with_output().expect("waits");
+            panic!("the run ended before the outage: {}", text(&out).1);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server.down();
+    std::thread::sleep(Duration::from_secs(3));
+    server.up();
+    child
+}
+
 struct OwnServer {
     dir: tempfile::TempDir,
     bin: std::path::PathBuf,
@@ -481,7 +503,7 @@ fn a_database_that_goes_away_loses_and_repeats_nothing() {
          INSERT INTO log SELECT id, id FROM src WHERE MOD(id, 3) = 0;"
     );
     std::fs::write(dir.path().join("outage.sql"), sql).expect("works in a temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args([
             "run",
             "-q",
@@ -500,18 +522,7 @@ fn a_database_that_goes_away_loses_and_repeats_nothing() {
         .spawn()
         .expect("the sluice binary starts");
     // Some rows are in, then the server is gone for 3 s.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while server.psql("SELECT count(*) FROM seen").trim() == "0" {
-        assert!(std::time::Instant::now() < deadline, "no row arrived");
-        if child.try_wait().expect("polls").is_some() {
-            let out = child.wait_with_output().expect("waits");
-            panic!("the run ended before the outage: {}", text(&out).1);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server.down();
-    std::thread::sleep(Duration::from_secs(3));
-    server.up();
+    let child = outage_after_first_row(&server, "seen", child);
     let out = child.wait_with_output().expect("waits");
     let (_, err) = text(&out);
     assert!(out.status.success(), "the run failed: {err}");
@@ -581,4 +592,150 @@ fn a_table_is_scanned_whole_and_in_ranges() {
         );
     }
     psql(&format!("DROP TABLE {t}"));
+}
+
+/// A lookup join enriches each order with the customer PostgreSQL holds for its id
+/// (INNER, with a condition on the customer; LEFT, with a condition in `ON`), through a
+/// cache, with an INT probe key against a BIGINT column; orders of unknown customers
+/// match nothing.
+#[test]
+fn a_lookup_join_enriches_rows_from_postgres() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let t = name("jdbc_lookup");
+    psql(&format!(
+        "DROP TABLE IF EXISTS {t}; CREATE TABLE {t} (id bigint PRIMARY KEY, name text, tier text, credit numeric(10,2), active boolean);
+         INSERT INTO {t} SELECT g, 'c' || g, CASE WHEN g % 3 = 0 THEN 'gold' ELSE 'basic' END, g * 1.5, g % 5 <> 0 FROM generate_series(1, 500) g"
+    ));
+    let mut csv = String::new();
+    for i in 0..3000u64 {
+        // Customers 1..=600: those above 500 are unknown.
+        csv.push_str(&format!("{i},{},{}\n", 1 + (i * 37) % 600, i % 100));
+    }
+    let input = dir.path().join("orders.csv");
+    std::fs::write(&input, csv).expect("works in a temp dir");
+    let sql = dir.path().join("lookup.sql");
+    for cache in [
+        "",
+        ", 'lookup.cache' = 'PARTIAL', 'lookup.partial-cache.max-rows' = '100', 'lookup.partial-cache.expire-after-write' = '1 min'",
+    ] {
+        std::fs::write(
+            &sql,
+            format!(
+                "CREATE TABLE orders (oid BIGINT, cid INT, amount BIGINT, pt AS PROCTIME())
+                   WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');
+                 CREATE TABLE customers (id BIGINT, name STRING, tier STRING, credit DECIMAL(10, 2), active BOOLEAN,
+                     PRIMARY KEY (id) NOT ENFORCED)
+                   WITH ('connector' = 'jdbc', 'url' = '{URL}', 'table-name' = '{t}', 'username' = 'postgres' {cache});
+                 SELECT 'inner', o.oid, c.name, c.credit FROM orders AS o
+                   JOIN customers FOR SYSTEM_TIME AS OF o.pt AS c ON o.cid = c.id WHERE c.active;
+                 SELECT 'left', o.oid, c.name FROM orders AS o
+                   LEFT JOIN customers FOR SYSTEM_TIME AS OF o.pt AS c ON o.cid = c.id AND c.tier = 'gold';",
+                input = input.display()
+            ),
+        )
+        .expect("works in a temp dir");
+        let out = crate::sluice(
+            dir.path(),
+            &["run", "-w", "2", sql.to_str().expect("utf-8")],
+        );
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "{stderr}");
+        let mut want_inner = Vec::new();
+        let mut want_left = Vec::new();
+        for i in 0..3000u64 {
+            let c = 1 + (i * 37) % 600;
+            if c <= 500 && c % 5 != 0 {
+                let credit = format!("{}.{}0", c * 3 / 2, if c % 2 == 1 { 5 } else { 0 });
+                want_inner.push(format!("+I[inner, {i}, c{c}, {credit}]"));
+            }
+            if c <= 500 && c % 3 == 0 {
+                want_left.push(format!("+I[left, {i}, c{c}]"));
+            } else {
+                want_left.push(format!("+I[left, {i}, null]"));
+            }
+        }
+        let got = lines(&stdout);
+        let got_inner: Vec<&String> = got.iter().filter(|l| l.starts_with("+I[inner")).collect();
+        let got_left: Vec<&String> = got.iter().filter(|l| l.starts_with("+I[left")).collect();
+        want_inner.sort();
+        want_left.sort();
+        assert_eq!(got_inner, want_inner.iter().collect::<Vec<_>>(), "{cache}");
+        assert_eq!(got_left, want_left.iter().collect::<Vec<_>>(), "{cache}");
+    }
+    // A key that is not a column of the table, and a table that does not exist.
+    std::fs::write(
+        &sql,
+        format!(
+            "CREATE TABLE orders (oid BIGINT, cid INT, amount BIGINT, pt AS PROCTIME())
+               WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');
+             CREATE TABLE customers (id BIGINT, name STRING)
+               WITH ('connector' = 'jdbc', 'url' = '{URL}', 'table-name' = '{t}_missing', 'username' = 'postgres',
+                     'lookup.max-retries' = '0');
+             SELECT o.oid, c.name FROM orders AS o
+               JOIN customers FOR SYSTEM_TIME AS OF o.pt AS c ON o.cid = c.id;",
+            input = input.display()
+        ),
+    )
+    .expect("works in a temp dir");
+    let out = crate::sluice(dir.path(), &["run", sql.to_str().expect("utf-8")]);
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("{t}_missing")) && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    psql(&format!("DROP TABLE {t}"));
+}
+
+/// A lookup table whose database goes away for 3 s: lookups are retried, then the job
+/// restarts from its checkpoint; when the database is back every row is enriched once.
+#[test]
+fn a_lookup_table_that_goes_away_loses_nothing() {
+    let server = OwnServer::start();
+    server.psql(
+        "CREATE TABLE dim (id bigint PRIMARY KEY, name text);
+         INSERT INTO dim SELECT g, 'n' || g FROM generate_series(0, 99) g;
+         CREATE TABLE enriched (id bigint PRIMARY KEY, name text)",
+    );
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/postgres", server.port);
+    let sql = format!(
+        "SET 'restart-strategy.exponential-delay.initial-backoff' = '500ms';
+         CREATE TABLE src (id BIGINT, pt AS PROCTIME()) WITH ('connector' = 'datagen',
+           'rows-per-second' = '4000', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+           'fields.id.end' = '24000');
+         CREATE TABLE dim (id BIGINT, name STRING)
+           WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'dim',
+                 'username' = 'postgres', 'lookup.max-retries' = '2',
+                 'lookup.cache' = 'PARTIAL', 'lookup.partial-cache.max-rows' = '10');
+         CREATE TABLE enriched (id BIGINT, name STRING, PRIMARY KEY (id) NOT ENFORCED)
+           WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'enriched',
+                 'username' = 'postgres', 'sink.max-retries' = '2');
+         INSERT INTO enriched SELECT s.id, d.name FROM src AS s
+           JOIN dim FOR SYSTEM_TIME AS OF s.pt AS d ON MOD(s.id, 100) = d.id;"
+    );
+    std::fs::write(dir.path().join("outage.sql"), sql).expect("works in a temp dir");
+    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "-q", "-w", "2", "--checkpoint-dir", "chk"])
+        .args(["--checkpoint-interval", "300ms", "outage.sql"])
+        .current_dir(dir.path())
+        .env("SLUICE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
+    let child = outage_after_first_row(&server, "enriched", child);
+    let out = child.wait_with_output().expect("waits");
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "the run failed: {err}");
+    assert!(
+        err.contains("Lookup failed"),
+        "no lookup retry logged: {err}"
+    );
+    assert_eq!(
+        server
+            .psql("SELECT count(*), sum(id), bool_and(name = 'n' || (id % 100)) FROM enriched")
+            .trim(),
+        "24000|288012000|t"
+    );
 }

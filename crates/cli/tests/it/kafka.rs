@@ -180,11 +180,11 @@ fn write_sql(dir: &Path, sql: &str) -> std::path::PathBuf {
     file
 }
 
-/// JSON events `{"k","v","ts"}` over `keys` keys and 60 s of event time, spread over
-/// the partitions by key; returns them with what a 10 s tumbling window per key must
-/// give: (key, window start second) → (count, sum).
-fn events(n: usize, keys: usize) -> (Vec<Rec>, Windows) {
-    let mut recs = Vec::with_capacity(n);
+/// Events (k, v, ts as text, ts in ms) over `keys` keys and 60 s of event time; returns
+/// them with what a 10 s tumbling window per key must give: (key, window start second)
+/// → (count, sum).
+fn events(n: usize, keys: usize) -> (Vec<(String, i64, String, i64)>, Windows) {
+    let mut out = Vec::with_capacity(n);
     let mut want: Windows = BTreeMap::new();
     for i in 0..n {
         let k = format!("k{}", (i * 7919) % keys);
@@ -199,41 +199,94 @@ fn events(n: usize, keys: usize) -> (Vec<Rec>, Windows) {
         let e = want.entry((k.clone(), (ms / 10_000) * 10)).or_default();
         e.0 += 1;
         e.1 += v;
-        recs.push(Rec {
+        out.push((k, v, ts, ms));
+    }
+    (out, want)
+}
+
+/// The events as JSON records `{"k","v","ts"}`, keyed by `{"k"}`.
+fn json_events(events: &[(String, i64, String, i64)]) -> Vec<Rec> {
+    events
+        .iter()
+        .map(|(k, v, ts, _)| Rec {
             key: Some(format!("{{\"k\":\"{k}\"}}").into_bytes()),
             value: Some(format!("{{\"k\":\"{k}\",\"v\":{v},\"ts\":\"{ts}\"}}").into_bytes()),
             ..Rec::default()
-        });
-    }
-    (recs, want)
+        })
+        .collect()
 }
 
-/// Kafka (JSON) → 10 s tumbling window → PostgreSQL upsert equals the aggregate computed
-/// here from the same events; malformed records go to the dead letters with their
-/// topic/partition and offset.
+/// The events as Avro datums written by apache-avro (not by Sluice) with the schema
+/// Flink derives for `(k STRING, v BIGINT, ts TIMESTAMP(3))`.
+fn avro_events(events: &[(String, i64, String, i64)]) -> Vec<Rec> {
+    use apache_avro::types::Value;
+    let schema = apache_avro::Schema::parse_str(
+        r#"{"type":"record","name":"record","namespace":"org.apache.flink.avro.generated",
+            "fields":[{"name":"k","type":["null","string"],"default":null},
+                      {"name":"v","type":["null","long"],"default":null},
+                      {"name":"ts","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null}]}"#,
+    )
+    .expect("a valid schema");
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .expect("a writer");
+    let base = 1_767_225_600_000i64; // 2026-01-01 00:00:00 UTC
+    events
+        .iter()
+        .map(|(k, v, _, ms)| {
+            let value = Value::Record(vec![
+                (
+                    "k".into(),
+                    Value::Union(1, Box::new(Value::String(k.clone()))),
+                ),
+                ("v".into(), Value::Union(1, Box::new(Value::Long(*v)))),
+                (
+                    "ts".into(),
+                    Value::Union(1, Box::new(Value::TimestampMillis(base + ms))),
+                ),
+            ]);
+            Rec {
+                key: Some(k.clone().into_bytes()),
+                value: Some(writer.write_value_to_vec(value).expect("encodes")),
+                ..Rec::default()
+            }
+        })
+        .collect()
+}
+
+/// Kafka (JSON, then Avro) → 10 s tumbling window → PostgreSQL upsert equals the
+/// aggregate computed here from the same events; malformed records go to the dead
+/// letters with their topic/partition and offset.
 #[test]
-fn kafka_json_through_a_window_into_postgres_matches_the_oracle() {
-    let dir = tempfile::tempdir().expect("works in a temp dir");
-    let t = topic("win-in");
-    create_topic(BROKER, &t, 3);
-    let (mut recs, want) = events(30_000, 40);
-    let bad = [
-        "{\"k\":\"x\",\"v\":",
-        "not json",
-        "{\"k\":\"y\",\"v\":\"seven\",\"ts\":\"2026-01-01 00:00:01\"}",
+fn kafka_json_and_avro_through_a_window_into_postgres_match_the_oracle() {
+    let (events, want) = events(30_000, 40);
+    let json_bad: [&[u8]; 3] = [
+        b"{\"k\":\"x\",\"v\":",
+        b"not json",
+        b"{\"k\":\"y\",\"v\":\"seven\",\"ts\":\"2026-01-01 00:00:01\"}",
     ];
+    // A truncated datum, a union index out of range, a datum with a byte too many.
+    let avro_bad: [&[u8]; 3] = [b"\x02\x06ab", b"\x08\x00", b"\x00\x00\x00\x00"];
+    window_into_postgres("json", json_events(&events), &json_bad, &want);
+    window_into_postgres("avro", avro_events(&events), &avro_bad, &want);
+}
+
+fn window_into_postgres(format: &str, mut recs: Vec<Rec>, bad: &[&[u8]], want: &Windows) {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let t = topic(&format!("win-{format}"));
+    create_topic(BROKER, &t, 3);
     for (i, b) in bad.iter().enumerate() {
         recs.insert(
             i * 1000 + 5,
             Rec {
-                value: Some(b.as_bytes().to_vec()),
+                value: Some(b.to_vec()),
                 partition: Some(i as i32),
                 ..Rec::default()
             },
         );
     }
     produce(BROKER, &t, &recs);
-    let pg = format!("kafka_win_{}", std::process::id());
+    let pg = format!("kafka_win_{format}_{}", std::process::id());
     crate::jdbc::psql(&format!(
         "DROP TABLE IF EXISTS {pg}; CREATE TABLE {pg} (k text, ws timestamp, n bigint, total bigint, PRIMARY KEY (k, ws))"
     ));
@@ -246,7 +299,7 @@ fn kafka_json_through_a_window_into_postgres_matches_the_oracle() {
                WITH ('connector' = 'kafka', 'topic' = '{t}',
                      'properties.bootstrap.servers' = '{BROKER}',
                      'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
-                     'format' = 'json');
+                     'format' = '{format}');
              CREATE TABLE out (k STRING, ws TIMESTAMP(3), n BIGINT, total BIGINT, PRIMARY KEY (k, ws) NOT ENFORCED)
                WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:5432/test',
                      'table-name' = '{pg}', 'username' = 'postgres');
@@ -261,7 +314,7 @@ fn kafka_json_through_a_window_into_postgres_matches_the_oracle() {
         dir.path(),
         &["run", "-w", "2", sql.to_str().expect("utf-8")],
     );
-    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(out.status.success(), "{format}: {}", text(&out).1);
     let got = crate::jdbc::psql(&format!(
         "SELECT k, extract(epoch from ws)::bigint % 3600, n, total FROM {pg} ORDER BY 1, 2"
     ));
@@ -272,10 +325,10 @@ fn kafka_json_through_a_window_into_postgres_matches_the_oracle() {
         .map(|((k, ws), (n, s))| format!("{k}|{ws}|{n}|{s}"))
         .collect();
     expected.sort();
-    assert_eq!(got.len(), expected.len());
-    assert_eq!(got, expected);
+    assert_eq!(got.len(), expected.len(), "{format}");
+    assert_eq!(got, expected, "{format}");
     let dl = std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("dead letters");
-    assert_eq!(dl.lines().count(), 3, "{dl}");
+    assert_eq!(dl.lines().count(), bad.len(), "{format}: {dl}");
     for (i, line) in dl.lines().enumerate() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON lines");
         assert!(
@@ -800,4 +853,149 @@ fn debezium_changelog_through_an_aggregate_into_postgres() {
     let got: Vec<&str> = got.lines().collect();
     assert_eq!(got, want);
     crate::jdbc::psql(&format!("DROP TABLE {pg}"));
+}
+
+/// Protobuf both ways against protoc: messages protoc encoded from text are read, changed
+/// and written to another topic; protoc decodes what Sluice wrote. Records that are not
+/// messages go to the dead letters.
+#[test]
+fn protobuf_messages_from_protoc_are_read_and_written_back() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let d = dir.path();
+    std::fs::write(
+        d.join("orders.proto"),
+        r#"syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+enum Status { NEW = 0; PAID = 1; }
+message Order {
+  int64 id = 1;
+  string customer = 2;
+  double amount = 3;
+  Status status = 4;
+  repeated string tags = 5;
+  google.protobuf.Timestamp created = 6;
+}
+"#,
+    )
+    .expect("works in a temp dir");
+    let protoc = |args: &[&str], input: &[u8]| -> Vec<u8> {
+        use std::io::Write;
+        let mut child = Command::new("protoc")
+            .args(["-I", ".", "-I", "/usr/include"])
+            .args(args)
+            .current_dir(d)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("protoc runs (scripts/test.sh installs protobuf-compiler)");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("writes");
+        let out = child.wait_with_output().expect("protoc ends");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    protoc(
+        &[
+            "--include_imports",
+            "--descriptor_set_out=orders.desc",
+            "orders.proto",
+        ],
+        b"",
+    );
+    let base = 1_767_225_600i64;
+    let mut recs = Vec::new();
+    for i in 1..=20i64 {
+        let text = format!(
+            "id: {i} customer: \"c{i}\" amount: {i}.5 status: {} tags: \"a\" tags: \"t{i}\" created {{ seconds: {} nanos: 250000000 }}",
+            if i % 2 == 0 { "PAID" } else { "NEW" },
+            base + i
+        );
+        recs.push(Rec {
+            value: Some(protoc(
+                &["--encode=shop.Order", "orders.proto"],
+                text.as_bytes(),
+            )),
+            ..Rec::default()
+        });
+    }
+    recs.insert(
+        5,
+        Rec {
+            value: Some(b"\xff\xff\xff".to_vec()),
+            ..Rec::default()
+        },
+    );
+    recs.insert(
+        9,
+        Rec {
+            value: Some(vec![0x0a, 0x10, b'x']),
+            ..Rec::default()
+        },
+    );
+    let (t_in, t_out) = (topic("pb-in"), topic("pb-out"));
+    create_topic(BROKER, &t_in, 2);
+    create_topic(BROKER, &t_out, 2);
+    produce(BROKER, &t_in, &recs);
+    let sql = write_sql(
+        d,
+        &format!(
+            "CREATE TABLE src (id BIGINT, customer STRING, amount DOUBLE, status STRING,
+                 tags ARRAY<STRING>, created TIMESTAMP(3))
+               WITH ('connector' = 'kafka', 'topic' = '{t_in}',
+                     'properties.bootstrap.servers' = '{BROKER}',
+                     'scan.startup.mode' = 'earliest-offset', 'scan.bounded.mode' = 'latest-offset',
+                     'format' = 'protobuf', 'protobuf.descriptor-file' = 'orders.desc',
+                     'protobuf.message-name' = 'shop.Order');
+             CREATE TABLE dst (id BIGINT, customer STRING, amount DOUBLE, status STRING,
+                 tags ARRAY<STRING>, created TIMESTAMP(3))
+               WITH ('connector' = 'kafka', 'topic' = '{t_out}',
+                     'properties.bootstrap.servers' = '{BROKER}',
+                     'format' = 'protobuf', 'protobuf.descriptor-file' = 'orders.desc',
+                     'protobuf.message-name' = 'shop.Order');
+             INSERT INTO dst
+             SELECT id * 10, UPPER(customer), amount * 2, status, tags, created + INTERVAL '1' SECOND
+             FROM src;"
+        ),
+    );
+    let out = crate::sluice(d, &["run", "-w", "2", sql.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let dl = std::fs::read_to_string(d.join("dead-letters.jsonl")).expect("dead letters");
+    assert_eq!(dl.lines().count(), 2, "{dl}");
+    assert!(dl.contains("not a shop.Order message"), "{dl}");
+    let mut got: Vec<String> = consume_all(BROKER, &t_out)
+        .into_iter()
+        .filter_map(|(_, v)| v)
+        .map(|v| {
+            let t = protoc(&["--decode=shop.Order", "orders.proto"], &v);
+            String::from_utf8(t)
+                .expect("text")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<String> = (1..=20i64)
+        .map(|i| {
+            let status = if i % 2 == 0 { " status: PAID" } else { "" };
+            format!(
+                "id: {} customer: \"C{i}\" amount: {}{status} tags: \"a\" tags: \"t{i}\" created {{ seconds: {} nanos: 250000000 }}",
+                i * 10,
+                (i as f64 + 0.5) * 2.0,
+                base + i + 1
+            )
+        })
+        .collect();
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -294,3 +294,82 @@ fn a_stream_is_read_exactly_once_across_kills() {
         cli(&["DEL", k]);
     }
 }
+
+/// Lookup joins against keys the `hset` and `set` sinks' shapes: hashes read with
+/// HGETALL (INNER) and JSON values read with GET (LEFT); keys Redis does not hold
+/// match nothing, and a value that is not JSON matches nothing either.
+#[test]
+fn a_lookup_join_enriches_rows_from_redis() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let p = prefix("lk");
+    for id in 1..=200 {
+        cli(&[
+            "HSET",
+            &format!("{p}:user:{id}"),
+            "name",
+            &format!("user {id}"),
+            "country",
+            if id % 2 == 0 { "NL" } else { "DE" },
+        ]);
+        if id % 4 == 0 {
+            cli(&[
+                "SET",
+                &format!("{p}:pref:{id}"),
+                &format!("{{\"id\":{id},\"lang\":\"l{}\"}}", id % 7),
+            ]);
+        }
+    }
+    cli(&["SET", &format!("{p}:pref:2"), "not json"]);
+    let mut csv = String::new();
+    for i in 0..2000u64 {
+        csv.push_str(&format!("{i},{}\n", 1 + (i * 13) % 250));
+    }
+    let input = dir.path().join("orders.csv");
+    std::fs::write(&input, csv).expect("works in a temp dir");
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE orders (oid BIGINT, uid BIGINT, pt AS PROCTIME())
+               WITH ('connector' = 'filesystem', 'path' = '{input}', 'format' = 'csv');
+             CREATE TABLE users (id BIGINT, name STRING, country STRING)
+               WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:6379/0',
+                     'key' = '{p}:user:{{id}}', 'lookup.command' = 'hgetall',
+                     'lookup.cache.max-rows' = '50');
+             CREATE TABLE prefs (id BIGINT, lang STRING, PRIMARY KEY (id) NOT ENFORCED)
+               WITH ('connector' = 'redis', 'url' = 'redis://127.0.0.1:6379/0',
+                     'key' = '{p}:pref:{{id}}');
+             SELECT o.oid, u.name, u.country, pr.lang FROM orders AS o
+               JOIN users FOR SYSTEM_TIME AS OF o.pt AS u ON o.uid = u.id
+               LEFT JOIN prefs FOR SYSTEM_TIME AS OF o.pt AS pr ON o.uid = pr.id;",
+            input = input.display()
+        ),
+    );
+    let out = crate::sluice(
+        dir.path(),
+        &["run", "-w", "2", sql.to_str().expect("utf-8")],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mut got: Vec<&str> = stdout.lines().filter(|l| l.starts_with("+I")).collect();
+    got.sort_unstable();
+    let mut want: Vec<String> = Vec::new();
+    for i in 0..2000u64 {
+        let u = 1 + (i * 13) % 250;
+        if u > 200 {
+            continue;
+        }
+        let country = if u % 2 == 0 { "NL" } else { "DE" };
+        let lang = if u % 4 == 0 {
+            format!("l{}", u % 7)
+        } else {
+            "null".into()
+        };
+        want.push(format!("+I[{i}, user {u}, {country}, {lang}]"));
+    }
+    want.sort_unstable();
+    assert_eq!(got, want.iter().map(String::as_str).collect::<Vec<_>>());
+    let keys = cli(&["--scan", "--pattern", &format!("{p}:*")]);
+    for k in keys.lines() {
+        cli(&["DEL", k]);
+    }
+}

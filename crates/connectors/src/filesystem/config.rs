@@ -54,6 +54,17 @@ fn take_format(
         table: table.name.clone(),
         source,
     })?;
+    if sluice_formats::is_binary_format(&format) && !sluice_formats::is_file_format(&format) {
+        return Err(Error::Unsupported {
+            table: table.name.clone(),
+            message: format!(
+                "format '{format}' holds one binary record per message; the filesystem \
+                 connector reads and writes newline-delimited files (json, csv, raw) and Parquet\
+                 files. Use \
+                 '{format}' with kafka or redis"
+            ),
+        });
+    }
     Ok((format, opts))
 }
 

@@ -170,6 +170,17 @@ impl FilesystemSink {
         let Some(mut part) = self.current.take() else {
             return Ok(());
         };
+        // What completes the file (a Parquet footer).
+        self.buf.clear();
+        self.encoder
+            .finish_file(&mut self.buf)
+            .map_err(|source| Error::Format {
+                table: self.table.clone(),
+                source,
+            })?;
+        part.writer
+            .write_all(&self.buf)
+            .map_err(|e| self.io(&part.tmp, e))?;
         part.writer.flush().map_err(|e| self.io(&part.tmp, e))?;
         let file = part
             .writer

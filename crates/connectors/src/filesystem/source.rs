@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use sluice_formats::Decoder;
 use sluice_formats::framing::{Frame, LineFramer};
+use sluice_formats::parquet::ParquetFileReader;
 use sluice_runtime::{
     DeadLetterOutput, JobMetrics, RestoredOffsets, Source, SourceEvent, SourceFactory,
     SourceOffsets, TaskInfo,
@@ -42,12 +43,14 @@ impl FilesystemSourceFactory {
             path: config.path.display().to_string(),
             source,
         })?;
-        sluice_formats::decoder_for(&config.format, &config.format_options(table)).map_err(
-            |source| Error::Format {
-                table: table.name.clone(),
-                source,
-            },
-        )?;
+        if !sluice_formats::is_file_format(&config.format) {
+            sluice_formats::decoder_for(&config.format, &config.format_options(table)).map_err(
+                |source| Error::Format {
+                    table: table.name.clone(),
+                    source,
+                },
+            )?;
+        }
         Ok(FilesystemSourceFactory {
             table: table.clone(),
             config,
@@ -81,22 +84,43 @@ impl SourceFactory for FilesystemSourceFactory {
         task: &TaskInfo,
         metrics: &Arc<JobMetrics>,
     ) -> sluice_runtime::Result<Box<dyn Source>> {
-        let splits: Vec<FileSplit> = plan_splits(&self.files, task.parallelism)
+        let whole_files = sluice_formats::is_file_format(&self.config.format);
+        let planned = if whole_files {
+            self.files
+                .iter()
+                .map(|(path, _)| FileSplit {
+                    path: path.clone(),
+                    start: 0,
+                    end: None,
+                    resume: None,
+                })
+                .collect()
+        } else {
+            plan_splits(&self.files, task.parallelism)
+        };
+        let splits: Vec<FileSplit> = planned
             .into_iter()
             .enumerate()
             .filter(|(i, _)| i % task.parallelism == task.subtask)
             .map(|(_, s)| s)
             .collect();
-        let decoder = sluice_formats::decoder_for(
-            &self.config.format,
-            &self.config.format_options(&self.table),
-        )
-        .map_err(|source| Error::Format {
-            table: self.table.name.clone(),
-            source,
-        })?;
+        let decoder = if whole_files {
+            None
+        } else {
+            Some(
+                sluice_formats::decoder_for(
+                    &self.config.format,
+                    &self.config.format_options(&self.table),
+                )
+                .map_err(|source| Error::Format {
+                    table: self.table.name.clone(),
+                    source,
+                })?,
+            )
+        };
         Ok(Box::new(FilesystemSource {
             table: self.table.name.clone(),
+            schema: self.table.schema.clone(),
             config: self.config.clone(),
             pending: splits.into_iter().rev().collect(),
             current: None,
@@ -114,18 +138,30 @@ impl SourceFactory for FilesystemSourceFactory {
 struct Reader {
     split: FileSplit,
     path: String,
-    file: File,
-    framer: LineFramer,
+    kind: ReaderKind,
+}
+
+/// How a split is read.
+enum ReaderKind {
+    /// Bytes cut into lines for the decoder.
+    Lines { file: File, framer: LineFramer },
+    /// A whole Parquet file, and the rows of it handed out so far.
+    Parquet {
+        reader: Box<ParquetFileReader>,
+        rows: u64,
+    },
 }
 
 /// Reads one subtask's splits in order.
 struct FilesystemSource {
     table: String,
+    schema: SchemaRef,
     config: FilesystemSourceConfig,
     /// Splits still to read (next one last).
     pending: Vec<FileSplit>,
     current: Option<Reader>,
-    decoder: Box<dyn Decoder>,
+    /// The line decoder (`None` for a file format: Parquet).
+    decoder: Option<Box<dyn Decoder>>,
     metrics: Arc<JobMetrics>,
     seen: HashSet<PathBuf>,
     subtask: usize,
@@ -144,26 +180,107 @@ impl FilesystemSource {
         .into()
     }
 
-    fn open_next(&mut self) -> sluice_runtime::Result<bool> {
+    /// Opens the next split; a file that is not readable as its format (Parquet) is a
+    /// dead letter and skipped.
+    fn open_next(&mut self, dead: &dyn DeadLetterOutput) -> sluice_runtime::Result<bool> {
         let Some(split) = self.pending.pop() else {
             return Ok(false);
         };
         let path = split.path.display().to_string();
+        let mut file = File::open(&split.path).map_err(|e| self.input_error(&path, e))?;
+        if self.decoder.is_none() {
+            let skip = split.resume.unwrap_or(0);
+            match ParquetFileReader::open(
+                file,
+                self.schema.clone(),
+                usize::try_from(skip).unwrap_or(usize::MAX),
+                self.config.batch_size,
+            ) {
+                Ok(reader) => {
+                    self.current = Some(Reader {
+                        split,
+                        path,
+                        kind: ReaderKind::Parquet {
+                            reader: Box::new(reader),
+                            rows: skip,
+                        },
+                    });
+                }
+                Err(e) => dead.send(DeadLetter::new(
+                    self.table.clone(),
+                    &path,
+                    skip,
+                    format!("the whole file is skipped: {e}"),
+                    b"",
+                )),
+            }
+            return Ok(true);
+        }
         let framer = match split.resume {
             Some(at) => LineFramer::resuming(at, split.end),
             None => LineFramer::for_split(split.start, split.end),
         }
         .with_max_record_bytes(self.config.max_record_size);
-        let mut file = File::open(&split.path).map_err(|e| self.input_error(&path, e))?;
         file.seek(SeekFrom::Start(framer.read_from()))
             .map_err(|e| self.input_error(&path, e))?;
         self.current = Some(Reader {
             split,
             path,
-            file,
-            framer,
+            kind: ReaderKind::Lines { file, framer },
         });
         Ok(true)
+    }
+
+    /// The next batch of the Parquet file being read (`None` when it ended: the reader
+    /// is closed). A damaged file's rest is a dead letter.
+    fn next_parquet(
+        &mut self,
+        dead: &dyn DeadLetterOutput,
+    ) -> sluice_runtime::Result<Option<SourceEvent>> {
+        let Some(Reader {
+            path,
+            kind: ReaderKind::Parquet { reader, rows },
+            ..
+        }) = self.current.as_mut()
+        else {
+            return Ok(None);
+        };
+        match reader.next_batch() {
+            Ok(Some((batch, rejected))) => {
+                let before = *rows;
+                *rows += (batch.num_rows() + rejected.len()) as u64;
+                // Which file row each rejected row was: rows kept and left out interleave.
+                for (r, reason) in rejected {
+                    dead.send(DeadLetter::new(
+                        self.table.clone(),
+                        path.as_str(),
+                        before + r as u64,
+                        reason,
+                        b"",
+                    ));
+                }
+                JobMetrics::add(
+                    &self.metrics.source_bytes,
+                    batch.get_array_memory_size() as u64,
+                );
+                Ok((batch.num_rows() > 0).then_some(SourceEvent::Batch(batch)))
+            }
+            Ok(None) => {
+                self.current = None;
+                Ok(None)
+            }
+            Err(e) => {
+                dead.send(DeadLetter::new(
+                    self.table.clone(),
+                    path.as_str(),
+                    *rows,
+                    format!("the rest of the file is skipped from this row: {e}"),
+                    b"",
+                ));
+                self.current = None;
+                Ok(None)
+            }
+        }
     }
 
     /// Files that appeared since the last scan, this subtask's share (by path hash).
@@ -196,7 +313,10 @@ impl FilesystemSource {
         &mut self,
         dead: &dyn DeadLetterOutput,
     ) -> sluice_runtime::Result<Option<SourceEvent>> {
-        let decoded = self.decoder.flush().map_err(|source| Error::Format {
+        let Some(decoder) = self.decoder.as_mut() else {
+            return Ok(None);
+        };
+        let decoded = decoder.flush().map_err(|source| Error::Format {
             table: self.table.clone(),
             source,
         })?;
@@ -256,7 +376,7 @@ impl Source for FilesystemSource {
 
     async fn next(&mut self, dead: &dyn DeadLetterOutput) -> sluice_runtime::Result<SourceEvent> {
         loop {
-            if self.current.is_none() && !self.open_next()? {
+            if self.current.is_none() && !self.open_next(dead)? {
                 if let Some(ev) = self.flush(dead)? {
                     return Ok(ev);
                 }
@@ -271,21 +391,37 @@ impl Source for FilesystemSource {
                 tokio::time::sleep(interval.min(std::time::Duration::from_millis(100))).await;
                 return Ok(SourceEvent::Idle);
             }
-            let Some(reader) = self.current.as_mut() else {
+            if matches!(
+                self.current.as_ref().map(|r| &r.kind),
+                Some(ReaderKind::Parquet { .. })
+            ) {
+                if let Some(ev) = self.next_parquet(dead)? {
+                    return Ok(ev);
+                }
+                continue;
+            }
+            let Some(Reader {
+                path,
+                kind: ReaderKind::Lines { file, framer },
+                ..
+            }) = self.current.as_mut()
+            else {
                 continue;
             };
-            let n = match reader.file.read(&mut self.buf) {
+            let n = match file.read(&mut self.buf) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    let path = reader.path.clone();
+                    let path = path.clone();
                     return Err(self.input_error(&path, e));
                 }
             };
             JobMetrics::add(&self.metrics.source_bytes, n as u64);
             let table = &self.table;
-            let decoder = &mut self.decoder;
-            let path = reader.path.as_str();
+            let Some(decoder) = self.decoder.as_mut() else {
+                continue;
+            };
+            let path = path.as_str();
             let mut on_frame = |f: Frame<'_>| -> sluice_formats::Result<()> {
                 match f {
                     Frame::Record { offset, bytes } => decoder.decode(bytes, path, offset),
@@ -299,22 +435,25 @@ impl Source for FilesystemSource {
                 }
             };
             let fed = if n == 0 {
-                reader.framer.finish(&mut on_frame)
+                framer.finish(&mut on_frame)
             } else {
-                reader.framer.feed(&self.buf[..n], &mut on_frame)
+                framer.feed(&self.buf[..n], &mut on_frame)
             };
             fed.map_err(|source| Error::Format {
                 table: self.table.clone(),
                 source,
             })?;
-            let done = n == 0 || reader.framer.is_done();
+            let done = n == 0 || framer.is_done();
             if done {
-                tracing::debug!(split = %reader.split.id(), "Split read.");
+                if let Some(r) = &self.current {
+                    tracing::debug!(split = %r.split.id(), "Split read.");
+                }
                 self.current = None;
             }
             // A batch never spans two splits: event time (watermarks) is tracked as
             // the rows of each split are read.
-            if (done || self.decoder.buffered_records() >= self.config.batch_size)
+            let buffered = self.decoder.as_ref().map_or(0, |d| d.buffered_records());
+            if (done || buffered >= self.config.batch_size)
                 && let Some(ev) = self.flush(dead)?
             {
                 return Ok(ev);
@@ -328,12 +467,20 @@ impl Source for FilesystemSource {
     /// only after flushing the decoder.
     fn snapshot(&mut self, _checkpoint: CheckpointId) -> sluice_runtime::Result<SourceOffsets> {
         let mut splits = Vec::with_capacity(self.pending.len() + 1);
-        if let Some(r) = &self.current
-            && !r.framer.is_done()
-        {
-            let mut split = r.split.clone();
-            split.resume = r.framer.resume_point();
-            splits.push(split.to_json());
+        if let Some(r) = &self.current {
+            let resume = match &r.kind {
+                ReaderKind::Lines { framer, .. } if !framer.is_done() => {
+                    Some(framer.resume_point())
+                }
+                ReaderKind::Lines { .. } => None,
+                // For Parquet: the rows handed out so far.
+                ReaderKind::Parquet { rows, .. } => Some(Some(*rows)),
+            };
+            if let Some(resume) = resume {
+                let mut split = r.split.clone();
+                split.resume = resume;
+                splits.push(split.to_json());
+            }
         }
         splits.extend(self.pending.iter().rev().map(FileSplit::to_json));
         let mut o = SourceOffsets::new();

@@ -9,7 +9,8 @@ pub(crate) struct FileSplit {
     pub(crate) start: u64,
     /// `None`: to the end of the file.
     pub(crate) end: Option<u64>,
-    /// Where a restored reader resumes (the start of a line), if it had begun.
+    /// Where a restored reader resumes, if it had begun: the start of a line, or for a
+    /// Parquet file (always whole) the number of rows already read.
     pub(crate) resume: Option<u64>,
 }
 

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use sluice_runtime::{SinkFactory, SourceFactory};
+use sluice_runtime::{LookupFactory, SinkFactory, SourceFactory};
 
 use super::config::JdbcSinkConfig;
+use super::lookup::{JdbcLookupConfig, JdbcLookupFactory};
 use super::scan::{JdbcScanConfig, JdbcScanFactory};
 use super::sink::JdbcSinkFactory;
 use crate::{ConnectorFactory, ConnectorTable, Result};
@@ -20,6 +21,15 @@ impl ConnectorFactory for JdbcConnector {
     fn source(&self, table: &ConnectorTable) -> Result<Arc<dyn SourceFactory>> {
         let config = JdbcScanConfig::from_table(table)?;
         Ok(Arc::new(JdbcScanFactory::new(config)?))
+    }
+
+    fn has_lookup(&self) -> bool {
+        true
+    }
+
+    fn lookup(&self, table: &ConnectorTable, keys: &[String]) -> Result<Arc<dyn LookupFactory>> {
+        let config = JdbcLookupConfig::from_table(table, keys)?;
+        Ok(Arc::new(JdbcLookupFactory::new(config)))
     }
 
     fn sink(&self, table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {

@@ -7,6 +7,7 @@
 
 pub mod config;
 mod connector;
+pub mod lookup;
 mod params;
 pub mod scan;
 pub mod sink;

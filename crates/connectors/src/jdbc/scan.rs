@@ -17,7 +17,7 @@ use sluice_runtime::{
 use tracing::warn;
 
 use super::config::PgTarget;
-use super::sql::quote;
+use super::sql::{quote, text_select_list};
 use crate::text_rows::TextRows;
 use crate::{ConnectorTable, Error, Options, Result};
 
@@ -124,26 +124,12 @@ impl JdbcScanConfig {
     /// The SELECT of one split: the rows whose partition column lies in `split`, or
     /// every row when `split` is `None`.
     fn query(&self, split: Option<(i64, i64)>) -> String {
-        let cols: Vec<String> = self
-            .table
-            .schema
-            .fields()
-            .iter()
-            .map(|f| {
-                let c = quote(f.name());
-                match f.data_type() {
-                    DataType::Boolean => {
-                        format!("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END")
-                    }
-                    DataType::Timestamp(_, Some(_)) => {
-                        format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
-                    }
-                    _ => format!("{c}::text"),
-                }
-            })
-            .collect();
         let table: Vec<String> = self.table_name.split('.').map(quote).collect();
-        let mut sql = format!("SELECT {} FROM {}", cols.join(", "), table.join("."));
+        let mut sql = format!(
+            "SELECT {} FROM {}",
+            text_select_list(&self.table.schema),
+            table.join(".")
+        );
         if let (Some(p), Some((lo, hi))) = (&self.partitioning, split) {
             let c = quote(&p.column);
             sql.push_str(&format!(" WHERE {c} BETWEEN {lo} AND {hi}"));

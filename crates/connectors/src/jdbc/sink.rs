@@ -163,7 +163,7 @@ fn epoch_of(id: CheckpointId) -> i64 {
 }
 
 /// A failure of the database, with the server's message where there is one.
-fn describe(e: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut m = format!("{} (SQLSTATE {})", db.message(), db.code().code());
@@ -188,7 +188,27 @@ fn describe(e: &tokio_postgres::Error) -> String {
 }
 
 /// Whether `e` may go away by itself: the connection broke or the server restarts.
-fn transient(e: &tokio_postgres::Error) -> bool {
+/// `table`'s error from PostgreSQL at `target` while doing `what`, with the server's
+/// message; retryable when the connection broke.
+pub(crate) fn pg_error(
+    table: &str,
+    target: &super::config::PgTarget,
+    what: &str,
+    e: &tokio_postgres::Error,
+) -> sluice_runtime::Error {
+    Error::External {
+        table: table.to_string(),
+        message: format!(
+            "{what} on PostgreSQL {}: {}",
+            target.describe(),
+            describe(e)
+        ),
+        retryable: transient(e),
+    }
+    .into()
+}
+
+pub(crate) fn transient(e: &tokio_postgres::Error) -> bool {
     match e.code() {
         None => e.as_db_error().is_none(),
         Some(c) => {
@@ -200,16 +220,7 @@ fn transient(e: &tokio_postgres::Error) -> bool {
 
 impl JdbcSink {
     fn err(&self, what: &str, e: &tokio_postgres::Error) -> sluice_runtime::Error {
-        Error::External {
-            table: self.table.name.clone(),
-            message: format!(
-                "{what} on PostgreSQL {}: {}",
-                self.config.target.describe(),
-                describe(e)
-            ),
-            retryable: transient(e),
-        }
-        .into()
+        pg_error(&self.table.name, &self.config.target, what, e)
     }
 
     fn user_err(&self, message: String) -> sluice_runtime::Error {
@@ -550,7 +561,7 @@ impl JdbcSink {
 }
 
 /// `schema.table` or `table` as written in SQL (unquoted parts fold to lower case).
-fn qualified(name: &str) -> String {
+pub(crate) fn qualified(name: &str) -> String {
     name.split('.')
         .map(|p| {
             let p = p.trim();

@@ -26,6 +26,31 @@ pub(crate) fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The columns of `schema` as text, for a SELECT whose rows [`TextRows`] parses:
+/// booleans as `true`/`false` and timestamps with a time zone in UTC.
+///
+/// [`TextRows`]: crate::text_rows::TextRows
+pub(crate) fn text_select_list(schema: &datafusion::arrow::datatypes::Schema) -> String {
+    use datafusion::arrow::datatypes::DataType;
+    let cols: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = quote(f.name());
+            match f.data_type() {
+                DataType::Boolean => {
+                    format!("CASE WHEN {c} THEN 'true' WHEN NOT {c} THEN 'false' END")
+                }
+                DataType::Timestamp(_, Some(_)) => {
+                    format!("to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')")
+                }
+                _ => format!("{c}::text"),
+            }
+        })
+        .collect();
+    cols.join(", ")
+}
+
 /// Every statement of one sink.
 #[derive(Debug, Clone)]
 pub(crate) struct Statements {

@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::{ConnectorTable, Error, Options, Result};
 
@@ -75,6 +78,20 @@ impl RedisTarget {
         info.redis = redis_info;
         ::redis::Client::open(info)
     }
+
+    /// A connection manager (it reconnects by itself), within 10 s; or what failed, why,
+    /// and whether trying again may help.
+    pub(crate) async fn connect(
+        &self,
+    ) -> std::result::Result<::redis::aio::ConnectionManager, (&'static str, String, bool)> {
+        let client = self
+            .client()
+            .map_err(|e| ("bad connection settings", e.to_string(), false))?;
+        tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
+            .await
+            .map_err(|_| ("cannot connect", "timed out".to_string(), true))?
+            .map_err(|e| ("cannot connect", e.to_string(), true))
+    }
 }
 
 /// Everything the `redis` sink options say.
@@ -129,12 +146,7 @@ impl RedisSinkConfig {
             None if matches!(command, Command::Set | Command::Hset)
                 && !table.primary_key.is_empty() =>
             {
-                let cols: Vec<String> = table
-                    .primary_key
-                    .iter()
-                    .map(|k| format!("{{{k}}}"))
-                    .collect();
-                format!("{}:{}", table.name, cols.join(":"))
+                default_key(table)
             }
             None => {
                 return Err(Error::MissingOption {
@@ -172,10 +184,12 @@ impl RedisSinkConfig {
             return Err(o.bad("sink.parallelism", "must be at least 1"));
         }
         o.take_prefixed(&format!("{format}."));
-        // Source options may sit on the same table (it can be read and written).
+        // Source and lookup options may sit on the same table (it can be read, looked
+        // up and written).
         for k in ["scan.group", "scan.startup.mode", "scan.bounded.mode"] {
             o.take(k);
         }
+        o.take_prefixed("lookup.");
         o.finish()?;
         Ok(RedisSinkConfig {
             target,
@@ -199,6 +213,16 @@ impl RedisSinkConfig {
             options: table.options.clone(),
         }
     }
+}
+
+/// The key template of a table with a primary key and no `key`: `<table>:{pk…}`.
+pub(crate) fn default_key(table: &ConnectorTable) -> String {
+    let cols: Vec<String> = table
+        .primary_key
+        .iter()
+        .map(|k| format!("{{{k}}}"))
+        .collect();
+    format!("{}:{}", table.name, cols.join(":"))
 }
 
 /// `url`, `username` and `password`.
@@ -276,4 +300,36 @@ pub fn parse_template(text: &str, schema: &SchemaRef) -> std::result::Result<Vec
         return Err("is empty".into());
     }
     Ok(parts)
+}
+
+/// The key of every row of `batch` from `template` (whose columns index `batch`); a
+/// NULL value is written as nothing.
+pub(crate) fn render_keys(
+    template: &[KeyPart],
+    batch: &RecordBatch,
+) -> std::result::Result<Vec<String>, ArrowError> {
+    let opts = FormatOptions::default().with_null("");
+    let mut formatters = Vec::new();
+    for part in template {
+        if let KeyPart::Column(i) = part {
+            formatters.push(ArrayFormatter::try_new(batch.column(*i).as_ref(), &opts)?);
+        }
+    }
+    let mut keys = Vec::with_capacity(batch.num_rows());
+    for row in 0..batch.num_rows() {
+        let mut key = String::new();
+        let mut f = formatters.iter();
+        for part in template {
+            match part {
+                KeyPart::Text(t) => key.push_str(t),
+                KeyPart::Column(_) => {
+                    if let Some(fmt) = f.next() {
+                        key.push_str(&fmt.value(row).to_string());
+                    }
+                }
+            }
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }

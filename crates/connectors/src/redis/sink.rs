@@ -20,11 +20,8 @@ use sluice_runtime::{Delivery, Sink, SinkFactory, TaskInfo};
 use sluice_types::RowKind;
 use tracing::warn;
 
-use super::config::{Command, KeyPart, RedisSinkConfig};
+use super::config::{Command, RedisSinkConfig, render_keys};
 use crate::{ConnectorTable, Error, Result};
-
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Makes one [`RedisSink`] per subtask.
 pub struct RedisSinkFactory {
@@ -110,33 +107,7 @@ impl RedisSink {
 
     /// The key of every row, from the key template.
     fn keys(&self, batch: &RecordBatch) -> Result<Vec<String>> {
-        let opts = FormatOptions::default().with_null("");
-        let mut formatters = Vec::new();
-        for part in &self.config.key {
-            if let KeyPart::Column(i) = part {
-                formatters.push((
-                    *i,
-                    ArrayFormatter::try_new(batch.column(*i).as_ref(), &opts)?,
-                ));
-            }
-        }
-        let mut keys = Vec::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            let mut key = String::new();
-            let mut f = formatters.iter();
-            for part in &self.config.key {
-                match part {
-                    KeyPart::Text(t) => key.push_str(t),
-                    KeyPart::Column(_) => {
-                        if let Some((_, fmt)) = f.next() {
-                            key.push_str(&fmt.value(row).to_string());
-                        }
-                    }
-                }
-            }
-            keys.push(key);
-        }
-        Ok(keys)
+        Ok(render_keys(&self.config.key, batch)?)
     }
 
     /// The commands that write `batch`, one or more per row.
@@ -280,15 +251,12 @@ impl RedisSink {
 #[async_trait]
 impl Sink for RedisSink {
     async fn open(&mut self, _task: &TaskInfo) -> sluice_runtime::Result<()> {
-        let client = self
+        let conn = self
             .config
             .target
-            .client()
-            .map_err(|e| self.error("bad connection settings", e, false))?;
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, client.get_connection_manager())
+            .connect()
             .await
-            .map_err(|_| self.error("cannot connect", "timed out", true))?
-            .map_err(|e| self.error("cannot connect", e, true))?;
+            .map_err(|(what, e, retryable)| self.error(what, e, retryable))?;
         self.conn = Some(conn);
         Ok(())
     }

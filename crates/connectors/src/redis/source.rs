@@ -98,6 +98,8 @@ impl RedisSourceConfig {
             o.take(k);
         }
         o.take_prefixed("csv.");
+        o.take_prefixed("json.");
+        o.take_prefixed("lookup.");
         o.finish()?;
         Ok(RedisSourceConfig {
             target,
@@ -309,15 +311,12 @@ impl Source for RedisStreamSource {
         task: &TaskInfo,
         restored: Option<RestoredOffsets>,
     ) -> sluice_runtime::Result<()> {
-        let client = self
+        let conn = self
             .config
             .target
-            .client()
-            .map_err(|e| self.error("bad connection settings", e, false))?;
-        let conn = tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
+            .connect()
             .await
-            .map_err(|_| self.error("cannot connect", "timed out", true))?
-            .map_err(|e| self.error("cannot connect", e, true))?;
+            .map_err(|(what, e, retryable)| self.error(what, e, retryable))?;
         self.conn = Some(conn);
         // The group, made once (a second MKSTREAM/CREATE answers BUSYGROUP).
         let start = if self.config.from_start { "0" } else { "$" };

@@ -10,7 +10,7 @@ mod diagnose;
 mod encode;
 mod options;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use decode::JsonDecoder;
 pub use encode::JsonEncoder;

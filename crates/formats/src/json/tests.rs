@@ -64,7 +64,8 @@ fn decodes_nexmark_bids() {
     assert_eq!(rows(&again), 1);
 }
 
-fn all_types_schema() -> SchemaRef {
+/// A table with a column of every type the formats carry (shared with the Avro tests).
+pub(crate) fn all_types_schema() -> SchemaRef {
     let row = Fields::from(vec![
         Field::new("a", DataType::Int32, true),
         Field::new("b", DataType::Utf8, true),
@@ -112,8 +113,10 @@ fn all_types_schema() -> SchemaRef {
     ]))
 }
 
-const ALL_TYPES: &str = r#"{"bool":true,"i8":-8,"i16":1600,"i32":-32000,"i64":9007199254740993,"f32":1.5,"f64":-2.25e-3,"dec":12345.67,"s":"h\u00e9 \"q\"\n","d":"2024-02-29","t3":"12:34:56.789","t6":"23:59:59.123456","ts3":"2024-01-01 00:00:00.123","ts6":"2024-01-01T00:00:00.123456","ltz":"2024-01-01 00:00:00.5Z","row":{"a":1,"b":"x","t":"2024-01-01 00:00:01"},"arr":[1,null,3],"map":{"k1":1,"k2":null}}"#;
-const ALL_NULLS: &str = r#"{"bool":null}"#;
+/// A row of [`all_types_schema`] with every column set, as JSON.
+pub(crate) const ALL_TYPES: &str = r#"{"bool":true,"i8":-8,"i16":1600,"i32":-32000,"i64":9007199254740993,"f32":1.5,"f64":-2.25e-3,"dec":12345.67,"s":"h\u00e9 \"q\"\n","d":"2024-02-29","t3":"12:34:56.789","t6":"23:59:59.123456","ts3":"2024-01-01 00:00:00.123","ts6":"2024-01-01T00:00:00.123456","ltz":"2024-01-01 00:00:00.5Z","row":{"a":1,"b":"x","t":"2024-01-01 00:00:01"},"arr":[1,null,3],"map":{"k1":1,"k2":null}}"#;
+/// A row of [`all_types_schema`] that is all NULL, as JSON.
+pub(crate) const ALL_NULLS: &str = r#"{"bool":null}"#;
 
 #[test]
 fn every_type_round_trips_decode_encode_decode() {

@@ -1,6 +1,7 @@
 //! Stateless operators: projection and filter.
 
 mod eval;
+pub(crate) use eval::{eval_isolating, eval_to_array};
 mod filter;
 mod projection;
 mod unnest;

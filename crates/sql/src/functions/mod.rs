@@ -110,6 +110,7 @@ fn udfs() -> Vec<ScalarUDF> {
         window::proctime(),
         window::add_ms(),
         window::as_of(),
+        window::lookup_marker(),
     ];
     list.extend(datetime::EXTRACTORS.iter().map(|n| datetime::extract(n)));
     list.into_iter().map(udf::FlinkUdf::into_udf).collect()

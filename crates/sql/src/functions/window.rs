@@ -330,3 +330,20 @@ pub(crate) fn as_of() -> FlinkUdf {
     )
     .volatile()
 }
+
+/// `__sluice_lookup(probe_time, table.column)`: marks a lookup join (`FOR SYSTEM_TIME AS
+/// OF` a table its connector looks up by key) for the streaming planner, which drops
+/// the call. It names a column of each side so that it stays in the join condition.
+/// TRUE when evaluated.
+pub(crate) fn lookup_marker() -> FlinkUdf {
+    FlinkUdf::new(
+        "__sluice_lookup",
+        |t| {
+            check_arity("FOR SYSTEM_TIME AS OF", t.len(), 2, 2)?;
+            Ok(t.to_vec())
+        },
+        |_| Ok(DataType::Boolean),
+        |_, _| Ok(ColumnarValue::Scalar(ScalarValue::Boolean(Some(true)))),
+    )
+    .volatile()
+}
