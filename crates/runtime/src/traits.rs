@@ -313,6 +313,13 @@ pub trait SourceFactory: Send + Sync {
     fn changelog(&self) -> bool {
         false
     }
+    /// For an upsert source (`upsert-kafka`): the key columns. Its changelog batches
+    /// then hold upserts (`+I`: the key's new row) and deletions (`-D`: only the key
+    /// columns are meaningful), which the planner normalizes into a full changelog
+    /// (`-U` old row, `+U` new row; `-D` with the old row) keyed by these columns.
+    fn upsert_key(&self) -> Option<Vec<usize>> {
+        None
+    }
     /// Creates the instance for one subtask.
     fn create(&self, task: &TaskInfo, metrics: &Arc<JobMetrics>) -> Result<Box<dyn Source>>;
 }

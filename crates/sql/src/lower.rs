@@ -34,7 +34,7 @@ use sluice_operators::aggregate::{
 };
 use sluice_operators::join::{IntervalBounds, JoinKind, LookupJoin, StreamingJoin, TemporalJoin};
 use sluice_operators::over::{OverAggregate, OverFrame};
-use sluice_operators::rank::{SortKey, TopN, UpsertMaterializer, WindowTopN};
+use sluice_operators::rank::{ChangelogNormalize, SortKey, TopN, UpsertMaterializer, WindowTopN};
 use sluice_operators::stateless::{Filter, Projection, Unnest};
 use sluice_operators::window::{LateRows, WatermarkAssigner};
 use sluice_runtime::{EdgeKind, NodeId, NodeKind, SinkFactory, StreamGraph};
@@ -1410,6 +1410,7 @@ impl<'a> Lowering<'a> {
         let changelog = factory
             .changelog()
             .then(|| format!("the changelog source '{table}'"));
+        let upsert_key = factory.upsert_key();
         let mut node = self.graph.add_node(NodeKind::Source(factory), self.workers);
         if let Some((expr, rowtime, text)) = self.watermarks.get(table).cloned() {
             let df_schema = DFSchema::try_from(ct.schema.as_ref().clone())
@@ -1456,6 +1457,22 @@ impl<'a> Lowering<'a> {
                 .add_node(NodeKind::Operator(Arc::new(assigner)), self.workers);
             self.graph.connect(node, wm, EdgeKind::Forward, 0);
             node = wm;
+        }
+        // An upsert source's rows become a full changelog, by key (after the watermarks,
+        // which are per split).
+        if let Some(key) = upsert_key {
+            let mut fields: Vec<_> = ct.schema.fields().iter().cloned().collect();
+            fields.push(Arc::new(row_kind_field()));
+            let op = ChangelogNormalize::new(key.clone(), Arc::new(Schema::new(fields)));
+            let input = Stream::append(node, self.workers);
+            node = self
+                .keyed_operator(
+                    NodeKind::Operator(Arc::new(op)),
+                    &[input],
+                    &key,
+                    changelog.clone(),
+                )
+                .node;
         }
         self.sources.insert(
             table.to_string(),

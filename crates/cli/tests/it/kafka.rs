@@ -999,3 +999,76 @@ message Order {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// An upsert-kafka topic read as a changelog: each record replaces its key's row, a
+/// tombstone deletes it; copied into PostgreSQL the table equals the topic compacted,
+/// and an aggregate over it counts only the live keys.
+#[test]
+fn an_upsert_topic_is_read_as_a_changelog() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let t = topic("ups-src");
+    create_topic(BROKER, &t, 2);
+    let mut want: BTreeMap<String, i64> = BTreeMap::new();
+    let recs: Vec<Rec> = (0..3000i64)
+        .map(|i| {
+            let k = format!("u{}", (i * 37) % 200);
+            let value = if i % 7 == 3 {
+                want.remove(&k);
+                None
+            } else {
+                want.insert(k.clone(), i);
+                Some(format!("{{\"v\":{i}}}").into_bytes())
+            };
+            Rec {
+                key: Some(format!("{{\"k\":\"{k}\"}}").into_bytes()),
+                value,
+                ..Rec::default()
+            }
+        })
+        .collect();
+    produce(BROKER, &t, &recs);
+    let (rows, totals) = (
+        format!("ups_rows_{}", std::process::id()),
+        format!("ups_totals_{}", std::process::id()),
+    );
+    crate::jdbc::psql(&format!(
+        "DROP TABLE IF EXISTS {rows}; CREATE TABLE {rows} (k text PRIMARY KEY, v bigint);
+         DROP TABLE IF EXISTS {totals}; CREATE TABLE {totals} (id int PRIMARY KEY, n bigint, total bigint)"
+    ));
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE u (k STRING, v BIGINT, PRIMARY KEY (k) NOT ENFORCED)
+               WITH ('connector' = 'upsert-kafka', 'topic' = '{t}',
+                     'properties.bootstrap.servers' = '{BROKER}',
+                     'key.format' = 'json', 'value.format' = 'json',
+                     'scan.bounded.mode' = 'latest-offset');
+             CREATE TABLE r (k STRING, v BIGINT, PRIMARY KEY (k) NOT ENFORCED)
+               WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:5432/test',
+                     'table-name' = '{rows}', 'username' = 'postgres');
+             CREATE TABLE s (id INT, n BIGINT, total BIGINT, PRIMARY KEY (id) NOT ENFORCED)
+               WITH ('connector' = 'jdbc', 'url' = 'jdbc:postgresql://127.0.0.1:5432/test',
+                     'table-name' = '{totals}', 'username' = 'postgres');
+             INSERT INTO r SELECT k, v FROM u;
+             INSERT INTO s SELECT 1, COUNT(*), SUM(v) FROM u;"
+        ),
+    );
+    let out = crate::sluice(
+        dir.path(),
+        &["run", "-w", "2", sql.to_str().expect("utf-8")],
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    let got: BTreeMap<String, i64> = crate::jdbc::psql(&format!("SELECT k, v FROM {rows}"))
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('|')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        crate::jdbc::psql(&format!("SELECT n, total FROM {totals}")).trim(),
+        format!("{}|{}", want.len(), want.values().sum::<i64>())
+    );
+    crate::jdbc::psql(&format!("DROP TABLE {rows}; DROP TABLE {totals}"));
+}

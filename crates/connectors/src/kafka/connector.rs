@@ -35,7 +35,8 @@ impl ConnectorFactory for KafkaConnector {
     }
 }
 
-/// The `upsert-kafka` connector: a changelog sink keyed by the primary key.
+/// The `upsert-kafka` connector: a topic as upserts by the primary key (a tombstone
+/// deletes its key), read as a changelog and written from one.
 pub struct UpsertKafkaConnector;
 
 impl ConnectorFactory for UpsertKafkaConnector {
@@ -48,13 +49,19 @@ impl ConnectorFactory for UpsertKafkaConnector {
     }
 
     fn source(&self, table: &ConnectorTable) -> Result<Arc<dyn SourceFactory>> {
-        KafkaConfig::from_table(&physical(table), "upsert-kafka")?;
-        Err(Error::Unsupported {
-            table: table.name.clone(),
-            message: "reading an upsert-kafka topic as a changelog is not supported yet; \
-                      read it with 'connector' = 'kafka' (every record, tombstones skipped)"
-                .into(),
-        })
+        let config = KafkaConfig::from_table(&physical(table), "upsert-kafka")?;
+        config.check_formats(true)?;
+        if sluice_formats::is_changelog_format(&config.value_format) {
+            return Err(Error::Unsupported {
+                table: table.name.clone(),
+                message: format!(
+                    "upsert-kafka reads its topic as upserts by key; '{}' is a changelog \
+                     format: read it with 'connector' = 'kafka'",
+                    config.value_format
+                ),
+            });
+        }
+        Ok(Arc::new(KafkaSourceFactory::new(table, config)?))
     }
 
     fn sink(&self, table: &ConnectorTable) -> Result<Arc<dyn SinkFactory>> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{ArrayRef, UInt32Array, new_null_array};
+use datafusion::arrow::array::{ArrayRef, Int8Array, UInt32Array, new_null_array};
 use datafusion::arrow::compute::take;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -20,7 +20,7 @@ use sluice_runtime::{
     DeadLetterOutput, JobMetrics, RestoredOffsets, Source, SourceEvent, SourceFactory,
     SourceOffsets, SplitInfo, TaskInfo,
 };
-use sluice_types::CheckpointId;
+use sluice_types::{CheckpointId, RowKind};
 use tracing::{info, warn};
 
 use super::client::{KafkaContext, REQUEST_TIMEOUT, external, partitions, split_key};
@@ -80,7 +80,13 @@ impl SourceFactory for KafkaSourceFactory {
     }
 
     fn changelog(&self) -> bool {
-        sluice_formats::is_changelog_format(&self.config.value_format)
+        sluice_formats::is_changelog_format(&self.config.value_format) || self.config.upsert()
+    }
+
+    fn upsert_key(&self) -> Option<Vec<usize>> {
+        self.config
+            .upsert()
+            .then(|| self.config.key_columns.clone())
     }
 
     fn bounded(&self) -> bool {
@@ -116,7 +122,8 @@ impl SourceFactory for KafkaSourceFactory {
             self.schema.clone()
         };
         Ok(Box::new(KafkaSource {
-            changelog,
+            changelog: changelog && !self.config.upsert(),
+            upsert: self.config.upsert(),
             config: self.config.clone(),
             schema,
             metadata: self.metadata.clone(),
@@ -146,6 +153,8 @@ impl SourceFactory for KafkaSourceFactory {
 /// skipped and never pending.)
 struct Pending {
     offset: u64,
+    /// A null value of an upsert topic: a deletion of the key.
+    tombstone: bool,
     /// The key was handed to the key decoder (false: a null key, read as NULLs).
     has_key: bool,
     meta: RecordMeta,
@@ -155,6 +164,9 @@ struct Pending {
 struct KafkaSource {
     /// The value format reads a changelog: its batches carry the row kind last.
     changelog: bool,
+    /// `upsert-kafka`: a record upserts its key, a tombstone (null value) deletes it;
+    /// batches carry the row kind last (`+I` or `-D`), normalized downstream.
+    upsert: bool,
     config: Arc<KafkaConfig>,
     schema: SchemaRef,
     metadata: MetadataColumns,
@@ -364,9 +376,12 @@ impl KafkaSource {
         value: Option<&[u8]>,
         meta: RecordMeta,
     ) {
-        let Some(value) = value else {
+        // A null value is skipped, except in an upsert topic, where a keyed one deletes
+        // its key.
+        let tombstone = value.is_none();
+        if tombstone && !(self.upsert && key.is_some()) {
             return;
-        };
+        }
         let source = match &self.source_name {
             Some((s, name)) if s == split => name.clone(),
             _ => {
@@ -378,7 +393,9 @@ impl KafkaSource {
         let offset = offset.max(0) as u64;
         // Decode errors are reported through flush; an internal error is impossible
         // for a record the decoder merely rejects.
-        let _ = self.value.decode(value, &source, offset);
+        if let Some(value) = value {
+            let _ = self.value.decode(value, &source, offset);
+        }
         let mut has_key = false;
         if let (Some(dec), Some(k)) = (self.key.as_mut(), key) {
             let _ = dec.decode(k, &source, offset);
@@ -386,6 +403,7 @@ impl KafkaSource {
         }
         self.records.push(Pending {
             offset,
+            tombstone,
             has_key,
             meta,
         });
@@ -422,15 +440,17 @@ impl KafkaSource {
             dead.send(d);
         }
         let records = std::mem::take(&mut self.records);
-        let mut value_idx: Vec<u32> = Vec::with_capacity(records.len());
+        let mut value_idx: Vec<Option<u32>> = Vec::with_capacity(records.len());
         let mut key_idx: Vec<Option<u32>> = Vec::with_capacity(records.len());
+        let mut kinds: Vec<i8> = Vec::with_capacity(records.len());
         let mut metas = Vec::with_capacity(records.len());
         let (mut vi, mut ki) = (0u32, 0u32);
         for r in records {
-            let value_ok = !bad_value.contains(&r.offset);
+            let value_ok = r.tombstone || !bad_value.contains(&r.offset);
             let key_ok = r.has_key && !bad_key.contains(&r.offset);
             let key_row = key_ok.then_some(ki);
-            if value_ok {
+            let value_row = (!r.tombstone && value_ok).then_some(vi);
+            if value_row.is_some() {
                 vi += 1;
             }
             if key_ok {
@@ -439,42 +459,56 @@ impl KafkaSource {
             if !value_ok || (r.has_key && !key_ok) {
                 continue;
             }
-            value_idx.push(vi - 1);
+            value_idx.push(value_row);
             key_idx.push(key_row);
+            kinds.push(if r.tombstone {
+                RowKind::Delete as i8
+            } else {
+                RowKind::Insert as i8
+            });
             metas.push(r.meta);
         }
-        let Some(values) = value.batch else {
-            return Ok(None);
-        };
         if self.changelog {
             // A change event gives 0, 1 or 2 rows, already with their kinds, and the
             // table has no key or metadata columns (checked at plan time).
-            return Ok(Some(values));
+            return Ok(value.batch);
         }
         if value_idx.is_empty() {
             return Ok(None);
         }
+        let values = value.batch;
         let n = value_idx.len();
         let value_take = UInt32Array::from(value_idx);
         let key_take = UInt32Array::from(key_idx);
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.schema.fields().len());
         let physical = self.config.schema.fields();
         for (i, f) in physical.iter().enumerate() {
-            if let Some(j) = self.config.value_columns.iter().position(|&c| c == i) {
-                columns.push(take(values.column(j).as_ref(), &value_take, None)?);
-            } else if let Some(j) = self.config.key_columns.iter().position(|&c| c == i) {
-                match &key_batch {
-                    Some(kb) => columns.push(take(kb.column(j).as_ref(), &key_take, None)?),
-                    None => columns.push(new_null_array(f.data_type(), n)),
-                }
+            // A key column comes from the key when it has one (in an upsert topic the
+            // value may hold it too, but a tombstone has no value).
+            let from_key = self.config.key_columns.iter().position(|&c| c == i);
+            let from_value = self.config.value_columns.iter().position(|&c| c == i);
+            let by_key = match (from_key, &key_batch) {
+                (Some(j), Some(kb)) => Some((kb, j, &key_take)),
+                _ => None,
+            };
+            let by_value = match (from_value, &values) {
+                (Some(j), Some(vb)) => Some((vb, j, &value_take)),
+                _ => None,
+            };
+            let source = if self.upsert {
+                by_key.or(by_value)
             } else {
-                columns.push(new_null_array(f.data_type(), n));
-            }
+                by_value.or(by_key)
+            };
+            let column = match source {
+                Some((b, j, idx)) => take(b.column(j).as_ref(), idx, None)?,
+                None => new_null_array(f.data_type(), n),
+            };
+            columns.push(column);
         }
         columns.extend(self.metadata.columns(&metas)?);
-        if self.changelog {
-            let kinds = values.column(values.num_columns() - 1);
-            columns.push(take(kinds.as_ref(), &value_take, None)?);
+        if self.upsert {
+            columns.push(Arc::new(Int8Array::from(kinds)));
         }
         Ok(Some(RecordBatch::try_new(self.schema.clone(), columns)?))
     }
