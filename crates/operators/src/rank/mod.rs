@@ -2,6 +2,7 @@
 //! rows (Top-N, and deduplication for N = 1); and keeping one row per key: upsert
 //! sinks, upsert sources.
 
+mod keyed_rows;
 mod normalize;
 mod topn;
 mod upsert;

@@ -5,44 +5,35 @@
 //! current one, and a deletion of a key that has no row, give nothing. State: the
 //! current row of every key.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{ArrayRef, Int8Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::row::RowConverter;
 use datafusion::error::Result as DfResult;
 use sluice_runtime::{Operator, OperatorContext, OperatorFactory, Result, TaskInfo};
 use sluice_state::{DEFAULT_KEY_GROUPS, StateTableKind, StateTableSpec, TableSnapshot};
 use sluice_types::{RowKind, kinds_of, without_row_kind};
+
+use super::keyed_rows::KeyedRows;
 
 const TABLE: &str = "normalize_rows";
 
 /// Factory of [`ChangelogNormalize`] subtasks.
 #[derive(Debug, Clone)]
 pub struct ChangelogNormalize {
-    /// Key columns of the input.
-    key: Vec<usize>,
-    /// Input (and output) schema, with the row kind last.
-    schema: SchemaRef,
+    f: KeyedRows,
 }
 
 impl ChangelogNormalize {
     /// Normalizes by the input columns `key`; `schema` ends with the row kind.
     pub fn new(key: Vec<usize>, schema: SchemaRef) -> Self {
-        ChangelogNormalize { key, schema }
-    }
-
-    fn data_types(&self) -> Vec<DataType> {
-        let n = self.schema.fields().len().saturating_sub(1);
-        self.schema.fields()[..n]
-            .iter()
-            .map(|f| f.data_type().clone())
-            .collect()
+        ChangelogNormalize {
+            f: KeyedRows { key, schema },
+        }
     }
 }
 
 struct NormalizeTask {
-    f: ChangelogNormalize,
+    f: KeyedRows,
     keys: RowConverter,
     rows: RowConverter,
     /// Per key (row-format bytes): its current row.
@@ -79,17 +70,7 @@ impl NormalizeTask {
                 }
             }
         }
-        if out.is_empty() {
-            return Ok(None);
-        }
-        let parser = self.rows.parser();
-        let mut cols = self
-            .rows
-            .convert_rows(out.iter().map(|(_, r)| parser.parse(r)))?;
-        cols.push(Arc::new(Int8Array::from_iter_values(
-            out.iter().map(|(k, _)| *k as i8),
-        )));
-        Ok(Some(RecordBatch::try_new(self.f.schema.clone(), cols)?))
+        self.f.batch(&self.rows, &out)
     }
 }
 
@@ -172,29 +153,17 @@ impl OperatorFactory for ChangelogNormalize {
     }
 
     fn describe(&self) -> String {
-        let names: Vec<String> = self
-            .key
-            .iter()
-            .filter_map(|k| self.schema.fields().get(*k).map(|f| f.name().clone()))
-            .collect();
-        format!("upserts by key ({})", names.join(", "))
+        format!("upserts by key ({})", self.f.key_names())
     }
 
     fn schema(&self) -> SchemaRef {
-        self.schema.clone()
+        self.f.schema.clone()
     }
 
     fn create(&self, _task: &TaskInfo) -> Result<Box<dyn Operator>> {
-        let types = self.data_types();
-        let keys = RowConverter::new(
-            self.key
-                .iter()
-                .map(|k| SortField::new(types[*k].clone()))
-                .collect(),
-        )?;
-        let rows = RowConverter::new(types.into_iter().map(SortField::new).collect())?;
+        let (keys, rows) = self.f.converters()?;
         Ok(Box::new(NormalizeTask {
-            f: self.clone(),
+            f: self.f.clone(),
             keys,
             rows,
             state: Default::default(),
@@ -208,49 +177,8 @@ impl OperatorFactory for ChangelogNormalize {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::{Int64Array, StringArray};
-    use datafusion::arrow::datatypes::{Field, Schema};
-
     use super::*;
-
-    fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![
-            Field::new("k", DataType::Utf8, true),
-            Field::new("v", DataType::Int64, true),
-            sluice_types::row_kind_field(),
-        ]))
-    }
-
-    fn batch(rows: &[(RowKind, &str, Option<i64>)]) -> RecordBatch {
-        RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-                Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
-                Arc::new(Int8Array::from_iter_values(rows.iter().map(|r| r.0 as i8))),
-            ],
-        )
-        .expect("a batch")
-    }
-
-    fn lines(b: Option<RecordBatch>) -> Vec<String> {
-        let Some(b) = b else { return Vec::new() };
-        let k = b
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("k");
-        let v = b
-            .column(1)
-            .as_any()
-            .downcast_ref::<Int64Array>()
-            .expect("v");
-        kinds_of(&b)
-            .iter()
-            .enumerate()
-            .map(|(r, kind)| format!("{}{}{}", kind.short(), k.value(r), v.value(r)))
-            .collect()
-    }
+    use crate::rank::keyed_rows::testing::{batch, lines, schema};
 
     #[test]
     fn upserts_and_deletes_become_a_full_changelog_that_survives_a_restore() {
