@@ -405,6 +405,100 @@ impl OwnServer {
         server
     }
 
+    /// A server that takes only TLS connections (`hostnossl … reject`), with a
+    /// certificate for 127.0.0.1 and localhost signed by a CA of its own; returns the
+    /// server, the CA's certificate, and another CA's (which did not sign it).
+    fn start_tls() -> (Self, String, String) {
+        let server = Self::start();
+        let d = server.dir.path();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("openssl runs");
+            assert!(out.status.success(), "openssl {args:?}: {}", text(&out).1);
+        };
+        std::fs::write(
+            d.join("san.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .expect("writes");
+        for ca in ["ca", "other"] {
+            openssl(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.crt"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=sluice test {ca}"),
+            ]);
+        }
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "data/server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "data/server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        let mut conf = std::fs::read_to_string(d.join("data/postgresql.conf")).expect("reads");
+        conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(d.join("data/postgresql.conf"), conf).expect("writes");
+        std::fs::write(
+            d.join("data/pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .expect("writes");
+        if Self::root() {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(d)
+                .status()
+                .expect("chown runs");
+            assert!(ok.success());
+        }
+        let ok = Command::new("chmod")
+            .args(["600"])
+            .arg(d.join("data/server.key"))
+            .status()
+            .expect("chmod runs");
+        assert!(ok.success());
+        server.down();
+        server.up();
+        let ca = d.join("ca.crt").display().to_string();
+        let other = d.join("other.crt").display().to_string();
+        (server, ca, other)
+    }
+
     fn root() -> bool {
         Command::new("id")
             .arg("-u")
@@ -738,4 +832,67 @@ fn a_lookup_table_that_goes_away_loses_nothing() {
             .trim(),
         "24000|288012000|t"
     );
+}
+
+/// TLS follows `sslmode` as libpq does, against a server that refuses unencrypted
+/// connections: verify-full and verify-ca with the right CA, require and the default
+/// (prefer) connect and write; disable is refused by the server; verify-full with another
+/// CA fails on the certificate. A lookup table connects the same way.
+#[test]
+fn tls_to_postgres_follows_sslmode() {
+    let (server, ca, other) = OwnServer::start_tls();
+    server.psql(
+        "CREATE TABLE t (id bigint PRIMARY KEY, mode text);
+         CREATE TABLE dim (id bigint PRIMARY KEY, name text);
+         INSERT INTO dim SELECT g, 'n' || g FROM generate_series(1, 10) g",
+    );
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let run = |query: &str| {
+        let url = format!(
+            "jdbc:postgresql://127.0.0.1:{}/postgres{query}",
+            server.port
+        );
+        let sql = format!(
+            "CREATE TABLE src (id BIGINT, pt AS PROCTIME()) WITH ('connector' = 'datagen',
+               'number-of-rows' = '10', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+               'fields.id.end' = '10');
+             CREATE TABLE dim (id BIGINT, name STRING)
+               WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 'dim',
+                     'username' = 'postgres', 'lookup.max-retries' = '0');
+             CREATE TABLE t (id BIGINT, mode STRING, PRIMARY KEY (id) NOT ENFORCED)
+               WITH ('connector' = 'jdbc', 'url' = '{url}', 'table-name' = 't',
+                     'username' = 'postgres', 'sink.max-retries' = '0');
+             INSERT INTO t SELECT s.id, d.name FROM src AS s
+               JOIN dim FOR SYSTEM_TIME AS OF s.pt AS d ON s.id = d.id;"
+        );
+        let file = dir.path().join("tls.sql");
+        std::fs::write(&file, sql).expect("works in a temp dir");
+        crate::sluice(dir.path(), &["run", file.to_str().expect("utf-8")])
+    };
+    for query in [
+        format!("?sslmode=verify-full&sslrootcert={ca}"),
+        format!("?sslmode=verify-ca&sslrootcert={ca}"),
+        "?sslmode=require".to_string(),
+        String::new(),
+    ] {
+        server.psql("DELETE FROM t");
+        let out = run(&query);
+        assert!(out.status.success(), "{query}: {}", text(&out).1);
+        assert_eq!(
+            server.psql("SELECT count(*), min(mode) FROM t").trim(),
+            "10|n1",
+            "{query}"
+        );
+    }
+    let out = run("?sslmode=disable");
+    let err = text(&out).1;
+    assert!(!out.status.success());
+    assert!(
+        err.contains("no encryption") || err.contains("pg_hba"),
+        "{err}"
+    );
+    let out = run(&format!("?sslmode=verify-full&sslrootcert={other}"));
+    let err = text(&out).1;
+    assert!(!out.status.success());
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }

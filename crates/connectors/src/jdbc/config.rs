@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::tls::SslMode;
 use crate::{ConnectorTable, Options, Result};
 
 /// Where the database is and how to log in, from `url`, `username` and `password`.
@@ -22,6 +23,11 @@ pub struct PgTarget {
     pub connect_timeout: Duration,
     /// `ApplicationName` from the URL (default `sluice`).
     pub application_name: String,
+    /// `sslmode` from the URL (default `prefer`, as libpq and the JDBC driver).
+    pub ssl_mode: SslMode,
+    /// `sslrootcert` from the URL: the PEM file of the CA the server's certificate is
+    /// checked against (default: the system's roots).
+    pub ssl_root_cert: Option<String>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -32,11 +38,49 @@ impl std::fmt::Debug for PgTarget {
             .field("dbname", &self.dbname)
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ssl_mode", &self.ssl_mode)
             .finish()
     }
 }
 
 impl PgTarget {
+    /// Connects (with TLS as `sslmode` says) and runs the connection in the
+    /// background; `table` names it in the log when it closes.
+    pub async fn connect(
+        &self,
+        table: &str,
+    ) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
+        fn run<F>(table: &str, connection: F)
+        where
+            F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+                + Send
+                + 'static,
+        {
+            let table = table.to_string();
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::warn!(table = %table, error = %super::sink::describe(&e), "PostgreSQL connection closed.");
+                }
+            });
+        }
+        // The root certificate was read when the options were checked; a failure now
+        // (the file changed since) connects without TLS only for `prefer`.
+        let tls =
+            super::tls::connector(self.ssl_mode, self.ssl_root_cert.as_deref()).unwrap_or(None);
+        match tls {
+            Some(tls) => {
+                let (client, connection) = self.config().connect(tls).await?;
+                run(table, connection);
+                Ok(client)
+            }
+            None => {
+                let (client, connection) = self.config().connect(tokio_postgres::NoTls).await?;
+                run(table, connection);
+                Ok(client)
+            }
+        }
+    }
+
     /// The `host:port/db` part, for messages (no credentials).
     pub fn describe(&self) -> String {
         format!("{}:{}/{}", self.host, self.port, self.dbname)
@@ -49,7 +93,8 @@ impl PgTarget {
             .port(self.port)
             .dbname(&self.dbname)
             .connect_timeout(self.connect_timeout)
-            .application_name(&self.application_name);
+            .application_name(&self.application_name)
+            .ssl_mode(self.ssl_mode.negotiation());
         if let Some(u) = &self.user {
             c.user(u);
         }
@@ -103,6 +148,8 @@ pub fn parse_url(url: &str) -> std::result::Result<PgTarget, String> {
         password: None,
         connect_timeout: Duration::from_secs(10),
         application_name: "sluice".to_string(),
+        ssl_mode: SslMode::Prefer,
+        ssl_root_cert: None,
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -117,17 +164,26 @@ pub fn parse_url(url: &str) -> std::result::Result<PgTarget, String> {
                 target.connect_timeout = Duration::from_secs(secs.max(1));
             }
             "ApplicationName" => target.application_name = v,
-            // Settings of the Java driver with no meaning here are accepted and ignored.
-            "ssl" | "sslmode" if v == "disable" || v == "false" => {}
             "ssl" | "sslmode" => {
-                return Err(format!(
-                    "TLS to PostgreSQL is not supported yet ('{k}={v}'); use sslmode=disable \
-                     on a trusted network"
-                ));
+                target.ssl_mode = SslMode::parse(&v).ok_or_else(|| {
+                    format!(
+                        "'{k}={v}' is not one of disable, allow, prefer, require, \
+                         verify-ca, verify-full"
+                    )
+                })?;
             }
+            "sslrootcert" => target.ssl_root_cert = Some(v),
+            // Settings of the Java driver with no meaning here are accepted and ignored.
             _ => {}
         }
     }
+    if target.ssl_mode == SslMode::Disable && target.ssl_root_cert.is_some() {
+        return Err(format!(
+            "sslrootcert is given but sslmode=disable: drop one; {EXAMPLE}"
+        ));
+    }
+    // Read the root certificate now, so that a wrong path fails at plan time.
+    super::tls::connector(target.ssl_mode, target.ssl_root_cert.as_deref())?;
     Ok(target)
 }
 
@@ -328,7 +384,8 @@ mod tests {
             "jdbc:postgresql://h:port/db",
             "jdbc:postgresql://h",
             "jdbc:postgresql://u:p@h/db",
-            "jdbc:postgresql://h/db?sslmode=require",
+            "jdbc:postgresql://h/db?sslmode=sometimes",
+            "jdbc:postgresql://h/db?sslmode=verify-full&sslrootcert=/nonexistent.pem",
             "jdbc:postgresql://h/db?connectTimeout=x",
             "jdbc:postgresql://[::1/db",
             "%",

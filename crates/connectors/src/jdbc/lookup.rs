@@ -137,18 +137,11 @@ impl JdbcLookup {
     /// Connects and prepares the statement (key types from the catalog).
     async fn connect(&mut self) -> sluice_runtime::Result<()> {
         let c = &self.config;
-        let (client, connection) = c
+        let client = c
             .target
-            .config()
-            .connect(tokio_postgres::NoTls)
+            .connect(&c.table.name)
             .await
             .map_err(|e| self.err("cannot connect", &e))?;
-        let table = c.table.name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                warn!(table = %table, error = %e, "PostgreSQL connection closed.");
-            }
-        });
         let target = qualified(&c.table_name);
         let mut casts = Vec::new();
         let mut wires = Vec::new();

@@ -12,5 +12,6 @@ mod params;
 pub mod scan;
 pub mod sink;
 mod sql;
+pub mod tls;
 
 pub use connector::JdbcConnector;

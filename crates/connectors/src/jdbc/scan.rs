@@ -257,19 +257,12 @@ impl Source for JdbcScan {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let (client, connection) = self
+        let client = self
             .config
             .target
-            .config()
-            .connect(tokio_postgres::NoTls)
+            .connect(&self.config.table.name)
             .await
             .map_err(|e| self.error("cannot connect", &e))?;
-        let table = self.config.table.name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                warn!(table = %table, error = %e, "PostgreSQL connection closed.");
-            }
-        });
         self.client = Some(client);
         Ok(())
     }

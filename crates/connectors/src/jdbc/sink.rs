@@ -233,19 +233,12 @@ impl JdbcSink {
 
     /// Connects, finds the table and its columns, builds and prepares the statements.
     async fn connect(&mut self) -> sluice_runtime::Result<()> {
-        let (mut client, connection) = self
+        let mut client = self
             .config
             .target
-            .config()
-            .connect(tokio_postgres::NoTls)
+            .connect(&self.table.name)
             .await
             .map_err(|e| self.err("cannot connect", &e))?;
-        let table = self.table.name.clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                warn!(table = %table, error = %describe(&e), "PostgreSQL connection closed.");
-            }
-        });
         if self.statements.is_none() {
             self.statements = Some(self.resolve(&client).await?);
         }
