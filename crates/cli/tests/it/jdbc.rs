@@ -411,65 +411,10 @@ impl OwnServer {
     fn start_tls() -> (Self, String, String) {
         let server = Self::start();
         let d = server.dir.path();
-        let openssl = |args: &[&str]| {
-            let out = Command::new("openssl")
-                .args(args)
-                .current_dir(d)
-                .output()
-                .expect("openssl runs");
-            assert!(out.status.success(), "openssl {args:?}: {}", text(&out).1);
-        };
-        std::fs::write(
-            d.join("san.ext"),
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .expect("writes");
-        for ca in ["ca", "other"] {
-            openssl(&[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.crt"),
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=sluice test {ca}"),
-            ]);
+        crate::make_certs(d);
+        for f in ["server.crt", "server.key"] {
+            std::fs::copy(d.join(f), d.join("data").join(f)).expect("copies");
         }
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "data/server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=localhost",
-        ]);
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "data/server.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ]);
         let mut conf = std::fs::read_to_string(d.join("data/postgresql.conf")).expect("reads");
         conf.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
         std::fs::write(d.join("data/postgresql.conf"), conf).expect("writes");

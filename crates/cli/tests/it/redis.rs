@@ -161,6 +161,18 @@ fn redis_mistakes_are_explained() {
             "'url' = 'redis://127.0.0.1:6379', 'key' = 'a:{k}', 'password' = 'wrong-pass-42'",
             "Redis at",
         ),
+        (
+            "'url' = 'redis://127.0.0.1:6379', 'key' = 'a:{k}', 'tls.root-cert' = '/etc/hostname'",
+            "write the url as rediss://",
+        ),
+        (
+            "'url' = 'rediss://127.0.0.1:6379', 'key' = 'a:{k}', 'tls.root-cert' = '/nonexistent.pem'",
+            "cannot read '/nonexistent.pem'",
+        ),
+        (
+            "'url' = 'rediss://127.0.0.1:6379', 'key' = 'a:{k}', 'tls.root-cert' = '/etc/hostname'",
+            "holds no PEM certificate",
+        ),
     ];
     for (options, want) in cases {
         let sql = write_sql(
@@ -372,4 +384,120 @@ fn a_lookup_join_enriches_rows_from_redis() {
     for k in keys.lines() {
         cli(&["DEL", k]);
     }
+}
+
+/// A Redis of the test's own that speaks only TLS, with a certificate from a CA of the
+/// test's own; stopped when dropped.
+struct TlsRedis {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl TlsRedis {
+    fn start() -> TlsRedis {
+        let dir = tempfile::tempdir().expect("works in a temp dir");
+        crate::make_certs(dir.path());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--tls-port", &port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--tls-cert-file",
+                "server.crt",
+                "--tls-key-file",
+                "server.key",
+            ])
+            .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/services/redis.sh installs it)");
+        let server = TlsRedis { child, dir, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while server.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "TLS Redis did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        server
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let ca = self.dir.path().join("ca.crt");
+        let out = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "--tls",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .arg("--raw")
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        text(&out).0
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `rediss://` with the CA in `tls.root-cert`: a sink writes and a lookup reads through
+/// TLS; a CA that did not sign the server's certificate fails the job with the
+/// certificate error.
+#[test]
+fn tls_to_redis() {
+    let server = TlsRedis::start();
+    for id in 1..=5 {
+        server.cli(&["HSET", &format!("u:{id}"), "name", &format!("user {id}")]);
+    }
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let run = |ca: &str| {
+        let ca = server.dir.path().join(ca).display().to_string();
+        let sql = write_sql(
+            dir.path(),
+            &format!(
+                "CREATE TABLE src (id BIGINT, pt AS PROCTIME()) WITH ('connector' = 'datagen',
+                   'number-of-rows' = '5', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+                   'fields.id.end' = '5');
+                 CREATE TABLE users (id BIGINT, name STRING)
+                   WITH ('connector' = 'redis', 'url' = 'rediss://127.0.0.1:{port}/0',
+                         'tls.root-cert' = '{ca}', 'key' = 'u:{{id}}', 'lookup.command' = 'hgetall',
+                         'lookup.max-retries' = '0');
+                 CREATE TABLE out (id BIGINT, name STRING, PRIMARY KEY (id) NOT ENFORCED)
+                   WITH ('connector' = 'redis', 'url' = 'rediss://127.0.0.1:{port}/0',
+                         'tls.root-cert' = '{ca}', 'key' = 'out:{{id}}', 'sink.max-retries' = '0');
+                 INSERT INTO out SELECT s.id, u.name FROM src AS s
+                   JOIN users FOR SYSTEM_TIME AS OF s.pt AS u ON s.id = u.id;",
+                port = server.port
+            ),
+        );
+        crate::sluice(dir.path(), &["run", sql.to_str().expect("utf-8")])
+    };
+    let out = run("ca.crt");
+    assert!(out.status.success(), "{}", text(&out).1);
+    for id in 1..=5 {
+        assert_eq!(
+            server.cli(&["GET", &format!("out:{id}")]).trim(),
+            format!("{{\"id\":{id},\"name\":\"user {id}\"}}")
+        );
+    }
+    let out = run("other.crt");
+    let err = text(&out).1;
+    assert!(!out.status.success());
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
 }

@@ -51,6 +51,9 @@ pub struct RedisTarget {
     pub username: Option<String>,
     /// `password`; never printed.
     pub password: Option<String>,
+    /// `tls.root-cert`: the PEM of the CA that signed the server's certificate (for
+    /// `rediss://`; default: the system's roots).
+    pub root_cert: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -59,6 +62,10 @@ impl std::fmt::Debug for RedisTarget {
             .field("url", &self.url)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "tls",
+                &self.url.to_ascii_lowercase().starts_with("rediss://"),
+            )
             .finish()
     }
 }
@@ -76,7 +83,16 @@ impl RedisTarget {
             redis_info.password = Some(p.clone());
         }
         info.redis = redis_info;
-        ::redis::Client::open(info)
+        match &self.root_cert {
+            Some(pem) => ::redis::Client::build_with_tls(
+                info,
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            None => ::redis::Client::open(info),
+        }
     }
 
     /// A connection manager (it reconnects by itself), within 10 s; or what failed, why,
@@ -87,6 +103,15 @@ impl RedisTarget {
         let client = self
             .client()
             .map_err(|e| ("bad connection settings", e.to_string(), false))?;
+        // One plain connection first: the manager retries a failing connect until the
+        // timeout, which would hide why (a refused certificate, a wrong password).
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| ("cannot connect", "timed out".to_string(), true))?
+        .map_err(|e| ("cannot connect", e.to_string(), true))?;
         tokio::time::timeout(Duration::from_secs(10), client.get_connection_manager())
             .await
             .map_err(|_| ("cannot connect", "timed out".to_string(), true))?
@@ -235,12 +260,6 @@ pub(crate) fn target(o: &mut Options) -> Result<RedisTarget> {
             "is not a Redis URL; write e.g. 'redis://localhost:6379/0'",
         ));
     }
-    if lower.starts_with("rediss://") {
-        return Err(o.bad(
-            "url",
-            "TLS (rediss://) is not supported yet; use redis:// on a trusted network",
-        ));
-    }
     if url.contains('@') {
         return Err(o.bad(
             "url",
@@ -250,10 +269,34 @@ pub(crate) fn target(o: &mut Options) -> Result<RedisTarget> {
     if let Err(e) = ::redis::IntoConnectionInfo::into_connection_info(url.as_str()) {
         return Err(o.bad("url", &format!("is not a Redis URL: {e}")));
     }
+    let root_cert = match o.take("tls.root-cert") {
+        None => None,
+        Some(_) if !lower.starts_with("rediss://") => {
+            return Err(o.bad(
+                "tls.root-cert",
+                "applies to TLS connections: write the url as rediss://…",
+            ));
+        }
+        Some(path) => {
+            let pem = std::fs::read(&path)
+                .map_err(|e| o.bad("tls.root-cert", &format!("cannot read '{path}': {e}")))?;
+            if !pem
+                .windows(b"BEGIN CERTIFICATE".len())
+                .any(|w| w == b"BEGIN CERTIFICATE")
+            {
+                return Err(o.bad(
+                    "tls.root-cert",
+                    &format!("'{path}' holds no PEM certificate"),
+                ));
+            }
+            Some(pem)
+        }
+    };
     Ok(RedisTarget {
         url,
         username: o.take("username"),
         password: o.take("password"),
+        root_cert,
     })
 }
 
