@@ -349,13 +349,20 @@ fn mistakes_are_explained() {
 
 /// A PostgreSQL server of this test's own (a throwaway cluster on a free port), which
 /// the test can stop and start: the shared one on 5432 must stay up for the others.
-/// Waits until `table` on `server` has a row (the run `child` must still be going),
-/// then stops the server for 3 s and starts it again.
-fn outage_after_first_row(
-    server: &OwnServer,
-    table: &str,
-    mut child: std::process::Child,
-) -> std::process::Child {
+/// Runs `sql` with checkpoints every 300 ms; once `table` on `server` has a row, stops
+/// the server for 3 s and starts it again. The run must then succeed; returns what it
+/// logged (at warn level).
+fn run_through_outage(server: &OwnServer, dir: &Path, sql: &str, table: &str) -> String {
+    std::fs::write(dir.join("outage.sql"), sql).expect("works in a temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "-q", "-w", "2", "--checkpoint-dir", "chk"])
+        .args(["--checkpoint-interval", "300ms", "outage.sql"])
+        .current_dir(dir)
+        .env("SLUICE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sluice binary starts");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while server.psql(&format!("SELECT count(*) FROM {table}")).trim() == "0" {
         assert!(std::time::Instant::now() < deadline, "no row arrived");
@@ -368,7 +375,10 @@ fn outage_after_first_row(
     server.down();
     std::thread::sleep(Duration::from_secs(3));
     server.up();
-    child
+    let out = child.wait_with_output().expect("waits");
+    let (_, err) = text(&out);
+    assert!(out.status.success(), "the run failed: {err}");
+    err
 }
 
 struct OwnServer {
@@ -541,30 +551,7 @@ fn a_database_that_goes_away_loses_and_repeats_nothing() {
          INSERT INTO seen SELECT id, 2 * id FROM src;
          INSERT INTO log SELECT id, id FROM src WHERE MOD(id, 3) = 0;"
     );
-    std::fs::write(dir.path().join("outage.sql"), sql).expect("works in a temp dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "run",
-            "-q",
-            "-w",
-            "2",
-            "--checkpoint-dir",
-            "chk",
-            "--checkpoint-interval",
-            "300ms",
-        ])
-        .arg("outage.sql")
-        .current_dir(dir.path())
-        .env("SLUICE_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the sluice binary starts");
-    // Some rows are in, then the server is gone for 3 s.
-    let child = outage_after_first_row(&server, "seen", child);
-    let out = child.wait_with_output().expect("waits");
-    let (_, err) = text(&out);
-    assert!(out.status.success(), "the run failed: {err}");
+    let err = run_through_outage(&server, dir.path(), &sql, "seen");
     // The outage was noticed and said so.
     assert!(
         err.contains("127.0.0.1"),
@@ -753,20 +740,7 @@ fn a_lookup_table_that_goes_away_loses_nothing() {
          INSERT INTO enriched SELECT s.id, d.name FROM src AS s
            JOIN dim FOR SYSTEM_TIME AS OF s.pt AS d ON MOD(s.id, 100) = d.id;"
     );
-    std::fs::write(dir.path().join("outage.sql"), sql).expect("works in a temp dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["run", "-q", "-w", "2", "--checkpoint-dir", "chk"])
-        .args(["--checkpoint-interval", "300ms", "outage.sql"])
-        .current_dir(dir.path())
-        .env("SLUICE_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the sluice binary starts");
-    let child = outage_after_first_row(&server, "enriched", child);
-    let out = child.wait_with_output().expect("waits");
-    let (_, err) = text(&out);
-    assert!(out.status.success(), "the run failed: {err}");
+    let err = run_through_outage(&server, dir.path(), &sql, "enriched");
     assert!(
         err.contains("Lookup failed"),
         "no lookup retry logged: {err}"
