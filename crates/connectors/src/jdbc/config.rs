@@ -28,6 +28,9 @@ pub struct PgTarget {
     /// `sslrootcert` from the URL: the PEM file of the CA the server's certificate is
     /// checked against (default: the system's roots).
     pub ssl_root_cert: Option<String>,
+    /// The TLS connector for `ssl_mode` (built once, when the URL is read); `None` for
+    /// `disable`.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl std::fmt::Debug for PgTarget {
@@ -63,13 +66,9 @@ impl PgTarget {
                 }
             });
         }
-        // The root certificate was read when the options were checked; a failure now
-        // (the file changed since) connects without TLS only for `prefer`.
-        let tls =
-            super::tls::connector(self.ssl_mode, self.ssl_root_cert.as_deref()).unwrap_or(None);
-        match tls {
+        match &self.tls {
             Some(tls) => {
-                let (client, connection) = self.config().connect(tls).await?;
+                let (client, connection) = self.config().connect(tls.clone()).await?;
                 run(table, connection);
                 Ok(client)
             }
@@ -150,6 +149,7 @@ pub fn parse_url(url: &str) -> std::result::Result<PgTarget, String> {
         application_name: "sluice".to_string(),
         ssl_mode: SslMode::Prefer,
         ssl_root_cert: None,
+        tls: None,
     };
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -182,8 +182,8 @@ pub fn parse_url(url: &str) -> std::result::Result<PgTarget, String> {
             "sslrootcert is given but sslmode=disable: drop one; {EXAMPLE}"
         ));
     }
-    // Read the root certificate now, so that a wrong path fails at plan time.
-    super::tls::connector(target.ssl_mode, target.ssl_root_cert.as_deref())?;
+    // Built now, so that a wrong root certificate path fails at plan time.
+    target.tls = super::tls::connector(target.ssl_mode, target.ssl_root_cert.as_deref())?;
     Ok(target)
 }
 
