@@ -30,6 +30,10 @@ fi
 ./scripts/services/kafka.sh
 # Redis on loopback, for the redis connector's tests.
 ./scripts/services/redis.sh
+# NATS with JetStream on loopback, for the nats connector's tests.
+./scripts/services/nats.sh
+# Mosquitto, whose brokers the mqtt connector's tests start themselves.
+./scripts/services/mqtt.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log="$(mktemp)"

@@ -14,13 +14,19 @@ pub mod jdbc;
 pub mod kafka;
 mod lookup;
 pub mod memory;
+mod messages;
+pub mod mqtt;
+pub mod nats;
 pub mod nexmark;
 mod options;
 pub mod print;
 pub mod redis;
 mod registry;
+pub mod template;
 mod text_rows;
+mod tls;
 pub mod values;
+pub mod webhook;
 
 pub use error::{Error, Result};
 

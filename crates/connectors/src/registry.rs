@@ -39,8 +39,8 @@ fn check_metadata(connector: &dyn ConnectorFactory, table: &ConnectorTable) -> R
         Some(m) if !connector.has_metadata() => Err(Error::Unsupported {
             table: table.name.clone(),
             message: format!(
-                "column '{}': connector '{}' has no metadata (METADATA columns are for kafka \
-                 and upsert-kafka)",
+                "column '{}': connector '{}' has no metadata (METADATA columns are for kafka, \
+                 upsert-kafka, nats and mqtt)",
                 m.name,
                 connector.name()
             ),
@@ -133,6 +133,9 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::kafka::KafkaConnector),
         Box::new(crate::kafka::UpsertKafkaConnector),
         Box::new(crate::redis::RedisConnector),
+        Box::new(crate::nats::NatsConnector),
+        Box::new(crate::mqtt::MqttConnector),
+        Box::new(crate::webhook::WebhookConnector),
     ]
 }
 

@@ -125,6 +125,7 @@ pub(crate) struct Task {
 impl Task {
     pub(crate) async fn run(mut self) -> Result<()> {
         if let Tail::Sink(sink, _) = &mut self.tail {
+            sink.attach_dead_letters(self.dead_letters.clone());
             sink.open(&self.info).await?;
             if let Some((pending, undone)) = self.recover.take() {
                 sink.recover(pending, undone).await?;

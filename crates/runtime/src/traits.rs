@@ -266,6 +266,10 @@ pub enum Delivery {
 /// Writes rows somewhere. One instance per sink subtask.
 #[async_trait]
 pub trait Sink: Send {
+    /// Hands the sink the job's dead-letter output, before [`open`](Self::open), for
+    /// rows it gives up on (a webhook that keeps refusing them, say). The default
+    /// ignores it: most sinks fail the job instead.
+    fn attach_dead_letters(&mut self, _out: Arc<dyn DeadLetterOutput>) {}
     /// Prepares to write (creates directories, connects).
     async fn open(&mut self, task: &TaskInfo) -> Result<()>;
     /// Writes (or buffers) one batch.

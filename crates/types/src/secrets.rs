@@ -38,6 +38,9 @@ pub fn is_secret_key(key: &str) -> bool {
         "credentials",
         "sasl.jaas.config",
         "private",
+        "authorization",
+        "api-key",
+        "apikey",
     ]
     .iter()
     .any(|w| k.contains(w))

@@ -8,8 +8,11 @@ mod event_time;
 mod golden;
 mod jdbc;
 mod kafka;
+mod mqtt;
+mod nats;
 mod nexmark;
 mod redis;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -14,13 +14,12 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::pem::PemObject;
+use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::tls::{provider, roots};
 
 /// `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,36 +59,6 @@ impl SslMode {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The root certificates: the PEM file `root_cert`, else the system's.
-fn roots(root_cert: Option<&str>) -> Result<RootCertStore, String> {
-    let mut store = RootCertStore::empty();
-    match root_cert {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("sslrootcert '{path}' cannot be read: {e}"))?;
-            for c in certs {
-                let c = c.map_err(|e| format!("sslrootcert '{path}' is not PEM: {e}"))?;
-                store
-                    .add(c)
-                    .map_err(|e| format!("sslrootcert '{path}': {e}"))?;
-            }
-            if store.is_empty() {
-                return Err(format!("sslrootcert '{path}' holds no certificate"));
-            }
-        }
-        None => {
-            for c in rustls_native_certs::load_native_certs().certs {
-                let _ = store.add(c);
-            }
-        }
-    }
-    Ok(store)
-}
-
 /// The TLS connector for `mode`, or `None` for `disable`. Fails (with a message for the
 /// user) when the root certificate cannot be read.
 pub(crate) fn connector(
@@ -109,9 +78,12 @@ pub(crate) fn connector(
     let algorithms = provider.signature_verification_algorithms;
     let chain = if verify_chain {
         Some(
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots(root_cert)?), provider)
-                .build()
-                .map_err(|e| format!("TLS setup failed: {e}"))?,
+            WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots(root_cert).map_err(|e| format!("sslrootcert {e}"))?),
+                provider,
+            )
+            .build()
+            .map_err(|e| format!("TLS setup failed: {e}"))?,
         )
     } else {
         None

@@ -16,7 +16,8 @@ use sluice_formats::{Decoded, Decoder, FormatOptions};
 use sluice_runtime::{LookupCaching, LookupFactory, LookupTable, TaskInfo};
 use tracing::warn;
 
-use super::config::{KeyPart, RedisTarget, default_key, parse_template, render_keys, target};
+use super::config::{RedisTarget, default_key, target};
+use crate::template::{KeyPart, parse_template, render_keys};
 use crate::text_rows::TextRows;
 use crate::{ConnectorTable, Error, Options, Result};
 

@@ -20,7 +20,8 @@ use sluice_runtime::{Delivery, Sink, SinkFactory, TaskInfo};
 use sluice_types::RowKind;
 use tracing::warn;
 
-use super::config::{Command, RedisSinkConfig, render_keys};
+use super::config::{Command, RedisSinkConfig};
+use crate::template::render_keys;
 use crate::{ConnectorTable, Error, Result};
 
 /// Makes one [`RedisSink`] per subtask.
