@@ -63,6 +63,10 @@ pub(crate) struct RunArgs {
     /// Ignore and delete the checkpoints in the checkpoint directory: start over.
     #[arg(long)]
     pub(crate) fresh: bool,
+    /// Serve HTTP on this address: `POST /ingest/<table>` for the pipeline's `http`
+    /// tables, and `/healthz` (default with `http` tables: 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<String>,
 }
 
 #[derive(Debug, Args)]

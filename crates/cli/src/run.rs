@@ -95,11 +95,60 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         ..JobConfig::default()
     };
     let rt = runtime(pipeline.workers)?;
-    let summary = rt.block_on(execute(pipeline, config, checkpoints, !args.quiet))?;
+    let http = args.http.clone().or_else(|| {
+        (!sluice_connectors::http::endpoints().is_empty()).then(|| DEFAULT_HTTP.to_string())
+    });
+    let quiet = args.quiet;
+    let summary = rt.block_on(async move {
+        let server = match &http {
+            Some(addr) => Some(start_server(addr, quiet).await?),
+            None => None,
+        };
+        let summary = execute(pipeline, config, checkpoints, !quiet).await;
+        if let Some(stop) = server {
+            let _ = stop.send(());
+        }
+        summary
+    })?;
     if !args.quiet {
         print_summary(&summary);
     }
     Ok(())
+}
+
+/// Where `sluice run` serves HTTP when the pipeline has `http` tables and no `--http`.
+const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+/// Binds `addr` and serves the ingest endpoints there until the returned sender fires.
+async fn start_server(
+    addr: &str,
+    quiet: bool,
+) -> Result<tokio::sync::oneshot::Sender<()>, Failure> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Failure::user(anyhow!(
+            "cannot serve HTTP on '{addr}': {e}. Pass another address with --http HOST:PORT"
+        ))
+    })?;
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| addr.to_string());
+    if !quiet {
+        for t in sluice_connectors::http::endpoints() {
+            eprintln!("Ingest: POST http://{bound}/ingest/{t}");
+        }
+    }
+    tracing::info!(address = %bound, "Serving HTTP.");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = sluice_server::serve(listener, shutdown).await {
+            tracing::error!(error = %e, "The HTTP server stopped.");
+        }
+    });
+    Ok(stop)
 }
 
 /// Runs a planned pipeline with Ctrl-C handling and the progress line.

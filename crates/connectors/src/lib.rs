@@ -10,6 +10,7 @@ pub mod blackhole;
 pub mod datagen;
 mod error;
 pub mod filesystem;
+pub mod http;
 pub mod jdbc;
 pub mod kafka;
 mod lookup;

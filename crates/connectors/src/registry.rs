@@ -136,6 +136,7 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::nats::NatsConnector),
         Box::new(crate::mqtt::MqttConnector),
         Box::new(crate::webhook::WebhookConnector),
+        Box::new(crate::http::HttpConnector),
     ]
 }
 

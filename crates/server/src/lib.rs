@@ -1,7 +1,12 @@
-//! The HTTP server: REST API, ingest endpoints, `/metrics`, Server-Sent Events and the
-//! web UI.
+//! The HTTP server: the ingest endpoints (`POST /ingest/<table>` for `http` tables) and
+//! `/healthz`. The REST API, `/metrics`, Server-Sent Events and the web UI arrive with
+//! the "operate it" work.
 //!
-//! Empty for now: `sluice serve`, `sluice run --http` and the HTTP source arrive with
-//! the "operate it" and "connectors part 2" work. The crate exists so that the
-//! workspace layout of DESIGN.md §3 is in place.
+//! Owns: routing, reading bodies within the size and time limits, and turning answers
+//! into HTTP responses. Does not own: decoding bodies or authenticating ingest requests
+//! (the `http` connector's endpoint does that, see `sluice_connectors::http`).
 #![warn(missing_docs, unreachable_pub)]
+
+mod ingest;
+
+pub use ingest::{router, serve};

@@ -65,7 +65,11 @@ async fn doc_examples_plan() {
                 default_workers: 1,
                 allow_empty: true,
                 // Secrets the examples name (`${NAME}`), given as `-D NAME=…` would.
-                defines: [("INCIDENT_TOKEN".to_string(), "example".to_string())].into(),
+                defines: [
+                    ("INCIDENT_TOKEN".to_string(), "example".to_string()),
+                    ("INGEST_TOKEN".to_string(), "example".to_string()),
+                ]
+                .into(),
                 ..Default::default()
             };
             let to_plan = if has_paths {

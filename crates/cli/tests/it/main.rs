@@ -6,6 +6,7 @@ mod checkpoints;
 mod cli;
 mod event_time;
 mod golden;
+mod http;
 mod jdbc;
 mod kafka;
 mod mqtt;
