@@ -16,7 +16,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::compute::{can_cast_types, cast};
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
-use sluice_formats::{Decoder, FormatOptions};
+use sluice_formats::{Decoder, Encoder, FormatOptions};
 use sluice_runtime::DeadLetterOutput;
 
 use crate::{ConnectorTable, Error, Result};
@@ -257,4 +257,35 @@ fn meta_column(key: MetaKey, metas: &[&MessageMeta]) -> Result<ArrayRef> {
         MetaKey::Qos => Arc::new(metas.iter().map(|m| m.qos).collect::<Int32Array>()),
         MetaKey::Retain => Arc::new(metas.iter().map(|m| m.retain).collect::<BooleanArray>()),
     })
+}
+
+/// The encoder of a message sink: `format` over the table's columns and options.
+pub(crate) fn encoder(table: &ConnectorTable, format: &str) -> Result<Box<dyn Encoder>> {
+    sluice_formats::encoder_for(
+        format,
+        &FormatOptions {
+            table: table.name.clone(),
+            schema: table.schema.clone(),
+            options: table.options.clone(),
+        },
+    )
+    .map_err(|source| Error::Format {
+        table: table.name.clone(),
+        source,
+    })
+}
+
+/// Refuses a sink table with (non-virtual) `METADATA` columns: `connector` writes none.
+pub(crate) fn no_metadata(table: &ConnectorTable, connector: &str) -> Result<()> {
+    match table.metadata.first() {
+        Some(m) => Err(Error::Unsupported {
+            table: table.name.clone(),
+            message: format!(
+                "column '{}': the {connector} sink writes no metadata; declare it VIRTUAL or \
+                 drop it",
+                m.name
+            ),
+        }),
+        None => Ok(()),
+    }
 }

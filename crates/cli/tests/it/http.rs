@@ -18,14 +18,20 @@ fn free_port() -> u16 {
 }
 
 /// `sluice run --http 127.0.0.1:<port>` on `sql`, waiting until `/healthz` answers.
-/// The caller waits for the child ([`stop`]).
-#[allow(clippy::zombie_processes)]
 fn start(dir: &Path, sql: &str, port: u16) -> Child {
     let file = dir.join("pipeline.sql");
     std::fs::write(&file, sql).expect("works in a temp dir");
+    start_file(dir, &file, &[], port)
+}
+
+/// `sluice run --http 127.0.0.1:<port> <args> <file>`, waiting until `/healthz`
+/// answers. The caller waits for the child ([`stop`]).
+#[allow(clippy::zombie_processes)]
+fn start_file(dir: &Path, file: &Path, args: &[&str], port: u16) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(["run", "-q", "--http", &format!("127.0.0.1:{port}")])
-        .arg(&file)
+        .args(args)
+        .arg(file)
         .current_dir(dir)
         .env("SLUICE_LOG", "error")
         .env("INGEST_TOKEN", "tok-123")
@@ -343,4 +349,133 @@ fn http_mistakes_are_explained() {
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("cannot serve HTTP on"), "{stderr}");
+}
+
+/// The worked example examples/clickstream_http_sessions.sql: clicks POSTed as NDJSON
+/// become one Redis hash per finished session (30-minute gap), with its clicks and
+/// distinct pages.
+#[test]
+fn clickstream_example_sessions_from_http_into_redis() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let port = free_port();
+    let example = crate::root().join("examples/clickstream_http_sessions.sql");
+    let child = start_file(
+        dir.path(),
+        &example,
+        &[
+            "-D",
+            "REDIS_URL=redis://127.0.0.1:6379/0",
+            "--checkpoint-dir",
+            "chk",
+            "--checkpoint-interval",
+            "500ms",
+        ],
+        port,
+    );
+    let base = i64::from(std::process::id()) * 10;
+    let (u1, u2, u3, late) = (base + 1, base + 2, base + 3, base + 9);
+    let click = |u: i64, url: &str, ts: &str| {
+        format!("{{\"user_id\": {u}, \"url\": \"{url}\", \"ts\": \"2024-03-01 {ts}\"}}\n")
+    };
+    let mut body = String::new();
+    for (u, url, ts) in [
+        (u1, "/a", "10:00:00"),
+        (u2, "/a", "10:00:00"),
+        (u3, "/x", "10:01:00"),
+        (u1, "/b", "10:05:00"),
+        (u1, "/b", "10:10:00"),
+        (u2, "/c", "10:20:00"),
+        (u1, "/a", "11:00:00"),
+    ] {
+        body.push_str(&click(u, url, ts));
+    }
+    // A click much later moves the watermark past every session above.
+    let later = click(late, "/z", "12:00:00");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/ingest/clicks");
+        let r = post(
+            &c,
+            &url,
+            "application/x-ndjson",
+            Some("tok-123"),
+            None,
+            body.into(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = post(
+            &c,
+            &url,
+            "application/x-ndjson",
+            Some("tok-123"),
+            None,
+            later.into(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    });
+    let hget = |key: &str| -> Vec<String> {
+        let out = Command::new("redis-cli")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                "6379",
+                "--raw",
+                "HMGET",
+                key,
+                "clicks",
+                "pages",
+                "session_end",
+            ])
+            .output()
+            .expect("redis-cli runs");
+        text(&out).0.lines().map(str::to_string).collect()
+    };
+    let want = [
+        (
+            format!("session:{u1}:2024-03-01T10:00:00"),
+            ["3", "2", "2024-03-01T10:40:00"],
+        ),
+        (
+            format!("session:{u1}:2024-03-01T11:00:00"),
+            ["1", "1", "2024-03-01T11:30:00"],
+        ),
+        (
+            format!("session:{u2}:2024-03-01T10:00:00"),
+            ["2", "2", "2024-03-01T10:50:00"],
+        ),
+        (
+            format!("session:{u3}:2024-03-01T10:01:00"),
+            ["1", "1", "2024-03-01T10:31:00"],
+        ),
+    ];
+    let started = Instant::now();
+    let mut got: Vec<Vec<String>> = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        got = want.iter().map(|(k, _)| hget(k)).collect();
+        if got.iter().zip(&want).all(|(g, (_, w))| g == w) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let open = Command::new("redis-cli")
+        .args(["--raw", "KEYS", &format!("session:{late}:*")])
+        .output()
+        .expect("redis-cli runs");
+    let err = stop(child);
+    for (k, _) in &want {
+        let _ = Command::new("redis-cli").args(["DEL", k]).output();
+    }
+    let want_values: Vec<Vec<String>> = want
+        .iter()
+        .map(|(_, w)| w.iter().map(|s| s.to_string()).collect())
+        .collect();
+    assert_eq!(got, want_values, "{err}");
+    assert_eq!(text(&open).0.trim(), "", "the last session is still open");
 }

@@ -283,6 +283,10 @@ fn core_nats_subjects_in_and_out() {
         c.publish(format!("{p}.in.bad"), "not json".into())
             .await
             .expect("published");
+        // No device: its alert's subject would be `<p>.alerts.`, which cannot be.
+        c.publish(format!("{p}.in.nodevice"), "{\"temp\": 99}".into())
+            .await
+            .expect("published");
         c.flush().await.expect("flushed");
         let mut got = Vec::new();
         while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), alerts.next()).await {
@@ -316,6 +320,7 @@ fn core_nats_subjects_in_and_out() {
         dead.contains("not json") || dead.contains("bm90IGpzb24"),
         "{dead}"
     );
+    assert!(dead.contains("an empty token"), "{dead}");
 }
 
 /// Mistakes name the option and the fix; a stream that does not exist fails the run

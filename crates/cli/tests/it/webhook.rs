@@ -11,22 +11,23 @@ use crate::text;
 
 /// One request the server got.
 #[derive(Debug, Clone)]
-struct Request {
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Request {
+    pub(crate) path: String,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 /// How the server answers request number `n` (from 0, per path): status and headers.
-type Answer = dyn Fn(usize, &Request) -> (u16, Vec<(&'static str, String)>) + Send + Sync;
+pub(crate) type Answer =
+    dyn Fn(usize, &Request) -> (u16, Vec<(&'static str, String)>) + Send + Sync;
 
-struct Server {
+pub(crate) struct Server {
     port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
 }
 
 impl Server {
-    fn start(answer: Box<Answer>) -> Server {
+    pub(crate) fn start(answer: Box<Answer>) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let port = listener.local_addr().expect("bound").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
@@ -41,11 +42,11 @@ impl Server {
         Server { port, requests }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    fn requests(&self, path: &str) -> Vec<Request> {
+    pub(crate) fn requests(&self, path: &str) -> Vec<Request> {
         self.requests
             .lock()
             .expect("not poisoned")
@@ -230,6 +231,8 @@ fn webhook_delivers_every_row_through_failures() {
 fn webhook_dead_letters_after_the_last_retry_and_opens_the_circuit() {
     let server = Server::start(Box::new(|_, r| match r.path.as_str() {
         "/bad" => (400, vec![]),
+        "/moved" => (301, vec![("location", "/elsewhere".to_string())]),
+        "/elsewhere" => (200, vec![]),
         _ => (500, vec![]),
     }));
     let dir = tempfile::tempdir().expect("works in a temp dir");
@@ -247,10 +250,14 @@ fn webhook_dead_letters_after_the_last_retry_and_opens_the_circuit() {
                      'sink.parallelism' = '1');
              CREATE TABLE bad (id BIGINT)
                WITH ('connector' = 'webhook', 'url' = '{}', 'sink.parallelism' = '1');
+             CREATE TABLE moved (id BIGINT)
+               WITH ('connector' = 'webhook', 'url' = '{}', 'sink.parallelism' = '1');
              INSERT INTO down SELECT id FROM readings;
-             INSERT INTO bad SELECT id FROM readings WHERE id < 5;",
+             INSERT INTO bad SELECT id FROM readings WHERE id < 5;
+             INSERT INTO moved SELECT id FROM readings WHERE id = 0;",
             server.url("/down"),
             server.url("/bad"),
+            server.url("/moved"),
         ),
     );
     let out = crate::sluice(dir.path(), &["run", "-q", sql.to_str().expect("utf-8")]);
@@ -291,6 +298,16 @@ fn webhook_dead_letters_after_the_last_retry_and_opens_the_circuit() {
     assert!(
         down.iter()
             .all(|l| l["raw"].as_str().is_some_and(|r| r.starts_with("{\"id\":"))),
+        "{dead}"
+    );
+    // A redirect is not followed (it would become a GET without the body).
+    assert!(server.requests("/elsewhere").is_empty());
+    let moved = of("moved");
+    assert_eq!(moved.len(), 1, "{dead}");
+    assert!(
+        moved[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("redirects to /elsewhere")),
         "{dead}"
     );
     let bad = of("bad");

@@ -66,7 +66,8 @@ pub fn decode_encoding(
         None | Some("identity") | Some("") => Ok(body),
         Some("gzip") | Some("x-gzip") => {
             let mut out = Vec::new();
-            let mut reader = flate2::read::GzDecoder::new(body.as_slice()).take(max as u64 + 1);
+            let mut reader =
+                flate2::read::MultiGzDecoder::new(body.as_slice()).take(max as u64 + 1);
             reader
                 .read_to_end(&mut out)
                 .map_err(|e| BodyError::Malformed(format!("the gzip body cannot be read: {e}")))?;
@@ -90,11 +91,28 @@ pub fn records(body: &[u8], layout: Layout) -> Result<Vec<&[u8]>, BodyError> {
             match start.map(|i| body[i]) {
                 None => Ok(Vec::new()),
                 Some(b'[') => json_array(body),
-                // One object (or several, one per line, as NDJSON is lenient).
-                Some(_) => Ok(lines(body)),
+                // One object (pretty-printed or not), or several in a row.
+                Some(_) => Ok(json_values(body).unwrap_or_else(|| lines(body))),
             }
         }
     }
+}
+
+/// The JSON values of `body`, one after the other (whitespace between them); `None`
+/// when it does not parse, so that the caller splits it into lines and the format
+/// names what is wrong with each.
+fn json_values(body: &[u8]) -> Option<Vec<&[u8]>> {
+    let mut values =
+        serde_json::Deserializer::from_slice(body).into_iter::<serde::de::IgnoredAny>();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some(v) = values.next() {
+        v.ok()?;
+        let end = values.byte_offset();
+        out.push(trim(&body[start..end]));
+        start = end;
+    }
+    Some(out)
 }
 
 /// Non-blank lines, without their line break.
@@ -214,6 +232,17 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn pretty_printed_objects_are_one_record_each() {
+        let body = b"{\n  \"a\": 1,\n  \"b\": \"x\\n\"\n}\n{\"a\": 2}";
+        let got = records(body, Layout::Json).expect("objects");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].starts_with(b"{") && got[0].ends_with(b"}"));
+        // Not JSON: lines, for the format to name what is wrong with each.
+        let got = records(b"{\"a\": 1}\n{\"a\": ", Layout::Json).expect("lines");
+        assert_eq!(got.len(), 2);
     }
 
     #[test]

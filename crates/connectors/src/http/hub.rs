@@ -21,6 +21,9 @@ pub(crate) struct Ingest {
     pub(crate) batch: Option<RecordBatch>,
     pub(crate) letters: Vec<DeadLetter>,
     pub(crate) ack: oneshot::Sender<()>,
+    /// Set by the source when it takes the rows (a request that gave up before is
+    /// dropped, so that its answer, "not taken", holds).
+    pub(crate) taken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// One table's ingest endpoint.
@@ -140,10 +143,12 @@ impl Endpoint {
             };
         }
         let (ack, acked) = oneshot::channel();
+        let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ingest = Ingest {
             batch: decoded.batch,
             letters: decoded.dead_letters,
             ack,
+            taken: taken.clone(),
         };
         match self.tx.try_send(ingest) {
             Ok(()) => {}
@@ -165,6 +170,14 @@ impl Endpoint {
                 body: serde_json::json!({ "accepted": rows, "rejected": rejected }).to_string(),
                 headers: Vec::new(),
             },
+            _ if taken.load(std::sync::atomic::Ordering::Acquire) => Answer::error(
+                504,
+                &format!(
+                    "the rows are in the pipeline but were not confirmed within {:?} (their \
+                     checkpoint did not complete): sending them again may repeat them",
+                    c.timeout
+                ),
+            ),
             Ok(Err(_)) => Answer::error(
                 503,
                 "the pipeline stopped before taking the rows: send the request again",

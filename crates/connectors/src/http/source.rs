@@ -147,6 +147,14 @@ impl Source for HttpSource {
         };
         let mut next = Some(first);
         while let Some(ingest) = next.take() {
+            if ingest.ack.is_closed() {
+                // Its client gave up (and was told the rows were not taken).
+                next = rx.try_recv().ok();
+                continue;
+            }
+            ingest
+                .taken
+                .store(true, std::sync::atomic::Ordering::Release);
             for l in ingest.letters {
                 dead.send(l);
             }

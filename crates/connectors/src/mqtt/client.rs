@@ -40,8 +40,10 @@ pub(crate) enum Event {
     Message(Delivered),
     /// The connection failed (it is retried); the text says why.
     Down(String),
-    /// Connected (again).
-    Up,
+    /// Connected (again); whether the broker still had the session.
+    Up(bool),
+    /// The broker refused the subscription (retrying will not help).
+    Refused(String),
 }
 
 /// Counters of the sink's publications, kept by the connection task.
@@ -219,7 +221,7 @@ async fn run_v4(
                         warn!(error = %e, "MQTT subscribe failed.");
                     }
                 }
-                if tx.send(Event::Up).await.is_err() {
+                if tx.send(Event::Up(c.session_present)).await.is_err() {
                     return;
                 }
             }
@@ -246,8 +248,9 @@ async fn run_v4(
                     .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
                 {
                     let _ = tx
-                        .send(Event::Down(format!(
-                            "the broker refused the subscription to {topics:?}"
+                        .send(Event::Refused(format!(
+                            "the broker refused the subscription to {topics:?} (not allowed to \
+                             read them?)"
                         )))
                         .await;
                 }
@@ -288,7 +291,7 @@ async fn run_v5(
                     }
                 }
                 info!(session = c.session_present, "MQTT 5 connected.");
-                if tx.send(Event::Up).await.is_err() {
+                if tx.send(Event::Up(c.session_present)).await.is_err() {
                     return;
                 }
             }
@@ -315,7 +318,7 @@ async fn run_v5(
                     .any(|c| !matches!(c, p5::SubscribeReasonCode::Success(_)))
                 {
                     let _ = tx
-                        .send(Event::Down(format!(
+                        .send(Event::Refused(format!(
                             "the broker refused the subscription to {topics:?}: {:?}",
                             s.return_codes
                         )))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use sluice_formats::{Encoder, FormatOptions};
+use sluice_formats::Encoder;
 use sluice_runtime::{Delivery, Sink, SinkFactory, TaskInfo};
 use sluice_types::CheckpointId;
 use tokio::sync::mpsc;
@@ -32,37 +32,13 @@ pub struct MqttSinkFactory {
 impl MqttSinkFactory {
     /// Checks the format options and that the table has no metadata to write.
     pub fn new(table: &ConnectorTable, config: MqttSinkConfig) -> Result<Self> {
-        if let Some(m) = table.metadata.first() {
-            return Err(Error::Unsupported {
-                table: table.name.clone(),
-                message: format!(
-                    "column '{}': the mqtt sink writes no metadata; declare it VIRTUAL or \
-                     drop it",
-                    m.name
-                ),
-            });
-        }
-        encoder(&config)?;
+        crate::messages::no_metadata(table, "mqtt")?;
+        crate::messages::encoder(&config.table, &config.format)?;
         Ok(MqttSinkFactory {
             schema: table.schema.clone(),
             config: Arc::new(config),
         })
     }
-}
-
-fn encoder(config: &MqttSinkConfig) -> Result<Box<dyn Encoder>> {
-    sluice_formats::encoder_for(
-        &config.format,
-        &FormatOptions {
-            table: config.table.name.clone(),
-            schema: config.table.schema.clone(),
-            options: config.table.options.clone(),
-        },
-    )
-    .map_err(|source| Error::Format {
-        table: config.table.name.clone(),
-        source,
-    })
 }
 
 impl SinkFactory for MqttSinkFactory {
@@ -81,12 +57,14 @@ impl SinkFactory for MqttSinkFactory {
     fn create(&self, task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
         Ok(Box::new(MqttSink {
             config: self.config.clone(),
-            encoder: encoder(&self.config)?,
+            encoder: crate::messages::encoder(&self.config.table, &self.config.format)?,
             client: None,
             events: None,
             acks: Arc::new(Acks::default()),
             published: 0,
             client_id: format!("{}-{}", self.config.client_id, task.subtask),
+            dead: None,
+            rejected: 0,
         }))
     }
 }
@@ -101,6 +79,9 @@ struct MqttSink {
     /// QoS 1/2 messages published so far.
     published: u64,
     client_id: String,
+    dead: Option<Arc<dyn sluice_runtime::DeadLetterOutput>>,
+    /// Rows dead-lettered so far (their offsets).
+    rejected: u64,
 }
 
 impl MqttSink {
@@ -118,7 +99,7 @@ impl MqttSink {
             return;
         };
         while let Ok(e) = events.try_recv() {
-            if let Event::Down(why) = e {
+            if let Event::Down(why) | Event::Refused(why) = e {
                 warn!(table = %self.config.table.name, url = %self.config.target.url, error = %why, "MQTT connection failed; retrying with backoff.");
             }
         }
@@ -156,6 +137,10 @@ impl MqttSink {
 
 #[async_trait]
 impl Sink for MqttSink {
+    fn attach_dead_letters(&mut self, out: Arc<dyn sluice_runtime::DeadLetterOutput>) {
+        self.dead = Some(out);
+    }
+
     async fn open(&mut self, _task: &TaskInfo) -> sluice_runtime::Result<()> {
         let (client, events) = MqttClient::start(
             &self.config.target,
@@ -193,13 +178,23 @@ impl Sink for MqttSink {
             let payload = out[start..end].to_vec();
             start = end;
             if topic.is_empty() || topic.contains(['+', '#', '\0']) {
-                return Err(Error::Unsupported {
-                    table: self.config.table.name.clone(),
-                    message: format!(
-                        "the topic template made '{topic}', which is not a topic to publish to"
+                self.rejected += 1;
+                let letter = sluice_types::DeadLetter::new(
+                    self.config.table.name.clone(),
+                    format!("mqtt topic '{topic}'"),
+                    self.rejected,
+                    format!(
+                        "the topic template made '{topic}', which is empty or holds a wildcard"
                     ),
+                    &payload,
+                );
+                match &self.dead {
+                    Some(d) => d.send(letter),
+                    None => {
+                        warn!(table = %self.config.table.name, reason = %letter.reason, "Row not published.")
+                    }
                 }
-                .into());
+                continue;
             }
             client
                 .publish(topic, self.config.qos, self.config.retain, payload)

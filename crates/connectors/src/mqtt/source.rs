@@ -41,8 +41,9 @@ const MAX_BATCH: usize = 8192;
 const LINGER: Duration = Duration::from_millis(20);
 /// How long `next` waits for a first message before it says `Idle`.
 const WAIT: Duration = Duration::from_millis(50);
-/// Checkpoint key: the unacknowledged messages a checkpoint covers.
-const COVERED: &str = "covered";
+/// Checkpoint key prefix: the unacknowledged messages a checkpoint covers, per client
+/// id (each client's session has packet ids of its own).
+const COVERED: &str = "covered:";
 
 /// Makes one [`MqttSource`] per subtask.
 pub struct MqttSourceFactory {
@@ -208,6 +209,22 @@ impl MqttSource {
         self.rows.push(&m.payload, &m.topic, self.counter, meta);
     }
 
+    /// The broker has no session for this client (a first connection, or one it lost):
+    /// the packet ids read so far mean nothing to it any more, and acknowledging them
+    /// would acknowledge other messages. Forget them.
+    fn session_lost(&mut self) {
+        let unacked = self.emitted.len();
+        if unacked > 0 {
+            warn!(table = %self.config.table.name, unacked, "The MQTT broker lost the session: messages read but not acknowledged will not come again (they are in the pipeline already).");
+        }
+        self.emitted.clear();
+        self.acked.clear();
+        self.covered.clear();
+        self.since_snapshot.clear();
+        self.snapshots.clear();
+        self.to_ack.clear();
+    }
+
     /// Queues the acknowledgements due; those that find the queue full stay due (the
     /// connection task drains it once connected).
     fn ack_pending(&mut self) -> Result<()> {
@@ -241,8 +258,9 @@ impl Source for MqttSource {
             return Ok(());
         }
         if let Some(r) = &restored {
+            let own = format!("{COVERED}{}", self.client_id);
             for (k, v) in r.all() {
-                if k != COVERED {
+                if *k != own {
                     continue;
                 }
                 if let Some(list) = v.as_array() {
@@ -310,10 +328,21 @@ impl Source for MqttSource {
                         first.get_or_insert_with(Instant::now);
                     }
                 }
-                Ok(Some(Event::Up)) => {
+                Ok(Some(Event::Up(session))) => {
                     if let Some(t) = self.down_since.take() {
                         info!(table = %self.config.table.name, down_for = ?t.elapsed(), "MQTT broker reachable again.");
                     }
+                    if !session {
+                        self.session_lost();
+                    }
+                }
+                Ok(Some(Event::Refused(why))) => {
+                    return Err(Error::External {
+                        table: self.config.table.name.clone(),
+                        message: format!("MQTT at {}: {why}", self.config.target.url),
+                        retryable: false,
+                    }
+                    .into());
                 }
                 Ok(Some(Event::Down(why))) => {
                     if self.down_since.is_none() {
@@ -348,7 +377,10 @@ impl Source for MqttSource {
         covered.extend(self.acked.iter().map(|(p, s)| (*p, *s)));
         covered.sort_unstable();
         covered.dedup_by_key(|(p, _)| *p);
-        offsets.insert(COVERED.into(), serde_json::json!(covered));
+        offsets.insert(
+            format!("{COVERED}{}", self.client_id),
+            serde_json::json!(covered),
+        );
         let ids = std::mem::take(&mut self.since_snapshot);
         if !ids.is_empty() {
             self.snapshots.insert(checkpoint.0, ids);

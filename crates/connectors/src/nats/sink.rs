@@ -6,7 +6,8 @@
 //!   publication acknowledged, before a checkpoint completes.
 //! - `exactly-once` (JetStream, with checkpoints): the messages of a checkpoint are kept
 //!   in it (its pre-commit) and published when it completes, each with the
-//!   `Nats-Msg-Id` `<sink.message-id>-<subtask>-<checkpoint>-<n>`. After a failure the
+//!   `Nats-Msg-Id` `<sink.message-id>-<run>-<subtask>-<checkpoint>-<n>` (`<run>` a random
+//!   number of the run that wrote them, recorded with them). After a failure the
 //!   restarted job publishes the completed checkpoint's messages again with the same
 //!   ids, and JetStream drops those it already stored (within the stream's
 //!   `duplicate_window`, 2 minutes by default).
@@ -22,7 +23,7 @@ use base64::Engine;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
-use sluice_formats::{Encoder, FormatOptions};
+use sluice_formats::Encoder;
 use sluice_runtime::{Delivery, Sink, SinkFactory, TaskInfo};
 use sluice_types::CheckpointId;
 
@@ -42,37 +43,13 @@ pub struct NatsSinkFactory {
 impl NatsSinkFactory {
     /// Checks the format options and that the table has no metadata to write.
     pub fn new(table: &ConnectorTable, config: NatsSinkConfig) -> Result<Self> {
-        if let Some(m) = table.metadata.first() {
-            return Err(Error::Unsupported {
-                table: table.name.clone(),
-                message: format!(
-                    "column '{}': the nats sink writes no metadata; declare it VIRTUAL or \
-                     drop it",
-                    m.name
-                ),
-            });
-        }
-        encoder(&config)?;
+        crate::messages::no_metadata(table, "nats")?;
+        crate::messages::encoder(&config.table, &config.format)?;
         Ok(NatsSinkFactory {
             schema: table.schema.clone(),
             config: Arc::new(config),
         })
     }
-}
-
-fn encoder(config: &NatsSinkConfig) -> Result<Box<dyn Encoder>> {
-    sluice_formats::encoder_for(
-        &config.format,
-        &FormatOptions {
-            table: config.table.name.clone(),
-            schema: config.table.schema.clone(),
-            options: config.table.options.clone(),
-        },
-    )
-    .map_err(|source| Error::Format {
-        table: config.table.name.clone(),
-        source,
-    })
 }
 
 impl SinkFactory for NatsSinkFactory {
@@ -100,7 +77,7 @@ impl SinkFactory for NatsSinkFactory {
         Ok(Box::new(NatsSink {
             config: self.config.clone(),
             guarantee,
-            encoder: encoder(&self.config)?,
+            encoder: crate::messages::encoder(&self.config.table, &self.config.format)?,
             client: None,
             js: None,
             in_flight: VecDeque::new(),
@@ -108,6 +85,9 @@ impl SinkFactory for NatsSinkFactory {
             pending: BTreeMap::new(),
             subtask: task.subtask,
             parallelism: task.parallelism,
+            run: rand::random::<u64>(),
+            dead: None,
+            rejected: 0,
         }))
     }
 }
@@ -115,7 +95,7 @@ impl SinkFactory for NatsSinkFactory {
 /// The messages of one checkpoint, kept in it until they are published.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Held {
-    /// The `Nats-Msg-Id` prefix: `<sink.message-id>-<subtask>-<checkpoint>`.
+    /// The `Nats-Msg-Id` prefix: `<sink.message-id>-<run>-<subtask>-<checkpoint>`.
     id: String,
     /// The subtask that wrote them.
     subtask: usize,
@@ -137,6 +117,13 @@ struct NatsSink {
     pending: BTreeMap<u64, Held>,
     subtask: usize,
     parallelism: usize,
+    /// A number of this run's own, in every message id: checkpoint ids start over
+    /// (a new checkpoint directory, `--fresh`, the final checkpoint of a bounded run),
+    /// ids must not.
+    run: u64,
+    dead: Option<Arc<dyn sluice_runtime::DeadLetterOutput>>,
+    /// Rows dead-lettered so far (their offsets).
+    rejected: u64,
 }
 
 impl NatsSink {
@@ -224,8 +211,45 @@ impl NatsSink {
     }
 }
 
+/// Why `subject` cannot be published to, if it cannot.
+fn bad_subject(subject: &str) -> Option<&'static str> {
+    if subject.is_empty() || subject.split('.').any(str::is_empty) {
+        Some("an empty token (a NULL or empty value in the subject template?)")
+    } else if subject.contains(char::is_whitespace) {
+        Some("whitespace")
+    } else if subject.split('.').any(|t| t == "*" || t == ">") {
+        Some("a wildcard")
+    } else {
+        None
+    }
+}
+
+impl NatsSink {
+    /// Sends a row whose subject is unusable to the dead letters.
+    fn reject(&mut self, subject: &str, payload: &[u8], why: &str) {
+        self.rejected += 1;
+        let letter = sluice_types::DeadLetter::new(
+            self.config.table.name.clone(),
+            format!("nats subject '{subject}'"),
+            self.rejected,
+            format!("the subject template made '{subject}', which has {why}"),
+            payload,
+        );
+        match &self.dead {
+            Some(d) => d.send(letter),
+            None => {
+                tracing::warn!(table = %self.config.table.name, reason = %letter.reason, "Row not published.")
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Sink for NatsSink {
+    fn attach_dead_letters(&mut self, out: Arc<dyn sluice_runtime::DeadLetterOutput>) {
+        self.dead = Some(out);
+    }
+
     async fn open(&mut self, _task: &TaskInfo) -> sluice_runtime::Result<()> {
         let client = self.config.target.connect(&self.config.table.name).await?;
         if let Some(stream) = &self.config.stream {
@@ -260,14 +284,9 @@ impl Sink for NatsSink {
         for (subject, end) in subjects.into_iter().zip(ends) {
             let payload = out[start..end].to_vec();
             start = end;
-            if subject.is_empty() || subject.contains(char::is_whitespace) {
-                return Err(Error::Unsupported {
-                    table: self.config.table.name.clone(),
-                    message: format!(
-                        "the subject template made '{subject}', which is not a NATS subject"
-                    ),
-                }
-                .into());
+            if let Some(why) = bad_subject(&subject) {
+                self.reject(&subject, &payload, why);
+                continue;
             }
             match (self.guarantee, self.js.is_some()) {
                 (Guarantee::ExactlyOnce, _) => self.held.push((subject, payload)),
@@ -310,8 +329,8 @@ impl Sink for NatsSink {
                 let engine = base64::engine::general_purpose::STANDARD;
                 let held = Held {
                     id: format!(
-                        "{}-{}-{}",
-                        self.config.message_id, self.subtask, checkpoint.0
+                        "{}-{:016x}-{}-{}",
+                        self.config.message_id, self.run, self.subtask, checkpoint.0
                     ),
                     subtask: self.subtask,
                     messages: std::mem::take(&mut self.held)

@@ -373,6 +373,11 @@ impl NatsSource {
                 if s.done || s.next.is_some_and(|n| seq < n) {
                     return;
                 }
+                if s.end.is_some_and(|e| seq > e) {
+                    // Published after the bounded run started: not this run's.
+                    s.done = true;
+                    return;
+                }
                 s.next = Some(seq + 1);
                 s.last_acker = Some(acker);
                 if s.end.is_some_and(|e| seq >= e) {
@@ -456,6 +461,14 @@ impl Source for NatsSource {
             for (k, v) in r.all() {
                 if let Some(s) = self.splits.iter_mut().find(|s| &s.key == k) {
                     s.next = v.as_u64();
+                }
+                if let Some(s) = self
+                    .splits
+                    .iter_mut()
+                    .find(|s| k.strip_prefix("end") == s.key.strip_prefix("seq"))
+                    && self.config.bounded
+                {
+                    s.end = v.as_u64();
                 }
             }
         }
@@ -542,6 +555,13 @@ impl Source for NatsSource {
         for s in &mut self.splits {
             if let Some(n) = s.next {
                 offsets.insert(s.key.clone(), serde_json::json!(n));
+            }
+            if let Some(e) = s.end {
+                // A bounded run resumes towards the same end.
+                offsets.insert(
+                    format!("end{}", s.key.strip_prefix("seq").unwrap_or(&s.key)),
+                    serde_json::json!(e),
+                );
             }
             if let Some(a) = s.last_acker.take() {
                 ackers.push(a);

@@ -15,7 +15,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as DisplayOptions};
 use futures::StreamExt;
 use rand::Rng;
-use sluice_formats::{Encoder, FormatOptions};
+use sluice_formats::Encoder;
 use sluice_runtime::{DeadLetterOutput, Delivery, Sink, SinkFactory, TaskInfo};
 use sluice_types::DeadLetter;
 use tracing::warn;
@@ -33,33 +33,13 @@ pub struct WebhookSinkFactory {
 impl WebhookSinkFactory {
     /// Checks the format and that the table has no metadata to write.
     pub fn new(table: &ConnectorTable, config: WebhookConfig) -> Result<Self> {
-        if let Some(m) = table.metadata.first() {
-            return Err(Error::Unsupported {
-                table: table.name.clone(),
-                message: format!("column '{}': the webhook sink writes no metadata", m.name),
-            });
-        }
-        encoder(&config)?;
+        crate::messages::no_metadata(table, "webhook")?;
+        crate::messages::encoder(&config.table, &config.format)?;
         Ok(WebhookSinkFactory {
             schema: table.schema.clone(),
             config: Arc::new(config),
         })
     }
-}
-
-fn encoder(config: &WebhookConfig) -> Result<Box<dyn Encoder>> {
-    sluice_formats::encoder_for(
-        &config.format,
-        &FormatOptions {
-            table: config.table.name.clone(),
-            schema: config.table.schema.clone(),
-            options: config.table.options.clone(),
-        },
-    )
-    .map_err(|source| Error::Format {
-        table: config.table.name.clone(),
-        source,
-    })
 }
 
 impl SinkFactory for WebhookSinkFactory {
@@ -78,7 +58,7 @@ impl SinkFactory for WebhookSinkFactory {
     fn create(&self, _task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
         Ok(Box::new(WebhookSink {
             config: self.config.clone(),
-            encoder: encoder(&self.config)?,
+            encoder: crate::messages::encoder(&self.config.table, &self.config.format)?,
             client: None,
             dead: None,
             breaker: Arc::new(Mutex::new(Breaker::default())),
@@ -156,14 +136,15 @@ async fn deliver(
         reqwest::Method::from_bytes(config.method.as_bytes()).unwrap_or(reqwest::Method::POST);
     let mut backoff = config.initial_backoff;
     let mut attempt = 0u32;
+    // The breaker admits a request once; its retries follow without asking again.
+    let allowed = breaker.lock().map(|mut b| b.allow()).unwrap_or(true);
+    if !allowed {
+        return Outcome::Failed(format!(
+            "not sent: the circuit to {} is open after {} failed requests in a row",
+            config.url, config.breaker_failures
+        ));
+    }
     loop {
-        let allowed = breaker.lock().map(|mut b| b.allow()).unwrap_or(true);
-        if !allowed {
-            return Outcome::Failed(format!(
-                "not sent: the circuit to {} is open after {} failed requests in a row",
-                config.url, config.breaker_failures
-            ));
-        }
         let mut req = client
             .request(method.clone(), &config.url)
             .body(body.clone());
@@ -181,6 +162,23 @@ async fn deliver(
                     b.success();
                 }
                 return Outcome::Delivered;
+            }
+            Ok(resp) if resp.status().is_redirection() => {
+                // Following it would turn the POST into a GET without the body (and
+                // carry the headers elsewhere): the endpoint moved, tell the user.
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("nowhere")
+                    .to_string();
+                if let Ok(mut b) = breaker.lock() {
+                    b.trial = false;
+                }
+                return Outcome::Failed(format!(
+                    "HTTP {}: the endpoint redirects to {location}; set 'url' to it (not retried)",
+                    resp.status()
+                ));
             }
             Ok(resp) => {
                 let status = resp.status();
@@ -333,6 +331,7 @@ impl Sink for WebhookSink {
     async fn open(&mut self, _task: &TaskInfo) -> sluice_runtime::Result<()> {
         let mut builder = reqwest::Client::builder()
             .timeout(self.config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = &self.config.root_cert {
             let pem = std::fs::read(path).map_err(|e| Error::BadOption {
