@@ -28,6 +28,7 @@ mod text_rows;
 mod tls;
 pub mod values;
 pub mod webhook;
+pub mod websocket;
 
 pub use error::{Error, Result};
 

@@ -137,6 +137,7 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::mqtt::MqttConnector),
         Box::new(crate::webhook::WebhookConnector),
         Box::new(crate::http::HttpConnector),
+        Box::new(crate::websocket::WebSocketConnector),
     ]
 }
 

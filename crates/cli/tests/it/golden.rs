@@ -68,6 +68,7 @@ async fn doc_examples_plan() {
                 defines: [
                     ("INCIDENT_TOKEN".to_string(), "example".to_string()),
                     ("INGEST_TOKEN".to_string(), "example".to_string()),
+                    ("FEED_TOKEN".to_string(), "example".to_string()),
                 ]
                 .into(),
                 ..Default::default()

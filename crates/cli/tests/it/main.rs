@@ -14,6 +14,7 @@ mod nats;
 mod nexmark;
 mod redis;
 mod webhook;
+mod websocket;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
