@@ -118,7 +118,7 @@ TOTAL=$(awk '/requests in/ { print $1 }' "$DIR/wrk.txt")
 SECS=$(awk '/requests in/ { s = $4; sub(/s,?$/, "", s); print s }' "$DIR/wrk.txt")
 BAD=$(awk '/Non-2xx/ { print $NF }' "$DIR/wrk.txt")
 report "http ingest: 64 clients x 1000-row NDJSON" "$(( (TOTAL - ${BAD:-0}) * 1000 ))" "$SECS"
-awk '/Latency Distribution/ { on = 1; next } on && /%/ { printf "  ack latency p%s %s\n", $1, $2 } /requests in/ { on = 0 }' "$DIR/wrk.txt"
+awk '/Latency Distribution/ { on = 1; next } on && /%/ { p = $1; sub(/%$/, "", p); printf "  ack latency p%s %s\n", p, $2 } /requests in/ { on = 0 }' "$DIR/wrk.txt"
 echo "  non-2xx answers: ${BAD:-0} (429 = backpressure)"
 kill "$SERVER" 2>/dev/null || true
 wait "$SERVER" 2>/dev/null || true

@@ -64,7 +64,8 @@ pub(crate) struct RunArgs {
     #[arg(long)]
     pub(crate) fresh: bool,
     /// Serve HTTP on this address: `POST /ingest/<table>` for the pipeline's `http`
-    /// tables, and `/healthz` (default with `http` tables: 127.0.0.1:8080).
+    /// tables, `GET /sse/<table>` for its `sse` tables, and `/healthz` (default with
+    /// such tables: 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
 }

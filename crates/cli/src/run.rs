@@ -96,7 +96,9 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     };
     let rt = runtime(pipeline.workers)?;
     let http = args.http.clone().or_else(|| {
-        (!sluice_connectors::http::endpoints().is_empty()).then(|| DEFAULT_HTTP.to_string())
+        (!sluice_connectors::http::endpoints().is_empty()
+            || !sluice_connectors::sse::streams().is_empty())
+        .then(|| DEFAULT_HTTP.to_string())
     });
     let quiet = args.quiet;
     let summary = rt.block_on(async move {
@@ -136,6 +138,9 @@ async fn start_server(
     if !quiet {
         for t in sluice_connectors::http::endpoints() {
             eprintln!("Ingest: POST http://{bound}/ingest/{t}");
+        }
+        for t in sluice_connectors::sse::streams() {
+            eprintln!("Events: GET http://{bound}/sse/{t}");
         }
     }
     tracing::info!(address = %bound, "Serving HTTP.");

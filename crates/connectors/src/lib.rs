@@ -23,6 +23,7 @@ mod options;
 pub mod print;
 pub mod redis;
 mod registry;
+pub mod sse;
 pub mod template;
 mod text_rows;
 mod tls;

@@ -138,6 +138,7 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::webhook::WebhookConnector),
         Box::new(crate::http::HttpConnector),
         Box::new(crate::websocket::WebSocketConnector),
+        Box::new(crate::sse::SseConnector),
     ]
 }
 

@@ -11,16 +11,17 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use sluice_connectors::http::{Answer, endpoint, endpoints};
 
-/// The routes: `POST /ingest/{table}` and `GET /healthz`; anything else is a 404 with a
-/// JSON body.
+/// The routes: `POST /ingest/{table}`, `GET /sse/{table}` and `GET /healthz`; anything
+/// else is a 404 with a JSON body.
 pub fn router() -> Router {
     Router::new()
         .route("/ingest/{table}", post(ingest))
+        .route("/sse/{table}", get(crate::sse::sse))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async {
             json(
                 StatusCode::NOT_FOUND,
-                r#"{"error": "no such endpoint: POST /ingest/<table> takes rows"}"#.to_string(),
+                r#"{"error": "no such endpoint: POST /ingest/<table> takes rows, GET /sse/<table> streams them"}"#.to_string(),
             )
         })
 }
@@ -47,7 +48,7 @@ fn json(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
     json(status, serde_json::json!({ "error": message }).to_string())
 }
 

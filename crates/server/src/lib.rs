@@ -1,6 +1,6 @@
-//! The HTTP server: the ingest endpoints (`POST /ingest/<table>` for `http` tables) and
-//! `/healthz`. The REST API, `/metrics`, Server-Sent Events and the web UI arrive with
-//! the "operate it" work.
+//! The HTTP server: the ingest endpoints (`POST /ingest/<table>` for `http` tables), the
+//! live event streams (`GET /sse/<table>` for `sse` tables) and `/healthz`.
+//! The REST API, `/metrics` and the web UI arrive with the "operate it" work.
 //!
 //! Owns: routing, reading bodies within the size and time limits, and turning answers
 //! into HTTP responses. Does not own: decoding bodies or authenticating ingest requests
@@ -8,5 +8,6 @@
 #![warn(missing_docs, unreachable_pub)]
 
 mod ingest;
+mod sse;
 
 pub use ingest::{router, serve};

@@ -69,6 +69,7 @@ async fn doc_examples_plan() {
                     ("INCIDENT_TOKEN".to_string(), "example".to_string()),
                     ("INGEST_TOKEN".to_string(), "example".to_string()),
                     ("FEED_TOKEN".to_string(), "example".to_string()),
+                    ("DASHBOARD_TOKEN".to_string(), "example".to_string()),
                 ]
                 .into(),
                 ..Default::default()

@@ -479,3 +479,176 @@ fn clickstream_example_sessions_from_http_into_redis() {
     assert_eq!(got, want_values, "{err}");
     assert_eq!(text(&open).0.trim(), "", "the last session is still open");
 }
+
+/// Rows of an `sse` table reach a client connected to `GET /sse/<table>` as they are
+/// made: `insert` events for an append-only query, `update` events for an updating one
+/// (whose `-U` rows are skipped); a client without the token gets 401, a wrong one 403,
+/// an unknown table 404.
+#[test]
+fn sse_streams_rows_to_connected_clients() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let port = free_port();
+    let sql = "CREATE TABLE clicks (user_id BIGINT, url STRING)
+                 WITH ('connector' = 'http', 'format' = 'json');
+               CREATE TABLE live (user_id BIGINT, url STRING)
+                 WITH ('connector' = 'sse', 'auth.token' = '${INGEST_TOKEN}');
+               CREATE TABLE per_user (user_id BIGINT, clicks BIGINT, PRIMARY KEY (user_id) NOT ENFORCED)
+                 WITH ('connector' = 'sse');
+               INSERT INTO live SELECT * FROM clicks;
+               INSERT INTO per_user SELECT user_id, COUNT(*) FROM clicks GROUP BY user_id;";
+    let child = start(dir.path(), sql, port);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (live, per_user) = rt.block_on(async {
+        let c = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let status = |r: reqwest::Response| r.status().as_u16();
+        assert_eq!(
+            status(
+                c.get(format!("{base}/sse/live"))
+                    .send()
+                    .await
+                    .expect("answers")
+            ),
+            401
+        );
+        assert_eq!(
+            status(
+                c.get(format!("{base}/sse/live?token=nope"))
+                    .send()
+                    .await
+                    .expect("answers")
+            ),
+            403
+        );
+        assert_eq!(
+            status(
+                c.get(format!("{base}/sse/nope"))
+                    .send()
+                    .await
+                    .expect("answers")
+            ),
+            404
+        );
+        let mut live = c
+            .get(format!("{base}/sse/live?token=tok-123"))
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(live.status().as_u16(), 200);
+        assert_eq!(
+            live.headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("text/event-stream")
+        );
+        let mut per_user = c
+            .get(format!("{base}/sse/per_user"))
+            .send()
+            .await
+            .expect("answers");
+        let body = |range: std::ops::Range<usize>| {
+            let mut b = String::new();
+            for i in range {
+                b.push_str(&format!("{{\"user_id\": {}, \"url\": \"/p{i}\"}}\n", i % 3));
+            }
+            b
+        };
+        let ingest = format!("{base}/ingest/clicks");
+        // Reads events until `n` data lines came (or 20 s passed).
+        async fn events(r: &mut reqwest::Response, n: usize) -> Vec<(String, String)> {
+            let mut text = String::new();
+            let mut out = Vec::new();
+            let started = Instant::now();
+            while out.len() < n && started.elapsed() < Duration::from_secs(20) {
+                let Ok(Ok(Some(chunk))) =
+                    tokio::time::timeout(Duration::from_secs(5), r.chunk()).await
+                else {
+                    break;
+                };
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = text.find("\n\n") {
+                    let block: String = text.drain(..end + 2).collect();
+                    let mut kind = String::from("message");
+                    let mut data = None;
+                    for line in block.lines() {
+                        if let Some(k) = line.strip_prefix("event: ") {
+                            kind = k.to_string();
+                        } else if let Some(d) = line.strip_prefix("data: ") {
+                            data = Some(d.to_string());
+                        }
+                    }
+                    if let Some(d) = data {
+                        out.push((kind, d));
+                    }
+                }
+            }
+            out
+        }
+        let r = post(
+            &c,
+            &ingest,
+            "application/x-ndjson",
+            None,
+            None,
+            body(0..15).into(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let mut counts = events(&mut per_user, 3).await;
+        let r = post(
+            &c,
+            &ingest,
+            "application/x-ndjson",
+            None,
+            None,
+            body(15..30).into(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        counts.extend(events(&mut per_user, 3).await);
+        (events(&mut live, 30).await, counts)
+    });
+    let _ = stop(child);
+    assert_eq!(live.len(), 30, "{live:?}");
+    assert!(live.iter().all(|(k, _)| k == "insert"), "{live:?}");
+    let urls: Vec<String> = live
+        .iter()
+        .map(|(_, d)| {
+            serde_json::from_str::<serde_json::Value>(d).expect("JSON")["url"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert!(
+        (0..30).all(|i| urls.contains(&format!("/p{i}"))),
+        "{urls:?}"
+    );
+    // The updating query: an insert per user, then updates to the final counts.
+    let mut last = std::collections::BTreeMap::new();
+    for (k, d) in &per_user {
+        assert!(k == "insert" || k == "update", "{k}");
+        let v: serde_json::Value = serde_json::from_str(d).expect("JSON");
+        last.insert(
+            v["user_id"].as_i64().unwrap_or(-1),
+            v["clicks"].as_i64().unwrap_or(-1),
+        );
+    }
+    assert_eq!(per_user.len(), 6, "{per_user:?}");
+    assert!(
+        per_user[..3].iter().all(|(k, _)| k == "insert"),
+        "{per_user:?}"
+    );
+    assert!(
+        per_user[3..].iter().all(|(k, _)| k == "update"),
+        "{per_user:?}"
+    );
+    assert_eq!(
+        last,
+        [(0, 10), (1, 10), (2, 10)].into_iter().collect(),
+        "{per_user:?}"
+    );
+}

@@ -1,0 +1,105 @@
+//! The process-wide list of event streams: each `sse` table registers one when it is
+//! planned; its sink publishes rows into it and the HTTP server subscribes clients.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::broadcast;
+
+use super::config::SseConfig;
+
+/// One event: its kind (`insert`, `update`, `delete`) and the row as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowEvent {
+    /// `insert` (append-only rows and `+I`), `update` (`+U`) or `delete` (`-D`).
+    pub kind: &'static str,
+    /// The row, one JSON object.
+    pub data: String,
+}
+
+/// One table's event stream.
+pub struct SseStream {
+    config: SseConfig,
+    tx: broadcast::Sender<RowEvent>,
+    history: Mutex<VecDeque<RowEvent>>,
+}
+
+impl SseStream {
+    /// Checks a client's token (header or query parameter): `None` when it may
+    /// listen, else the status (401 without one, 403 for a wrong one).
+    pub fn check_auth(&self, bearer: Option<&str>, query_token: Option<&str>) -> Option<u16> {
+        let want = self.config.token.as_deref()?;
+        let given = bearer
+            .and_then(|b| b.strip_prefix("Bearer "))
+            .map(str::trim)
+            .or(query_token);
+        let Some(given) = given else {
+            return Some(401);
+        };
+        let same = given.len() == want.len()
+            && given
+                .bytes()
+                .zip(want.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        (!same).then_some(403)
+    }
+
+    /// The recent events (`sse.history`) and a receiver of the next ones.
+    pub fn subscribe(&self) -> (Vec<RowEvent>, broadcast::Receiver<RowEvent>) {
+        // Under the history lock, so that no event is both in the history and received.
+        let history = self.history.lock();
+        let rx = self.tx.subscribe();
+        let past = history
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default();
+        (past, rx)
+    }
+
+    /// Sends `event` to every client listening now (none may be).
+    pub(crate) fn publish(&self, event: RowEvent) {
+        let mut history = self.history.lock().ok();
+        if self.config.history > 0
+            && let Some(h) = history.as_mut()
+        {
+            if h.len() == self.config.history {
+                h.pop_front();
+            }
+            h.push_back(event.clone());
+        }
+        let _ = self.tx.send(event);
+    }
+}
+
+fn hub() -> &'static Mutex<BTreeMap<String, Arc<SseStream>>> {
+    static HUB: OnceLock<Mutex<BTreeMap<String, Arc<SseStream>>>> = OnceLock::new();
+    HUB.get_or_init(Default::default)
+}
+
+/// Registers (or replaces) the stream of `config`'s table.
+pub(crate) fn register(config: SseConfig) -> Arc<SseStream> {
+    let (tx, _) = broadcast::channel(config.buffer);
+    let name = config.table.name.clone();
+    let stream = Arc::new(SseStream {
+        config,
+        tx,
+        history: Mutex::new(VecDeque::new()),
+    });
+    if let Ok(mut h) = hub().lock() {
+        h.insert(name, stream.clone());
+    }
+    stream
+}
+
+/// The stream of table `name`.
+pub fn stream(name: &str) -> Option<Arc<SseStream>> {
+    hub().lock().ok()?.get(name).cloned()
+}
+
+/// The names of the tables with an event stream.
+pub fn streams() -> Vec<String> {
+    hub()
+        .lock()
+        .map(|h| h.keys().cloned().collect())
+        .unwrap_or_default()
+}
