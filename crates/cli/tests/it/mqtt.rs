@@ -701,3 +701,104 @@ fn iot_example_alerts_from_mqtt_to_a_webhook() {
         "{calls:?}"
     );
 }
+
+/// TLS and a login: a broker of the test's own listening with TLS only (a test CA's
+/// certificate) and refusing anonymous clients; the sink connects over `mqtts://`,
+/// trusting the CA from `tls.root-cert`, as a user with a password, and every row
+/// arrives at a `mosquitto_sub` that logs in the same way.
+#[test]
+fn mqtts_with_a_login_delivers_every_row() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    crate::make_certs(dir.path());
+    let d = dir.path().display().to_string();
+    let passwd = dir.path().join("passwd");
+    let out = Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwd)
+        .args(["sensor-gw", "pa55-word"])
+        .output()
+        .expect("mosquitto_passwd runs");
+    assert!(out.status.success(), "{}", text(&out).1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("bound")
+        .port();
+    std::fs::write(
+        dir.path().join("mosquitto.conf"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {d}/passwd\n\
+             cafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n\
+             persistence false\nlog_dest stderr\nlog_type error\nuser {}\n",
+            std::env::var("USER").unwrap_or_else(|_| "root".into())
+        ),
+    )
+    .expect("writes");
+    let mut broker = Command::new("mosquitto")
+        .arg("-c")
+        .arg(dir.path().join("mosquitto.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("mosquitto runs");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = broker.kill();
+            let _ = broker.wait();
+            panic!("mosquitto did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sub = Command::new("mosquitto_sub")
+        .args(["-h", "localhost", "-p", &port.to_string(), "--cafile"])
+        .arg(dir.path().join("ca.crt"))
+        .args([
+            "-u",
+            "sensor-gw",
+            "-P",
+            "pa55-word",
+            "-q",
+            "1",
+            "-t",
+            "secure/#",
+            "-C",
+            "200",
+            "-W",
+            "30",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub runs");
+    std::thread::sleep(Duration::from_millis(500));
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '200',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '200');
+             CREATE TABLE dst (id BIGINT)
+               WITH ('connector' = 'mqtt', 'url' = 'mqtts://localhost:{port}', 'topic' = 'secure/{{id}}',
+                     'tls.root-cert' = '{d}/ca.crt', 'username' = 'sensor-gw',
+                     'password' = 'pa55-word', 'qos' = '1', 'format' = 'json');
+             INSERT INTO dst SELECT id FROM src;"
+        ),
+    );
+    let run = crate::sluice(dir.path(), &["run", "-q", sql.to_str().expect("utf-8")]);
+    let got = sub.wait_with_output().expect("mosquitto_sub ends");
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(run.status.success(), "{}", text(&run).1);
+    assert!(!text(&run).1.contains("pa55-word"));
+    let (stdout, stderr) = text(&got);
+    let mut ids: Vec<i64> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).expect("JSON")["id"]
+                .as_i64()
+                .expect("id")
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=200).collect::<Vec<_>>(), "{stderr}");
+}

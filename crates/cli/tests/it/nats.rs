@@ -403,3 +403,107 @@ fn nats_mistakes_are_explained() {
         );
     }
 }
+
+/// TLS and a login: a NATS server of the test's own that takes TLS connections only
+/// (a test CA's certificate) and one user; the sink connects over `tls://`, trusting the
+/// CA from `tls.root-cert`, with the user's password, and every row arrives at a
+/// subscriber that logs in the same way.
+#[test]
+fn tls_with_a_login_delivers_every_row() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    crate::make_certs(dir.path());
+    let d = dir.path().display().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("bound")
+        .port();
+    let mut server = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
+        .args([
+            "--tlscert",
+            &format!("{d}/server.crt"),
+            "--tlskey",
+            &format!("{d}/server.key"),
+        ])
+        .args(["--user", "pipeline", "--pass", "n4ts-secret"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server runs");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = server.kill();
+            let _ = server.wait();
+            panic!("nats-server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("tls://localhost:{port}");
+    let rt = runtime();
+    let sub = rt.block_on(async {
+        let c = async_nats::ConnectOptions::new()
+            .user_and_password("pipeline".into(), "n4ts-secret".into())
+            .add_root_certificates(dir.path().join("ca.crt"))
+            .require_tls(true)
+            .connect(url.as_str())
+            .await
+            .expect("the test connects over TLS");
+        let s = c.subscribe("secure.>").await.expect("subscribed");
+        c.flush().await.expect("flushed");
+        (c, s)
+    });
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '200',
+               'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '200');
+             CREATE TABLE dst (id BIGINT)
+               WITH ('connector' = 'nats', 'url' = '{url}', 'subject' = 'secure.{{id}}',
+                     'tls.root-cert' = '{d}/ca.crt', 'username' = 'pipeline',
+                     'password' = 'n4ts-secret', 'sink.delivery-guarantee' = 'at-least-once',
+                     'format' = 'json');
+             INSERT INTO dst SELECT id FROM src;"
+        ),
+    );
+    let run = crate::sluice(dir.path(), &["run", "-q", sql.to_str().expect("utf-8")]);
+    let ids = rt.block_on(async move {
+        let (_client, mut sub) = sub;
+        let mut ids = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), sub.next()).await {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+            ids.push(v["id"].as_i64().expect("id"));
+            if ids.len() == 200 {
+                break;
+            }
+        }
+        ids
+    });
+    // A wrong password is refused with the server's answer.
+    let bad = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE src (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '1');
+             CREATE TABLE dst (id BIGINT)
+               WITH ('connector' = 'nats', 'url' = '{url}', 'subject' = 'secure.x',
+                     'tls.root-cert' = '{d}/ca.crt', 'username' = 'pipeline',
+                     'password' = 'wrong-one', 'format' = 'json');
+             INSERT INTO dst SELECT id FROM src;"
+        ),
+    );
+    let refused = crate::sluice(dir.path(), &["run", "-q", bad.to_str().expect("utf-8")]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(run.status.success(), "{}", text(&run).1);
+    let mut ids = ids;
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=200).collect::<Vec<_>>());
+    assert_ne!(refused.status.code(), Some(0));
+    let err = text(&refused).1;
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+    assert!(
+        !err.contains("wrong-one") && !text(&run).1.contains("n4ts-secret"),
+        "{err}"
+    );
+}
