@@ -8,6 +8,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Int32Array, Int64Array, MapBuilder, StringArray, StringBuilder,
@@ -20,6 +21,47 @@ use sluice_formats::{Decoder, Encoder, FormatOptions};
 use sluice_runtime::DeadLetterOutput;
 
 use crate::{ConnectorTable, Error, Result};
+
+/// Messages per batch at most.
+const MAX_BATCH: usize = 8192;
+/// How long a batch may wait for more messages once it has one.
+const LINGER: Duration = Duration::from_millis(20);
+/// How long a source waits for a first message before it says `Idle` (so that it
+/// returns often enough for barriers and shutdown).
+const WAIT: Duration = Duration::from_millis(50);
+
+/// When a message source stops collecting one batch: at [`MAX_BATCH`] messages,
+/// [`LINGER`] after the first, or after [`WAIT`] without any.
+pub(crate) struct Gather {
+    started: Instant,
+    first: Option<Instant>,
+}
+
+impl Gather {
+    /// Starts collecting a batch.
+    pub(crate) fn start() -> Self {
+        Gather {
+            started: Instant::now(),
+            first: None,
+        }
+    }
+
+    /// How long to wait for the next message with `buffered` messages so far; `None`
+    /// when the batch is complete.
+    pub(crate) fn wait(&mut self, buffered: usize) -> Option<Duration> {
+        if buffered >= MAX_BATCH {
+            return None;
+        }
+        if buffered > 0 {
+            self.first.get_or_insert_with(Instant::now);
+        }
+        let wait = match self.first {
+            Some(f) => LINGER.saturating_sub(f.elapsed()),
+            None => WAIT.saturating_sub(self.started.elapsed()),
+        };
+        (!wait.is_zero()).then_some(wait)
+    }
+}
 
 /// A piece of broker metadata a source can put in a `METADATA` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -120,6 +120,32 @@ impl Options {
         out
     }
 
+    /// Takes the required `format` of a message connector and the format's own
+    /// `<format>.*` options (which the format checks when it is built).
+    pub fn take_message_format(&mut self) -> Result<String> {
+        let format =
+            self.take_required("format", "how messages are encoded, e.g. 'format' = 'json'")?;
+        self.take_prefixed(&format!("{format}."));
+        Ok(format)
+    }
+
+    /// Takes every `headers.<Name>` option as a header name and value, checking that
+    /// HTTP can carry both.
+    pub fn take_headers(&mut self) -> Result<Vec<(String, String)>> {
+        let mut headers = Vec::new();
+        for (k, v) in self.take_prefixed("headers.") {
+            let name = k.trim_start_matches("headers.").to_string();
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(self.bad(&k, &format!("'{name}' is not a header name")));
+            }
+            if reqwest::header::HeaderValue::from_str(&v).is_err() {
+                return Err(self.bad(&k, "the value holds characters a header cannot carry"));
+            }
+            headers.push((name, v));
+        }
+        Ok(headers)
+    }
+
     /// An error about option `key`.
     pub fn bad(&self, key: &str, message: &str) -> Error {
         Error::BadOption {

@@ -67,6 +67,16 @@ pub(crate) fn render_keys(
     template: &[KeyPart],
     batch: &RecordBatch,
 ) -> std::result::Result<Vec<String>, ArrowError> {
+    render_with(template, batch, |value, out| out.push_str(value))
+}
+
+/// Every row of `batch` rendered from `template`, each column value (as text; NULL as
+/// nothing) appended to the row's text by `put` (which may escape it).
+pub(crate) fn render_with(
+    template: &[KeyPart],
+    batch: &RecordBatch,
+    put: impl Fn(&str, &mut String),
+) -> std::result::Result<Vec<String>, ArrowError> {
     let opts = FormatOptions::default().with_null("");
     let mut formatters = Vec::new();
     for part in template {
@@ -74,23 +84,27 @@ pub(crate) fn render_keys(
             formatters.push(ArrayFormatter::try_new(batch.column(*i).as_ref(), &opts)?);
         }
     }
-    let mut keys = Vec::with_capacity(batch.num_rows());
+    let mut out = Vec::with_capacity(batch.num_rows());
+    let mut value = String::new();
     for row in 0..batch.num_rows() {
-        let mut key = String::new();
+        let mut text = String::new();
         let mut f = formatters.iter();
         for part in template {
             match part {
-                KeyPart::Text(t) => key.push_str(t),
+                KeyPart::Text(t) => text.push_str(t),
                 KeyPart::Column(_) => {
                     if let Some(fmt) = f.next() {
-                        key.push_str(&fmt.value(row).to_string());
+                        value.clear();
+                        use std::fmt::Write as _;
+                        let _ = write!(value, "{}", fmt.value(row));
+                        put(&value, &mut text);
                     }
                 }
             }
         }
-        keys.push(key);
+        out.push(text);
     }
-    Ok(keys)
+    Ok(out)
 }
 
 /// A body template: `{{column}}` takes a column's value, everything else is literal

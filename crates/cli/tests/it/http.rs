@@ -9,14 +9,6 @@ use std::time::{Duration, Instant};
 
 use crate::text;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port()
-}
-
 /// `sluice run --http 127.0.0.1:<port>` on `sql`, waiting until `/healthz` answers.
 fn start(dir: &Path, sql: &str, port: u16) -> Child {
     let file = dir.join("pipeline.sql");
@@ -164,7 +156,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 #[test]
 fn ingest_takes_good_bodies_and_refuses_hostile_ones() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
-    let port = free_port();
+    let port = crate::free_port();
     let sql = format!(
         "CREATE TABLE clicks (user_id BIGINT, url STRING, ts BIGINT)
            WITH ('connector' = 'http', 'format' = 'json', 'auth.token' = '${{INGEST_TOKEN}}',
@@ -357,7 +349,7 @@ fn http_mistakes_are_explained() {
 #[test]
 fn clickstream_example_sessions_from_http_into_redis() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
-    let port = free_port();
+    let port = crate::free_port();
     let example = crate::root().join("examples/clickstream_http_sessions.sql");
     let child = start_file(
         dir.path(),
@@ -487,7 +479,7 @@ fn clickstream_example_sessions_from_http_into_redis() {
 #[test]
 fn sse_streams_rows_to_connected_clients() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
-    let port = free_port();
+    let port = crate::free_port();
     let sql = "CREATE TABLE clicks (user_id BIGINT, url STRING)
                  WITH ('connector' = 'http', 'format' = 'json');
                CREATE TABLE live (user_id BIGINT, url STRING)

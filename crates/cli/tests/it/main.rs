@@ -123,6 +123,29 @@ pub(crate) fn make_certs(dir: &std::path::Path) {
     ]);
 }
 
+/// A loopback port nothing listens on (right now).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("bound")
+        .port()
+}
+
+/// Waits until `child` (a server the test started, called `what`) listens on
+/// 127.0.0.1:`port`; after 10 s it is killed and the test fails.
+pub(crate) fn wait_for_port(port: u16, child: &mut std::process::Child, what: &str) {
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not start on port {port}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The repository root.
 pub(crate) fn root() -> PathBuf {
     sluice_testkit::repo_root()

@@ -26,11 +26,7 @@ impl Broker {
     /// its directory when stopped, and [`restart`](Self::restart) brings them back.
     fn start(persistent: bool) -> Broker {
         let dir = tempfile::tempdir().expect("works in a temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("a free port")
-            .local_addr()
-            .expect("bound")
-            .port();
+        let port = crate::free_port();
         let persistence = if persistent {
             format!(
                 "persistence true\npersistence_location {}/\n",
@@ -54,21 +50,14 @@ impl Broker {
     }
 
     fn spawn(dir: &Path, port: u16) -> Child {
-        let child = Command::new("mosquitto")
+        let mut child = Command::new("mosquitto")
             .arg("-c")
             .arg(dir.join("mosquitto.conf"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("mosquitto runs (scripts/services/mqtt.sh installs it)");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "mosquitto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        crate::wait_for_port(port, &mut child, "mosquitto");
         child
     }
 
@@ -719,11 +708,7 @@ fn mqtts_with_a_login_delivers_every_row() {
         .output()
         .expect("mosquitto_passwd runs");
     assert!(out.status.success(), "{}", text(&out).1);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port();
+    let port = crate::free_port();
     std::fs::write(
         dir.path().join("mosquitto.conf"),
         format!(
@@ -741,15 +726,7 @@ fn mqtts_with_a_login_delivers_every_row() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("mosquitto runs");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = broker.kill();
-            let _ = broker.wait();
-            panic!("mosquitto did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::wait_for_port(port, &mut broker, "mosquitto");
     let sub = Command::new("mosquitto_sub")
         .args(["-h", "localhost", "-p", &port.to_string(), "--cafile"])
         .arg(dir.path().join("ca.crt"))

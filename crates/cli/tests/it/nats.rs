@@ -413,11 +413,7 @@ fn tls_with_a_login_delivers_every_row() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
     crate::make_certs(dir.path());
     let d = dir.path().display().to_string();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("bound")
-        .port();
+    let port = crate::free_port();
     let mut server = std::process::Command::new("nats-server")
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
         .args([
@@ -431,15 +427,7 @@ fn tls_with_a_login_delivers_every_row() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nats-server runs");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = server.kill();
-            let _ = server.wait();
-            panic!("nats-server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::wait_for_port(port, &mut server, "nats-server");
     let url = format!("tls://localhost:{port}");
     let rt = runtime();
     let sub = rt.block_on(async {

@@ -75,14 +75,8 @@ impl Endpoint {
             return Some(a);
         };
         let token = given.strip_prefix("Bearer ").unwrap_or("").trim();
-        // Compare in time independent of where they differ.
-        let same = token.len() == want.len()
-            && token
-                .bytes()
-                .zip(want.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        (!same).then(|| Answer::error(403, "the bearer token is not the one this endpoint takes"))
+        (!same_token(token, want))
+            .then(|| Answer::error(403, "the bearer token is not the one this endpoint takes"))
     }
 
     /// Decodes `body` and hands its rows to the pipeline; answers once they are in it
@@ -210,6 +204,17 @@ impl Endpoint {
     pub(crate) fn receiver(&self) -> Arc<tokio::sync::Mutex<mpsc::Receiver<Ingest>>> {
         self.rx.clone()
     }
+}
+
+/// Whether `given` is `want`, compared in a time that does not depend on where they
+/// differ (only on the length).
+pub(crate) fn same_token(given: &str, want: &str) -> bool {
+    given.len() == want.len()
+        && given
+            .bytes()
+            .zip(want.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 fn hub() -> &'static Mutex<BTreeMap<String, Arc<Endpoint>>> {

@@ -154,12 +154,6 @@ fn take_qos(o: &mut Options) -> Result<u8> {
     }
 }
 
-fn take_format(o: &mut Options) -> Result<String> {
-    let format = o.take_required("format", "how payloads are encoded, e.g. 'format' = 'json'")?;
-    o.take_prefixed(&format!("{format}."));
-    Ok(format)
-}
-
 /// The `mqtt` metadata keys (all read-only).
 pub(crate) const METADATA: &[(&str, crate::messages::MetaKey)] = &[
     ("topic", crate::messages::MetaKey::Topic),
@@ -207,7 +201,7 @@ impl MqttSourceConfig {
             .take("client-id")
             .unwrap_or_else(|| format!("sluice-{}", table.name));
         let clean_session = o.take_bool("clean-session", false)?;
-        take_format(&mut o)?;
+        o.take_message_format()?;
         for k in ["retain", "sink.parallelism", "sink.delivery-guarantee"] {
             o.take(k);
         }
@@ -329,7 +323,7 @@ impl MqttSinkConfig {
         if parallelism == Some(0) {
             return Err(o.bad("sink.parallelism", "must be at least 1"));
         }
-        let format = take_format(&mut o)?;
+        let format = o.take_message_format()?;
         o.take("clean-session");
         o.finish()?;
         Ok(MqttSinkConfig {

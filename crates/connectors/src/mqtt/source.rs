@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -32,15 +32,9 @@ use tracing::{info, warn};
 
 use super::client::{Acks, Delivered, Event, MqttClient};
 use super::config::{METADATA, MqttSourceConfig};
-use crate::messages::{MessageMeta, MessageRows, MetaKey};
+use crate::messages::{Gather, MessageMeta, MessageRows, MetaKey};
 use crate::{Error, Result};
 
-/// Messages per batch at most.
-const MAX_BATCH: usize = 8192;
-/// How long a batch may wait for more messages once it has one.
-const LINGER: Duration = Duration::from_millis(20);
-/// How long `next` waits for a first message before it says `Idle`.
-const WAIT: Duration = Duration::from_millis(50);
 /// Checkpoint key prefix: the unacknowledged messages a checkpoint covers, per client
 /// id (each client's session has packet ids of its own).
 const COVERED: &str = "covered:";
@@ -299,16 +293,8 @@ impl Source for MqttSource {
             return Ok(SourceEvent::End);
         }
         self.ack_pending()?;
-        let started = Instant::now();
-        let mut first: Option<Instant> = None;
-        while self.rows.len() < MAX_BATCH {
-            let wait = match first {
-                Some(f) => LINGER.saturating_sub(f.elapsed()),
-                None => WAIT.saturating_sub(started.elapsed()),
-            };
-            if wait.is_zero() {
-                break;
-            }
+        let mut gather = Gather::start();
+        while let Some(wait) = gather.wait(self.rows.len()) {
             let Some(events) = self.events.as_mut() else {
                 break;
             };
@@ -324,9 +310,6 @@ impl Source for MqttSource {
                 }
                 Ok(Some(Event::Message(m))) => {
                     self.add(m);
-                    if self.rows.len() > 0 {
-                        first.get_or_insert_with(Instant::now);
-                    }
                 }
                 Ok(Some(Event::Up(session))) => {
                     if let Some(t) = self.down_since.take() {

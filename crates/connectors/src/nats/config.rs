@@ -199,13 +199,6 @@ fn skip_source_options(o: &mut Options) {
     }
 }
 
-/// Takes `format` and its options (checked by the format when it is built).
-fn take_format(o: &mut Options) -> Result<String> {
-    let format = o.take_required("format", "how messages are encoded, e.g. 'format' = 'json'")?;
-    o.take_prefixed(&format!("{format}."));
-    Ok(format)
-}
-
 impl NatsSourceConfig {
     /// Reads the source options of `table`; unknown options are errors.
     pub fn from_table(table: &ConnectorTable) -> Result<Self> {
@@ -310,7 +303,7 @@ impl NatsSourceConfig {
         let max_ack_pending = o
             .take_parsed::<i64>("scan.max-ack-pending", "a number")?
             .unwrap_or(1_000_000);
-        take_format(&mut o)?;
+        o.take_message_format()?;
         skip_sink_options(&mut o);
         o.finish()?;
         Ok(NatsSourceConfig {
@@ -404,7 +397,7 @@ impl NatsSinkConfig {
         if parallelism == Some(0) {
             return Err(o.bad("sink.parallelism", "must be at least 1"));
         }
-        let format = take_format(&mut o)?;
+        let format = o.take_message_format()?;
         skip_source_options(&mut o);
         o.finish()?;
         Ok(NatsSinkConfig {

@@ -30,15 +30,9 @@ use sluice_types::CheckpointId;
 use tracing::{info, warn};
 
 use super::config::{METADATA, NatsSourceConfig, StartupMode};
-use crate::messages::{MessageMeta, MessageRows, MetaKey};
+use crate::messages::{Gather, MessageMeta, MessageRows, MetaKey};
 use crate::{Error, Result};
 
-/// Messages per batch at most.
-const MAX_BATCH: usize = 8192;
-/// How long a batch may wait for more messages once it has one.
-const LINGER: Duration = Duration::from_millis(20);
-/// How long `next` waits for a first message before it says `Idle`.
-const WAIT: Duration = Duration::from_millis(50);
 /// Wait before a split whose consumer failed is opened again.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
@@ -495,23 +489,15 @@ impl Source for NatsSource {
                 self.splits[i].failed_at = Some(Instant::now());
             }
         }
-        let started = Instant::now();
-        let mut first: Option<Instant> = None;
-        while self.rows.len() < MAX_BATCH {
-            let wait = match first {
-                Some(f) => LINGER.saturating_sub(f.elapsed()),
-                None => WAIT.saturating_sub(started.elapsed()),
-            };
-            if wait.is_zero() || self.splits.iter().all(|s| s.done) && !self.splits.is_empty() {
+        let mut gather = Gather::start();
+        while let Some(wait) = gather.wait(self.rows.len()) {
+            if self.splits.iter().all(|s| s.done) && !self.splits.is_empty() {
                 break;
             }
             match tokio::time::timeout(wait, self.inputs.next()).await {
                 Err(_) | Ok(None) => break,
                 Ok(Some((split, Ok(m)))) => {
                     self.add(split, m);
-                    if self.rows.len() > 0 {
-                        first.get_or_insert_with(Instant::now);
-                    }
                 }
                 Ok(Some((split, Err(e)))) => {
                     warn!(table = %self.table(), subtask = self.subtask, error = %e, "NATS consumer error; reading again from the last message read.");

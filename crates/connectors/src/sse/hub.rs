@@ -36,13 +36,7 @@ impl SseStream {
         let Some(given) = given else {
             return Some(401);
         };
-        let same = given.len() == want.len()
-            && given
-                .bytes()
-                .zip(want.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        (!same).then_some(403)
+        (!crate::http::hub::same_token(given, want)).then_some(403)
     }
 
     /// The recent events (`sse.history`) and a receiver of the next ones.

@@ -69,17 +69,7 @@ impl WebhookConfig {
         if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
             return Err(o.bad("method", &format!("'{method}' is not POST, PUT or PATCH")));
         }
-        let mut headers = Vec::new();
-        for (k, v) in o.take_prefixed("headers.") {
-            let name = k.trim_start_matches("headers.").to_string();
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(o.bad(&k, &format!("'{name}' is not a header name")));
-            }
-            if reqwest::header::HeaderValue::from_str(&v).is_err() {
-                return Err(o.bad(&k, "the value holds characters a header cannot carry"));
-            }
-            headers.push((name, v));
-        }
+        let headers = o.take_headers()?;
         let template = match o.take("body.template") {
             None => None,
             Some(t) => {

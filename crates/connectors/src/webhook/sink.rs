@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions as DisplayOptions};
 use futures::StreamExt;
 use rand::Rng;
 use sluice_formats::Encoder;
@@ -21,7 +20,7 @@ use sluice_types::DeadLetter;
 use tracing::warn;
 
 use super::config::WebhookConfig;
-use crate::template::KeyPart;
+use crate::template::render_with;
 use crate::{ConnectorTable, Error, Result};
 
 /// Makes one [`WebhookSink`] per subtask.
@@ -253,30 +252,8 @@ impl WebhookSink {
     /// The request bodies for `batch`.
     fn bodies(&mut self, batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
         if let Some(template) = &self.config.template {
-            let opts = DisplayOptions::default().with_null("");
-            let mut formatters = Vec::new();
-            for part in template {
-                if let KeyPart::Column(i) = part {
-                    formatters.push(ArrayFormatter::try_new(batch.column(*i).as_ref(), &opts)?);
-                }
-            }
-            let mut out = Vec::with_capacity(batch.num_rows());
-            for row in 0..batch.num_rows() {
-                let mut body = String::new();
-                let mut f = formatters.iter();
-                for part in template {
-                    match part {
-                        KeyPart::Text(t) => body.push_str(t),
-                        KeyPart::Column(_) => {
-                            if let Some(fmt) = f.next() {
-                                body.push_str(&json_escape(&fmt.value(row).to_string()));
-                            }
-                        }
-                    }
-                }
-                out.push(body.into_bytes());
-            }
-            return Ok(out);
+            let bodies = render_with(template, batch, |v, out| out.push_str(&json_escape(v)))?;
+            return Ok(bodies.into_iter().map(String::into_bytes).collect());
         }
         let format_error = |source| Error::Format {
             table: self.config.table.name.clone(),

@@ -49,17 +49,7 @@ impl WebSocketConfig {
         if let Err(e) = reqwest::Url::parse(&url) {
             return Err(o.bad("url", &format!("is not a URL: {e}")));
         }
-        let mut headers = Vec::new();
-        for (k, v) in o.take_prefixed("headers.") {
-            let name = k.trim_start_matches("headers.").to_string();
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(o.bad(&k, &format!("'{name}' is not a header name")));
-            }
-            if reqwest::header::HeaderValue::from_str(&v).is_err() {
-                return Err(o.bad(&k, "the value holds characters a header cannot carry"));
-            }
-            headers.push((name, v));
-        }
+        let headers = o.take_headers()?;
         let subscribe = o
             .take("subscribe.message")
             .map(|m| {
@@ -92,8 +82,7 @@ impl WebSocketConfig {
         } else {
             None
         };
-        let format = o.take_required("format", "how frames are encoded, e.g. 'format' = 'json'")?;
-        o.take_prefixed(&format!("{format}."));
+        o.take_message_format()?;
         o.finish()?;
         Ok(WebSocketConfig {
             url,

@@ -20,15 +20,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tracing::{info, warn};
 
 use super::config::WebSocketConfig;
-use crate::messages::MessageRows;
+use crate::messages::{Gather, MessageRows};
 use crate::{Error, Result};
 
-/// Frames per batch at most.
-const MAX_BATCH: usize = 8192;
-/// How long a batch may wait for more frames once it has one.
-const LINGER: Duration = Duration::from_millis(20);
-/// How long `next` waits for a first frame before it says `Idle`.
-const WAIT: Duration = Duration::from_millis(50);
 /// How long opening a connection may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -219,16 +213,8 @@ impl Source for WebSocketSource {
         if !self.reads {
             return Ok(SourceEvent::End);
         }
-        let started = Instant::now();
-        let mut first: Option<Instant> = None;
-        while self.rows.len() < MAX_BATCH {
-            let wait = match first {
-                Some(f) => LINGER.saturating_sub(f.elapsed()),
-                None => WAIT.saturating_sub(started.elapsed()),
-            };
-            if wait.is_zero() {
-                break;
-            }
+        let mut gather = Gather::start();
+        while let Some(wait) = gather.wait(self.rows.len()) {
             let Some(events) = self.events.as_mut() else {
                 break;
             };
@@ -247,7 +233,6 @@ impl Source for WebSocketSource {
                     JobMetrics::add(&self.metrics.source_bytes, f.len() as u64);
                     self.rows
                         .push(&f, &self.config.url, self.frames, Default::default());
-                    first.get_or_insert_with(Instant::now);
                 }
                 Ok(Some(Event::Up)) => match self.down_since.take() {
                     Some(t) => {
