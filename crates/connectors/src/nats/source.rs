@@ -428,12 +428,28 @@ impl NatsSource {
 
     /// Acknowledges everything read so far (without checkpoints).
     async fn ack_now(&mut self) {
+        let mut acked = false;
         for s in &mut self.splits {
-            if let Some(a) = s.last_acker.take()
-                && let Err(e) = a.ack().await
-            {
-                warn!(table = %self.config.table.name, error = %e, "JetStream acknowledgement failed; the messages will be delivered again.");
+            if let Some(a) = s.last_acker.take() {
+                acked = true;
+                if let Err(e) = a.ack().await {
+                    warn!(table = %self.config.table.name, error = %e, "JetStream acknowledgement failed; the messages will be delivered again.");
+                }
             }
+        }
+        if acked {
+            self.flush_acks().await;
+        }
+    }
+
+    /// Sends the buffered acknowledgements now: an acknowledgement is a publish that
+    /// the client only buffers, and a pipeline that ends right after its last
+    /// checkpoint would otherwise exit before the server hears of it.
+    async fn flush_acks(&self) {
+        if let Some(c) = &self.client
+            && let Err(e) = c.flush().await
+        {
+            warn!(table = %self.config.table.name, error = %e, "Sending JetStream acknowledgements failed; the messages will be delivered again.");
         }
     }
 }
@@ -565,14 +581,19 @@ impl Source for NatsSource {
             .range(..=checkpoint.0)
             .map(|(k, _)| *k)
             .collect();
+        let mut acked = false;
         for id in done {
             for a in self.snapshots.remove(&id).unwrap_or_default() {
                 // A failed acknowledgement only means the messages come again after a
                 // restart; the checkpoint's sequence still decides where reading resumes.
+                acked = true;
                 if let Err(e) = a.ack().await {
                     warn!(table = %self.table(), checkpoint = id, error = %e, "JetStream acknowledgement failed.");
                 }
             }
+        }
+        if acked {
+            self.flush_acks().await;
         }
         Ok(())
     }
