@@ -18,6 +18,12 @@ if ! command -v protoc >/dev/null; then
   echo "# installing protobuf-compiler (protoc, for the protobuf format's tests)" >&2
   apt-get install -y -q protobuf-compiler >&2 || { apt-get update -q >&2 && apt-get install -y -q protobuf-compiler >&2; } || true
 fi
+# Headless Chromium, which the web UI's end-to-end test drives over the DevTools
+# protocol.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  echo "# installing chromium (for the web UI's browser test)" >&2
+  apt-get install -y -q chromium >&2 || { apt-get update -q >&2 && apt-get install -y -q chromium >&2; } || true
+fi
 # An S3-compatible server for the checkpoint-storage test (moto, from PyPI).
 if ! command -v moto_server >/dev/null; then
   echo "# installing moto (an S3-compatible server, for the S3 checkpoint test)" >&2

@@ -21,6 +21,9 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Print the planned dataflow without running it.
     Explain(ExplainArgs),
+    /// Run a server: a REST API to submit, watch, stop and resume pipelines,
+    /// /metrics, ingest endpoints and live streams.
+    Serve(ServeArgs),
     /// Write generated events (Nexmark) to a file or stdout.
     Gen(GenArgs),
     /// Measure a built-in benchmark query.
@@ -68,6 +71,24 @@ pub(crate) struct RunArgs {
     /// such tables: 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The server configuration (TOML): listen address, data directory, API keys, TLS,
+    /// limits; see docs/operations.md. Without it: 127.0.0.1:8080, ./sluice-data, no keys.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Listen here instead (HOST:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+    /// Keep pipelines and their checkpoints here instead.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Serve the PostgreSQL protocol over the `view` tables here (default
+    /// 127.0.0.1:4566; "off": not at all).
+    #[arg(long, value_name = "ADDR|off")]
+    pub(crate) pg_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +160,14 @@ pub(crate) struct BenchArgs {
     /// measure their cost.
     #[arg(long, value_name = "DURATION")]
     pub(crate) checkpoint_interval: Option<String>,
+    /// Generate this many events per second (wall clock) instead of as fast as
+    /// possible: latency at a given load.
+    #[arg(long, value_name = "EVENTS_PER_SEC")]
+    pub(crate) rate: Option<u64>,
+    /// Do not time batches per operator (the batch-time histograms and backpressure
+    /// counters of /metrics), to measure what that timing costs.
+    #[arg(long)]
+    pub(crate) no_operator_timing: bool,
 }
 
 /// Parses `10M`, `500K`, `1G`, `1000`.

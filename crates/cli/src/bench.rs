@@ -100,8 +100,9 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let sql = match &args.input {
         Some(path) => format!("{}\n{q}", file_ddl(path)),
         None => {
+            let tps = args.rate.unwrap_or(10_000_000).max(1);
             for (k, v) in [
-                ("TPS", "10000000".to_string()),
+                ("TPS", tps.to_string()),
                 ("EVENTS_NUM", args.events.to_string()),
                 ("PERSON_PROPORTION", "1".into()),
                 ("AUCTION_PROPORTION", "3".into()),
@@ -117,11 +118,16 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
                 Err(_) => side_input_home().map_err(Failure::runtime)?,
             };
             defines.insert("FLINK_HOME".into(), home);
-            // Unthrottled: the suite's TPS only spaces event timestamps here.
-            let ddl = DDL_GEN.replace(
-                "'bid.proportion' = '${BID_PROPORTION}'",
-                "'bid.proportion' = '${BID_PROPORTION}', 'rate.limited' = 'false'",
-            );
+            // Unthrottled unless --rate: the suite's TPS then only spaces event
+            // timestamps.
+            let ddl = if args.rate.is_some() {
+                DDL_GEN.to_string()
+            } else {
+                DDL_GEN.replace(
+                    "'bid.proportion' = '${BID_PROPORTION}'",
+                    "'bid.proportion' = '${BID_PROPORTION}', 'rate.limited' = 'false'",
+                )
+            };
             format!("{ddl}\n{DDL_VIEWS}\n{q}")
         }
     };
@@ -138,6 +144,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     let config = JobConfig {
         name: format!("bench {}", args.query),
         dead_letter_path: dir.join("dead-letters.jsonl"),
+        operator_timing: !args.no_operator_timing,
         ..JobConfig::default()
     };
     let checkpoints = match &args.checkpoint_interval {
@@ -158,7 +165,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
         }
     };
     let metrics_line = checkpoints.is_some();
-    let summary = rt.block_on(execute(pipeline, config, checkpoints, false));
+    let summary = rt.block_on(execute(pipeline, config, checkpoints, false, None));
     let _ = std::fs::remove_dir_all(&dir);
     let summary = summary?;
     let secs = summary.duration.as_secs_f64().max(1e-9);

@@ -6,6 +6,7 @@ mod bench;
 mod gen_cmd;
 mod progress;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Explain(a) => run::explain(a),
+        Command::Serve(a) => serve::serve(a),
         Command::Gen(a) => gen_cmd::generate(a),
         Command::Bench(a) => bench::bench(a),
     };

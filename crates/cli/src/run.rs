@@ -4,9 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sluice_runtime::{CheckpointConfig, Job, JobConfig, JobSummary, RestartStrategy};
+use sluice_runtime::{CheckpointConfig, Job, JobConfig, JobSummary};
 use sluice_sql::{Pipeline, PipelineOptions};
 use sluice_state::CheckpointStore;
 use sluice_types::ErrorKind;
@@ -91,7 +90,8 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             .map(str::to_string)
             .unwrap_or_else(|| args.plan.file.display().to_string()),
         dead_letter_path: dead_letters,
-        restart: restart_strategy(&pipeline, checkpoints.is_some())?,
+        restart: sluice_server::settings::restart_strategy(&pipeline, checkpoints.is_some())
+            .map_err(user)?,
         ..JobConfig::default()
     };
     let rt = runtime(pipeline.workers)?;
@@ -101,13 +101,29 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
         .then(|| DEFAULT_HTTP.to_string())
     });
     let quiet = args.quiet;
+    let sql = read_sql(&args.plan.file)?;
     let summary = rt.block_on(async move {
-        let server = match &http {
-            Some(addr) => Some(start_server(addr, quiet).await?),
+        let show = match &http {
+            Some(addr) => {
+                let manager = sluice_server::Manager::new(sluice_server::ManagerSettings {
+                    data_dir: None,
+                    checkpoint_dir: None,
+                    checkpoint_interval: sluice_server::settings::DEFAULT_CHECKPOINT_INTERVAL,
+                });
+                let stop = start_server(addr, quiet, manager.clone()).await?;
+                Some((manager, stop))
+            }
             None => None,
         };
-        let summary = execute(pipeline, config, checkpoints, !quiet).await;
-        if let Some(stop) = server {
+        let summary = execute(
+            pipeline,
+            config,
+            checkpoints,
+            !quiet,
+            show.as_ref().map(|(m, _)| (m.clone(), sql)),
+        )
+        .await;
+        if let Some((_, stop)) = show {
             let _ = stop.send(());
         }
         summary
@@ -121,10 +137,12 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
 /// Where `sluice run` serves HTTP when the pipeline has `http` tables and no `--http`.
 const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 
-/// Binds `addr` and serves the ingest endpoints there until the returned sender fires.
+/// Binds `addr` and serves the ingest endpoints, the live streams and the read-only
+/// API of the one pipeline there until the returned sender fires.
 async fn start_server(
     addr: &str,
     quiet: bool,
+    manager: Arc<sluice_server::Manager>,
 ) -> Result<tokio::sync::oneshot::Sender<()>, Failure> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Failure::user(anyhow!(
@@ -142,14 +160,20 @@ async fn start_server(
         for t in sluice_connectors::sse::streams() {
             eprintln!("Events: GET http://{bound}/sse/{t}");
         }
+        eprintln!("API: GET http://{bound}/api/pipelines, metrics: GET http://{bound}/metrics");
     }
     tracing::info!(address = %bound, "Serving HTTP.");
+    let config = sluice_server::ServerConfig::default();
+    let router = sluice_server::router(
+        sluice_server::AppState::new(manager, &config),
+        config.max_body_bytes,
+    );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let shutdown = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = sluice_server::serve(listener, shutdown).await {
+        if let Err(e) = sluice_server::serve(listener, router, None, shutdown).await {
             tracing::error!(error = %e, "The HTTP server stopped.");
         }
     });
@@ -162,8 +186,21 @@ pub(crate) async fn execute(
     config: JobConfig,
     checkpoints: Option<CheckpointConfig>,
     show_progress: bool,
+    show: Option<(Arc<sluice_server::Manager>, String)>,
 ) -> Result<JobSummary, Failure> {
+    let shown = show.map(|(manager, sql)| {
+        manager.show_run(
+            &config.name,
+            &sql,
+            &pipeline,
+            checkpoints.as_ref().map(|c| c.location.clone()),
+            config.dead_letter_path.clone(),
+        )
+    });
     let mut job = Job::new(pipeline.graph, config).map_err(Failure::runtime)?;
+    if let Some(entry) = &shown {
+        entry.attach(job.metrics());
+    }
     let stop_message = if checkpoints.is_some() {
         "\nStopping: taking a savepoint (Ctrl-C again to abort)."
     } else {
@@ -189,6 +226,9 @@ pub(crate) async fn execute(
         None
     };
     let result = job.run().await;
+    if let Some(entry) = &shown {
+        entry.finished(&result);
+    }
     progress::stop(bar);
     result.map_err(|e| match e.kind() {
         ErrorKind::User => Failure {
@@ -199,40 +239,11 @@ pub(crate) async fn execute(
     })
 }
 
-/// Default time between checkpoints.
-const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
-/// Complete checkpoints kept.
-const DEFAULT_RETAINED: usize = 3;
-
-/// The first of `keys` that is SET, parsed; a bad value is a user error naming it.
-fn setting<T>(
-    pipeline: &Pipeline,
-    keys: &[&str],
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, Failure> {
-    for key in keys {
-        if let Some(v) = pipeline.setting(key) {
-            return parse(v)
-                .map(Some)
-                .map_err(|e| Failure::user(anyhow!("SET '{key}' = '{v}': {e}")));
-        }
+fn user(e: sluice_server::Error) -> Failure {
+    match e.kind() {
+        ErrorKind::User => Failure::user(anyhow!(e)),
+        _ => Failure::runtime(anyhow!(e)),
     }
-    Ok(None)
-}
-
-fn duration_setting(pipeline: &Pipeline, keys: &[&str]) -> Result<Option<Duration>, Failure> {
-    setting(pipeline, keys, sluice_types::parse_duration)
-}
-
-fn number_setting<T: std::str::FromStr>(
-    pipeline: &Pipeline,
-    keys: &[&str],
-) -> Result<Option<T>, Failure> {
-    setting(pipeline, keys, |v| {
-        v.trim()
-            .parse()
-            .map_err(|_| "expected a number".to_string())
-    })
 }
 
 /// Checkpointing from `--checkpoint-dir`/`--checkpoint-interval`/`--fresh` and the
@@ -241,13 +252,13 @@ fn checkpoint_config(
     args: &RunArgs,
     pipeline: &Pipeline,
 ) -> Result<Option<CheckpointConfig>, Failure> {
-    let dir = args.checkpoint_dir.clone().or_else(|| {
-        pipeline
-            .setting("execution.checkpointing.dir")
-            .or_else(|| pipeline.setting("state.checkpoints.dir"))
-            .map(PathBuf::from)
-    });
-    let Some(dir) = dir else {
+    let set = sluice_server::settings::checkpoint_settings(pipeline).map_err(user)?;
+    let dir = args
+        .checkpoint_dir
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .or(set.dir);
+    let Some(location) = dir else {
         if args.fresh {
             return Err(Failure::user(anyhow!(
                 "--fresh discards checkpoints, but no checkpoint directory is set: add --checkpoint-dir DIR"
@@ -258,70 +269,24 @@ fn checkpoint_config(
     let interval = match &args.checkpoint_interval {
         Some(v) => sluice_types::parse_duration(v)
             .map_err(|e| Failure::user(anyhow!("--checkpoint-interval {v}: {e}")))?,
-        None => duration_setting(pipeline, &["execution.checkpointing.interval"])?
-            .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL),
+        None => set
+            .interval
+            .unwrap_or(sluice_server::settings::DEFAULT_CHECKPOINT_INTERVAL),
     };
     if interval.is_zero() {
         return Err(Failure::user(anyhow!(
             "the checkpoint interval must be above zero"
         )));
     }
-    let timeout = duration_setting(pipeline, &["execution.checkpointing.timeout"])?
-        .unwrap_or(Duration::from_secs(600));
-    let retain = number_setting(
-        pipeline,
-        &[
-            "execution.checkpointing.num-retained",
-            "state.checkpoints.num-retained",
-        ],
-    )?
-    .unwrap_or(DEFAULT_RETAINED);
-    let location = dir.display().to_string();
-    let store = CheckpointStore::open(&location, retain)
+    let store = CheckpointStore::open(&location, set.retain)
         .map_err(|e| Failure::user(anyhow!("checkpoint location '{location}': {e}")))?;
     Ok(Some(CheckpointConfig {
         store: Arc::new(store),
         location,
         interval,
-        timeout,
+        timeout: set.timeout,
         fresh: args.fresh,
     }))
-}
-
-/// Flink's `restart-strategy.*` settings. The default is no restarts without
-/// checkpoints, and exponential backoff (1 s doubling to 1 min, 10 restarts) with them.
-fn restart_strategy(pipeline: &Pipeline, checkpointing: bool) -> Result<RestartStrategy, Failure> {
-    let kind = pipeline
-        .setting("restart-strategy.type")
-        .or_else(|| pipeline.setting("restart-strategy"))
-        .map(|k| k.trim().to_ascii_lowercase());
-    let exponential = |pipeline: &Pipeline| -> Result<RestartStrategy, Failure> {
-        let p = "restart-strategy.exponential-delay.";
-        Ok(RestartStrategy::ExponentialDelay {
-            attempts: number_setting(pipeline, &[&format!("{p}attempts-before-reset-backoff")])?
-                .unwrap_or(10),
-            initial: duration_setting(pipeline, &[&format!("{p}initial-backoff")])?
-                .unwrap_or(Duration::from_secs(1)),
-            max: duration_setting(pipeline, &[&format!("{p}max-backoff")])?
-                .unwrap_or(Duration::from_secs(60)),
-            multiplier: number_setting(pipeline, &[&format!("{p}backoff-multiplier")])?
-                .unwrap_or(2.0),
-        })
-    };
-    match kind.as_deref() {
-        None if checkpointing => exponential(pipeline),
-        None | Some("none" | "off" | "disable") => Ok(RestartStrategy::None),
-        Some("fixed-delay" | "fixeddelay") => Ok(RestartStrategy::FixedDelay {
-            attempts: number_setting(pipeline, &["restart-strategy.fixed-delay.attempts"])?
-                .unwrap_or(1),
-            delay: duration_setting(pipeline, &["restart-strategy.fixed-delay.delay"])?
-                .unwrap_or(Duration::from_secs(1)),
-        }),
-        Some("exponential-delay" | "exponentialdelay") => exponential(pipeline),
-        Some(other) => Err(Failure::user(anyhow!(
-            "SET 'restart-strategy.type' = '{other}': expected none, fixed-delay or exponential-delay"
-        ))),
-    }
 }
 
 fn print_summary(s: &JobSummary) {

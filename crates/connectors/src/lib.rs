@@ -28,6 +28,7 @@ pub mod template;
 mod text_rows;
 mod tls;
 pub mod values;
+pub mod view;
 pub mod webhook;
 pub mod websocket;
 

@@ -139,6 +139,7 @@ pub fn connectors() -> Vec<Box<dyn ConnectorFactory>> {
         Box::new(crate::http::HttpConnector),
         Box::new(crate::websocket::WebSocketConnector),
         Box::new(crate::sse::SseConnector),
+        Box::new(crate::view::ViewConnector),
     ]
 }
 

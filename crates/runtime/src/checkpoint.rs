@@ -731,6 +731,12 @@ impl Coordinator {
             alignment.as_millis() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.metrics
+            .checkpoint_last_completed_ms
+            .store(now_ms, std::sync::atomic::Ordering::Relaxed);
         let what = if finished {
             "Final checkpoint"
         } else if p.savepoint {

@@ -35,6 +35,9 @@ pub struct JobConfig {
     pub dead_letter_path: PathBuf,
     /// What to do when a task fails.
     pub restart: RestartStrategy,
+    /// Time every batch at every operator (the batch-time histograms and the
+    /// backpressure counters); off only to measure what that costs.
+    pub operator_timing: bool,
 }
 
 impl Default for JobConfig {
@@ -44,6 +47,7 @@ impl Default for JobConfig {
             channel_capacity: 4,
             dead_letter_path: PathBuf::from("dead-letters.jsonl"),
             restart: RestartStrategy::None,
+            operator_timing: true,
         }
     }
 }
@@ -192,6 +196,9 @@ impl Job {
             let restore = self.load_restore(&plan).await?;
             if let Some(r) = &restore {
                 restored_from = Some(r.id);
+                self.metrics
+                    .restored_from
+                    .store(r.id.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
             }
             match self.attempt(restore, &plan).await {
                 Ok(o) => break Ok(o),
@@ -510,6 +517,7 @@ impl Job {
                     ops,
                     tail,
                     job: self.metrics.clone(),
+                    timing: self.config.operator_timing,
                     dead_letters: dead.clone(),
                     shutdown: self.shutdown.clone(),
                     head_info: info(head.id),

@@ -1,15 +1,132 @@
-//! The job's counters: rows in and out per operator, dead letters, bytes read.
+//! The job's counters: rows in and out per operator, processing time, backpressure,
+//! watermarks, dead letters, checkpoints.
 //!
 //! Plain atomics that the task loops bump once per batch (never per row); the CLI's
-//! progress line and exit summary read them, and the Prometheus endpoint will export
-//! them under `sluice_<thing>_<unit>` names.
+//! progress line and exit summary read them, and the server's `/metrics` exports them
+//! under `sluice_<thing>_<unit>` names (see `docs/operations.md`).
 
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+/// Upper bounds (seconds) of the histogram buckets: 50 µs to 60 s.
+pub const BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    10.0, 60.0,
+];
+
+/// A Prometheus-style histogram of durations: a count per bucket (not cumulative; the
+/// exporter adds them up), the sum and the count.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    /// Observations above the last bound.
+    over: AtomicU64,
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+/// A read of a [`Histogram`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistogramSnapshot {
+    /// Cumulative counts, one per bound of [`BUCKETS`].
+    pub cumulative: Vec<u64>,
+    /// The sum of the observations, in seconds.
+    pub sum_seconds: f64,
+    /// How many observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// Records one duration.
+    pub fn observe(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        match BUCKETS.iter().position(|b| secs <= *b) {
+            Some(i) => self.buckets[i].fetch_add(1, Ordering::Relaxed),
+            None => self.over.fetch_add(1, Ordering::Relaxed),
+        };
+        self.sum_nanos.fetch_add(
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut total = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                total += b.load(Ordering::Relaxed);
+                total
+            })
+            .collect();
+        HistogramSnapshot {
+            cumulative,
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+            count: self.count.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The `q` quantile (0–1) as the upper bound of the bucket that holds it (the
+    /// largest bound when it lies beyond them); `None` before any observation.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let s = self.snapshot();
+        if s.count == 0 {
+            return None;
+        }
+        let rank = (q.clamp(0.0, 1.0) * s.count as f64).ceil().max(1.0) as u64;
+        Some(
+            s.cumulative
+                .iter()
+                .position(|c| *c >= rank)
+                .map_or(BUCKETS[BUCKETS.len() - 1], |i| BUCKETS[i]),
+        )
+    }
+}
+
+/// Batches a slow tail subscriber may fall behind by before it misses some.
+const TAP_BUFFER: usize = 16;
+
+/// A live copy of an operator's output for whoever subscribes (the UI's tail); costs
+/// nothing while no one does.
+#[derive(Debug)]
+pub struct Tap {
+    tx: tokio::sync::broadcast::Sender<RecordBatch>,
+}
+
+impl Default for Tap {
+    fn default() -> Self {
+        Tap {
+            tx: tokio::sync::broadcast::channel(TAP_BUFFER).0,
+        }
+    }
+}
+
+impl Tap {
+    /// The batches from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RecordBatch> {
+        self.tx.subscribe()
+    }
+
+    /// Hands `batch` to the subscribers, if any.
+    pub fn send(&self, batch: &RecordBatch) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(batch.clone());
+        }
+    }
+}
+
+/// "No watermark yet" in [`OperatorMetrics::watermark_ms`].
+pub const NO_WATERMARK: i64 = i64::MIN;
 
 /// Counters of one operator (summed over its subtasks).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct OperatorMetrics {
     /// Display name.
     pub name: String,
@@ -19,6 +136,40 @@ pub struct OperatorMetrics {
     pub rows_out: AtomicU64,
     /// `sluice_operator_batches_out_total`.
     pub batches_out: AtomicU64,
+    /// Time to process one batch (`sluice_operator_batch_seconds`); for a sink, to
+    /// write it.
+    pub batch_time: Histogram,
+    /// Nanoseconds spent waiting for room downstream: backpressure
+    /// (`sluice_operator_blocked_seconds_total`), counted at a chain's last operator.
+    pub blocked_nanos: AtomicU64,
+    /// The newest event-time watermark the operator saw, in ms since the epoch, or
+    /// [`NO_WATERMARK`] (`sluice_operator_watermark_lag_seconds` is the wall clock
+    /// minus this).
+    pub watermark_ms: AtomicI64,
+    /// The operator's output (a sink's input), live.
+    pub tap: Tap,
+}
+
+impl OperatorMetrics {
+    /// Counters for operator `name`.
+    pub fn new(name: &str) -> Self {
+        OperatorMetrics {
+            name: name.to_string(),
+            rows_in: AtomicU64::new(0),
+            rows_out: AtomicU64::new(0),
+            batches_out: AtomicU64::new(0),
+            batch_time: Histogram::default(),
+            blocked_nanos: AtomicU64::new(0),
+            watermark_ms: AtomicI64::new(NO_WATERMARK),
+            tap: Tap::default(),
+        }
+    }
+
+    /// The newest watermark seen, if any.
+    pub fn watermark(&self) -> Option<i64> {
+        let w = self.watermark_ms.load(Ordering::Relaxed);
+        (w != NO_WATERMARK).then_some(w)
+    }
 }
 
 /// Every counter of one job.
@@ -58,8 +209,16 @@ pub struct JobMetrics {
     /// Bytes of state written by the run's checkpoints; with incremental checkpoints
     /// far less than their sizes added up (`sluice_checkpoint_written_bytes_total`).
     pub checkpoint_written_bytes: AtomicU64,
-    /// Restarts after a task failure (`sluice_job_restarts_total`).
+    /// When the newest checkpoint completed, in ms since the epoch
+    /// (`sluice_checkpoint_last_completed_timestamp_seconds`).
+    pub checkpoint_last_completed_ms: AtomicU64,
+    /// The checkpoint (or savepoint) the run resumed from, plus one; 0: none.
+    pub restored_from: AtomicU64,
+    /// Restarts after a task failure (`sluice_pipeline_restarts_total`).
     pub restarts: AtomicU64,
+    /// End-to-end latency: a batch's read at the source to its write at the sink, in
+    /// chained pipelines (`sluice_latency_seconds`).
+    pub latency: Histogram,
     /// Per-batch latency samples (source emit → sink write done) in microseconds,
     /// for chained pipelines; bounded reservoir.
     latencies_us: Mutex<Vec<u64>>,
@@ -69,6 +228,11 @@ pub struct JobMetrics {
 const MAX_LATENCY_SAMPLES: usize = 100_000;
 
 impl JobMetrics {
+    /// The checkpoint the run resumed from, if any.
+    pub fn restored_from(&self) -> Option<u64> {
+        self.restored_from.load(Ordering::Relaxed).checked_sub(1)
+    }
+
     /// Registers (or finds) the counters of operator `name` (unique per graph node:
     /// `<display name>#<node id>`).
     pub fn operator(&self, name: &str) -> Arc<OperatorMetrics> {
@@ -76,12 +240,17 @@ impl JobMetrics {
         if let Some(m) = ops.iter().find(|m| m.name == name) {
             return m.clone();
         }
-        let m = Arc::new(OperatorMetrics {
-            name: name.to_string(),
-            ..Default::default()
-        });
+        let m = Arc::new(OperatorMetrics::new(name));
         ops.push(m.clone());
         m
+    }
+
+    /// Every operator's counters, in the order they were registered.
+    pub fn operator_metrics(&self) -> Vec<Arc<OperatorMetrics>> {
+        self.operators
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A snapshot of every operator's counters: (name, rows in, rows out).
@@ -110,6 +279,7 @@ impl JobMetrics {
 
     /// Records one batch latency sample.
     pub fn record_latency(&self, micros: u64) {
+        self.latency.observe(Duration::from_micros(micros));
         let mut l = self.latencies_us.lock().unwrap_or_else(|p| p.into_inner());
         if l.len() < MAX_LATENCY_SAMPLES {
             l.push(micros);

@@ -105,6 +105,8 @@ pub(crate) struct Task {
     pub(crate) ops: Vec<ChainOp>,
     pub(crate) tail: Tail,
     pub(crate) job: Arc<JobMetrics>,
+    /// Time batches at each operator ([`crate::JobConfig::operator_timing`]).
+    pub(crate) timing: bool,
     pub(crate) dead_letters: Arc<dyn DeadLetterOutput>,
     pub(crate) shutdown: ShutdownHandle,
     /// The head node's subtask info (what a source sees).
@@ -164,6 +166,7 @@ impl Task {
                     JobMetrics::add(&self.job.source_rows, n);
                     if let Some(m) = &self.source_metrics {
                         JobMetrics::add(&m.rows_out, n);
+                        m.tap.send(&batch);
                     }
                     if let Some(op) = self.ops.first_mut() {
                         op.ctx.split = source.current_split();
@@ -411,13 +414,21 @@ impl Task {
     ) -> Result<Vec<RecordBatch>> {
         let mut cur = vec![batch];
         let mut input = input;
+        let timing = self.timing;
         for op in self.ops.iter_mut().skip(start) {
             let mut next = Vec::with_capacity(cur.len());
             for b in cur {
                 JobMetrics::add(&op.metrics.rows_in, b.num_rows() as u64);
+                let started = timing.then(Instant::now);
                 op.op.process(input, b, &mut op.ctx, &mut next)?;
+                if let Some(t) = started {
+                    op.metrics.batch_time.observe(t.elapsed());
+                }
             }
             next.retain(|b| b.num_rows() > 0);
+            for b in &next {
+                op.metrics.tap.send(b);
+            }
             let rows: usize = next.iter().map(RecordBatch::num_rows).sum();
             JobMetrics::add(&op.metrics.rows_out, rows as u64);
             JobMetrics::add(&op.metrics.batches_out, next.len() as u64);
@@ -439,13 +450,33 @@ impl Task {
             match &mut self.tail {
                 Tail::Sink(sink, m) => {
                     let n = b.num_rows() as u64;
+                    m.tap.send(&b);
+                    let started = self.timing.then(Instant::now);
                     sink.write(b).await?;
+                    if let Some(t) = started {
+                        m.batch_time.observe(t.elapsed());
+                    }
                     JobMetrics::add(&m.rows_in, n);
                     JobMetrics::add(&self.job.sink_rows, n);
                 }
                 Tail::Edges(edges) => {
+                    let started = self.timing.then(Instant::now);
                     for e in edges.iter_mut() {
                         e.send_batch(b.clone()).await?;
+                    }
+                    // Time spent waiting for room downstream is backpressure on the
+                    // chain's last operator (its source when nothing is chained).
+                    if let Some(waited) = started.map(|t| t.elapsed())
+                        && let Some(m) = self
+                            .ops
+                            .last()
+                            .map(|o| &o.metrics)
+                            .or(self.source_metrics.as_ref())
+                    {
+                        JobMetrics::add(
+                            &m.blocked_nanos,
+                            u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX),
+                        );
                     }
                 }
             }
@@ -488,6 +519,11 @@ impl Task {
             {
                 let op = &mut self.ops[i];
                 op.ctx.watermark = w;
+                if w < Watermark::MAX {
+                    op.metrics
+                        .watermark_ms
+                        .fetch_max(w.0, std::sync::atomic::Ordering::Relaxed);
+                }
                 wm = op.op.on_watermark(w, &mut op.ctx, &mut buf)?;
             }
             let mut out = Vec::new();

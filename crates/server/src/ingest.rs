@@ -1,42 +1,14 @@
 //! `POST /ingest/<table>`: bodies for the `http` tables of the running pipeline.
 
-use std::future::Future;
-
-use axum::Router;
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::Path;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use sluice_connectors::http::{Answer, endpoint, endpoints};
 
-/// The routes: `POST /ingest/{table}`, `GET /sse/{table}` and `GET /healthz`; anything
-/// else is a 404 with a JSON body.
-pub fn router() -> Router {
-    Router::new()
-        .route("/ingest/{table}", post(ingest))
-        .route("/sse/{table}", get(crate::sse::sse))
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async {
-            json(
-                StatusCode::NOT_FOUND,
-                r#"{"error": "no such endpoint: POST /ingest/<table> takes rows, GET /sse/<table> streams them"}"#.to_string(),
-            )
-        })
-}
-
-/// Serves [`router`] on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-fn json(status: StatusCode, body: String) -> Response {
+pub(crate) fn json(status: StatusCode, body: String) -> Response {
     (
         status,
         [(
@@ -67,7 +39,12 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-async fn ingest(Path(table): Path<String>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn ingest(
+    Path(table): Path<String>,
+    key: Option<Extension<crate::app::KeyAuthenticated>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let Some(ep) = endpoint(&table) else {
         let known = endpoints();
         return error(
@@ -82,7 +59,10 @@ async fn ingest(Path(table): Path<String>, headers: HeaderMap, body: Body) -> Re
             ),
         );
     };
-    if let Some(refused) = ep.check_auth(header_text(&headers, header::AUTHORIZATION)) {
+    // An API key with the ingest scope stands in for the table's own token.
+    if key.is_none()
+        && let Some(refused) = ep.check_auth(header_text(&headers, header::AUTHORIZATION))
+    {
         return respond(refused);
     }
     let max = ep.max_body();

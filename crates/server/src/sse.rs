@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -21,6 +22,7 @@ fn event(e: RowEvent) -> Event {
 pub(crate) async fn sse(
     Path(table): Path<String>,
     Query(query): Query<HashMap<String, String>>,
+    key: Option<Extension<crate::app::KeyAuthenticated>>,
     headers: HeaderMap,
 ) -> Response {
     let Some(s) = stream(&table) else {
@@ -40,7 +42,13 @@ pub(crate) async fn sse(
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match s.check_auth(bearer, query.get("token").map(String::as_str)) {
+    // An API key with the read scope stands in for the table's own token.
+    let check = if key.is_some() {
+        None
+    } else {
+        s.check_auth(bearer, query.get("token").map(String::as_str))
+    };
+    match check {
         Some(401) => {
             let mut r = crate::ingest::error(
                 StatusCode::UNAUTHORIZED,

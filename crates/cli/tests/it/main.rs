@@ -13,6 +13,8 @@ mod mqtt;
 mod nats;
 mod nexmark;
 mod redis;
+mod serve;
+mod ui;
 mod webhook;
 mod websocket;
 

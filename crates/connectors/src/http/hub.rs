@@ -65,6 +65,11 @@ impl Endpoint {
         self.config.body_timeout
     }
 
+    /// Whether the table has its own `auth.token`.
+    pub fn has_token(&self) -> bool {
+        self.config.token.is_some()
+    }
+
     /// Checks the `Authorization` header: `None` when it may pass, else 401 (missing)
     /// or 403 (wrong token).
     pub fn check_auth(&self, authorization: Option<&str>) -> Option<Answer> {
@@ -243,6 +248,20 @@ pub(crate) fn register(config: HttpSourceConfig) -> Result<Arc<Endpoint>, String
 /// The endpoint of table `name`.
 pub fn endpoint(name: &str) -> Option<Arc<Endpoint>> {
     hub().lock().ok()?.get(name).cloned()
+}
+
+/// Removes the endpoint of table `name` (its pipeline stopped): requests get a 404.
+pub fn forget(name: &str) {
+    if let Ok(mut h) = hub().lock() {
+        h.remove(name);
+    }
+}
+
+/// Puts back an endpoint that planning another pipeline replaced.
+pub fn reinstate(endpoint: Arc<Endpoint>) {
+    if let Ok(mut h) = hub().lock() {
+        h.insert(endpoint.config.table.name.clone(), endpoint);
+    }
 }
 
 /// The names of the tables with an ingest endpoint.

@@ -445,10 +445,11 @@ impl NatsSource {
     /// Sends the buffered acknowledgements now: an acknowledgement is a publish that
     /// the client only buffers, and a pipeline that ends right after its last
     /// checkpoint would otherwise exit before the server hears of it.
-    async fn flush_acks(&self) {
-        if let Some(c) = &self.client
-            && let Err(e) = c.flush().await
-        {
+    async fn flush_acks(&mut self) {
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        if let Err(e) = client.flush().await {
             warn!(table = %self.config.table.name, error = %e, "Sending JetStream acknowledgements failed; the messages will be delivered again.");
         }
     }

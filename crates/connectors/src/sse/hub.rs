@@ -25,6 +25,11 @@ pub struct SseStream {
 }
 
 impl SseStream {
+    /// Whether the table has its own `auth.token`.
+    pub fn has_token(&self) -> bool {
+        self.config.token.is_some()
+    }
+
     /// Checks a client's token (header or query parameter): `None` when it may
     /// listen, else the status (401 without one, 403 for a wrong one).
     pub fn check_auth(&self, bearer: Option<&str>, query_token: Option<&str>) -> Option<u16> {
@@ -88,6 +93,20 @@ pub(crate) fn register(config: SseConfig) -> Arc<SseStream> {
 /// The stream of table `name`.
 pub fn stream(name: &str) -> Option<Arc<SseStream>> {
     hub().lock().ok()?.get(name).cloned()
+}
+
+/// Removes the stream of table `name` (its pipeline stopped).
+pub fn forget(name: &str) {
+    if let Ok(mut h) = hub().lock() {
+        h.remove(name);
+    }
+}
+
+/// Puts back a stream that planning another pipeline replaced.
+pub fn reinstate(stream: Arc<SseStream>) {
+    if let Ok(mut h) = hub().lock() {
+        h.insert(stream.config.table.name.clone(), stream);
+    }
 }
 
 /// The names of the tables with an event stream.
