@@ -14,10 +14,15 @@ use crate::Failure;
 use crate::args::{ExplainArgs, PlanArgs, RunArgs};
 use crate::progress;
 
+/// Stack of each runtime thread: planning a large (but allowed) statement recurses
+/// deeply, more so in a debug build. Reserved, not used, until needed.
+const THREAD_STACK: usize = 64 << 20;
+
 /// Builds a tokio runtime with `threads` workers.
 pub(crate) fn runtime(threads: usize) -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
+        .thread_stack_size(THREAD_STACK)
         .enable_all()
         .build()
         .map_err(|e| Failure::runtime(anyhow!("cannot start the runtime: {e}")))
@@ -42,6 +47,13 @@ pub(crate) async fn plan(args: &PlanArgs) -> Result<Pipeline, Failure> {
     plan_text(&text, &options).await
 }
 
+/// [`plan`] on a runtime thread (with its larger stack), not the caller's.
+async fn plan_on_worker(args: PlanArgs) -> Result<Pipeline, Failure> {
+    tokio::spawn(async move { plan(&args).await })
+        .await
+        .map_err(|e| Failure::runtime(anyhow!("planning stopped: {e}")))?
+}
+
 /// Plans SQL text, mapping errors to exit codes.
 pub(crate) async fn plan_text(text: &str, options: &PipelineOptions) -> Result<Pipeline, Failure> {
     Pipeline::plan(text, options)
@@ -64,7 +76,7 @@ fn read_sql(path: &Path) -> Result<String, Failure> {
 /// `sluice explain`.
 pub(crate) fn explain(args: ExplainArgs) -> Result<(), Failure> {
     let rt = runtime(1)?;
-    let pipeline = rt.block_on(plan(&args.plan))?;
+    let pipeline = rt.block_on(plan_on_worker(args.plan.clone()))?;
     print!("{}", sluice_types::redact(&pipeline.explain(args.logical)));
     Ok(())
 }
@@ -72,7 +84,7 @@ pub(crate) fn explain(args: ExplainArgs) -> Result<(), Failure> {
 /// `sluice run`.
 pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
     let planner = runtime(1)?;
-    let pipeline = planner.block_on(plan(&args.plan))?;
+    let pipeline = planner.block_on(plan_on_worker(args.plan.clone()))?;
     drop(planner);
     let dead_letters = args
         .dead_letters

@@ -107,6 +107,74 @@ fn byte_offset(text: &str, starts: &[usize], line: u64, column: u64) -> usize {
         .unwrap_or(line_text.len())
 }
 
+/// Most operators (arithmetic, comparison, `AND`/`OR`, set operations, `CASE`) in
+/// one statement: planning recurses once per operator, and a hostile statement of
+/// tens of thousands would exhaust the stack.
+pub const MAX_OPERATORS: usize = 2_000;
+/// Deepest parenthesis nesting in one statement.
+pub const MAX_NESTING: usize = 128;
+
+/// Refuses a statement too large or too deeply nested to plan safely.
+fn check_size(file: &str, tokens: &[TokenWithSpan]) -> Result<()> {
+    let at = |t: &TokenWithSpan| Location {
+        file: file.to_string(),
+        line: t.span.start.line,
+        column: t.span.start.column,
+    };
+    let mut operators = 0usize;
+    let mut depth = 0usize;
+    for t in tokens {
+        let counts = match &t.token {
+            Token::LParen => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Error::sql(
+                        &at(t),
+                        format!(
+                            "parentheses nested more than {MAX_NESTING} levels deep: simplify the statement (or split it with CREATE VIEW)"
+                        ),
+                    ));
+                }
+                false
+            }
+            Token::RParen => {
+                depth = depth.saturating_sub(1);
+                false
+            }
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq => true,
+            Token::Word(_) => matches!(
+                word_upper(&t.token).as_deref(),
+                Some("AND" | "OR" | "UNION" | "INTERSECT" | "EXCEPT" | "CASE" | "WHEN")
+            ),
+            _ => false,
+        };
+        if counts {
+            operators += 1;
+            if operators > MAX_OPERATORS {
+                return Err(Error::sql(
+                    &at(t),
+                    format!(
+                        "this statement has more than {MAX_OPERATORS} operators: split it (CREATE VIEW for parts), or use IN (...) for long lists"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Splits `text` (already substituted) into statements.
 pub fn split(file: &str, text: &str) -> Result<Vec<Statement>> {
     let dialect = GenericDialect {};
@@ -183,6 +251,7 @@ fn push_statement(
     // Trim leading and trailing whitespace/comments.
     let first = tokens.iter().position(|t| !is_trivia(&t.token));
     let Some(first) = first else { return Ok(()) };
+    check_size(file, &tokens[first..])?;
     tokens.drain(..first);
     while tokens.last().is_some_and(|t| is_trivia(&t.token)) {
         tokens.pop();
@@ -286,6 +355,25 @@ fn make(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_or_deep_statements_are_refused_before_planning() {
+        let sum = format!("INSERT INTO o SELECT a{} FROM t", " + 1".repeat(12_000));
+        let e = split("f.sql", &sum).expect_err("too many operators");
+        assert!(e.to_string().contains("more than 2000 operators"), "{e}");
+        let deep = format!("SELECT {}1{}", "(".repeat(5_000), ")".repeat(5_000));
+        let e = split("f.sql", &deep).expect_err("too deep");
+        assert!(e.to_string().contains("nested more than 128"), "{e}");
+        let unions = vec!["SELECT a FROM t"; 3_000].join(" UNION ALL ");
+        assert!(split("f.sql", &unions).is_err());
+        let fine = format!("SELECT a{} FROM t", " + 1".repeat(500));
+        assert!(split("f.sql", &fine).is_ok());
+        let list = format!(
+            "SELECT a FROM t WHERE a IN ({})",
+            vec!["1"; 9_000].join(",")
+        );
+        assert!(split("f.sql", &list).is_ok(), "a long IN list is flat");
+    }
 
     #[test]
     fn splits_and_classifies_with_positions() {

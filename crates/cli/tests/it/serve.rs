@@ -645,6 +645,43 @@ fn keys_scopes_and_malformed_requests_are_refused() {
         404,
         "nothing is kept of bad SQL"
     );
+    // Statements too large to plan safely are refused; one just under the limit plans
+    // (on a runtime thread with room for the recursion), and the server lives on.
+    let table = "CREATE TABLE t (a BIGINT) WITH ('connector' = 'http');
+                 CREATE TABLE o (a BIGINT) WITH ('connector' = 'blackhole');";
+    for (name, insert, want) in [
+        (
+            "sum-big",
+            format!("INSERT INTO o SELECT a{} FROM t", " + 1".repeat(12_000)),
+            400,
+        ),
+        (
+            "deep",
+            format!(
+                "INSERT INTO o SELECT {}a{} FROM t",
+                "(".repeat(3_000),
+                ")".repeat(3_000)
+            ),
+            400,
+        ),
+        (
+            "sum-ok",
+            format!("INSERT INTO o SELECT a{} FROM t", " + 1".repeat(1_900)),
+            201,
+        ),
+    ] {
+        let (st, v) = c.post_json(
+            &s,
+            "/api/pipelines",
+            SUBMIT,
+            &json!({"name": name, "sql": format!("{table}\n{insert}"), "start": false}),
+        );
+        assert_eq!(st, want, "{name}: {v}");
+        if want == 400 {
+            assert_eq!(v["line"], 3, "{name}: {v}");
+        }
+    }
+    assert_eq!(c.call(&s, "GET", "/healthz", None, None).0, 200);
     // Unknown pipelines and routes.
     for (m, path) in [
         ("GET", "/api/pipelines/none"),
