@@ -26,7 +26,6 @@ pub struct Histogram {
     /// Observations above the last bound.
     over: AtomicU64,
     sum_nanos: AtomicU64,
-    count: AtomicU64,
 }
 
 /// A read of a [`Histogram`].
@@ -52,7 +51,6 @@ impl Histogram {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        self.count.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counts so far.
@@ -66,10 +64,12 @@ impl Histogram {
                 total
             })
             .collect();
+        // The count from the buckets read, so the +Inf bucket is never below the last
+        // bound's (the counters move while they are read).
         HistogramSnapshot {
             cumulative,
             sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
-            count: self.count.load(Ordering::Relaxed),
+            count: total + self.over.load(Ordering::Relaxed),
         }
     }
 
@@ -98,25 +98,46 @@ const TAP_BUFFER: usize = 16;
 #[derive(Debug)]
 pub struct Tap {
     tx: tokio::sync::broadcast::Sender<RecordBatch>,
+    /// Subscribers now (an atomic: the channel's own count takes a lock).
+    listeners: Arc<AtomicU64>,
 }
 
 impl Default for Tap {
     fn default() -> Self {
         Tap {
             tx: tokio::sync::broadcast::channel(TAP_BUFFER).0,
+            listeners: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+/// A subscription to a [`Tap`]; dropping it ends the copying when it was the last.
+#[derive(Debug)]
+pub struct TapReceiver {
+    /// The batches.
+    pub rx: tokio::sync::broadcast::Receiver<RecordBatch>,
+    listeners: Arc<AtomicU64>,
+}
+
+impl Drop for TapReceiver {
+    fn drop(&mut self) {
+        self.listeners.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Tap {
     /// The batches from now on.
-    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RecordBatch> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> TapReceiver {
+        self.listeners.fetch_add(1, Ordering::Relaxed);
+        TapReceiver {
+            rx: self.tx.subscribe(),
+            listeners: self.listeners.clone(),
+        }
     }
 
     /// Hands `batch` to the subscribers, if any.
     pub fn send(&self, batch: &RecordBatch) {
-        if self.tx.receiver_count() > 0 {
+        if self.listeners.load(Ordering::Relaxed) > 0 {
             let _ = self.tx.send(batch.clone());
         }
     }

@@ -20,6 +20,7 @@ pub(crate) fn error_response(e: &Error) -> Response {
     let status = match e {
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::User(_) => StatusCode::BAD_REQUEST,
         Error::Plan(p) if p.kind() == sluice_types::ErrorKind::User => StatusCode::BAD_REQUEST,
         Error::Plan(_) | Error::Runtime(_) | Error::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -68,6 +69,7 @@ fn detail(s: &Snapshot) -> Value {
         .iter()
         .map(|o| {
             let w = o.watermark();
+            let running = s.status == crate::manager::Status::Running;
             json!({
                 "name": o.name,
                 "rows_in": o.rows_in.load(Ordering::Relaxed),
@@ -77,7 +79,7 @@ fn detail(s: &Snapshot) -> Value {
                 "batch_p99_seconds": o.batch_time.quantile(0.99),
                 "blocked_seconds": o.blocked_nanos.load(Ordering::Relaxed) as f64 / 1e9,
                 "watermark_ms": w,
-                "watermark_lag_seconds": w.map(|w| now_ms.saturating_sub(w).max(0) as f64 / 1e3),
+                "watermark_lag_seconds": w.filter(|_| running).map(|w| now_ms.saturating_sub(w).max(0) as f64 / 1e3),
             })
         })
         .collect();

@@ -126,7 +126,9 @@ async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Res
     let caller = if app.keys.is_empty() {
         address.map(Caller::Address)
     } else {
-        let query_key = (req.method() == Method::GET)
+        // `?api_key=` only where a browser's EventSource cannot send a header.
+        let streams = path.starts_with("/sse/") || path.ends_with("/tail");
+        let query_key = (req.method() == Method::GET && streams)
             .then(|| query_param(req.uri().query(), "api_key"))
             .flatten();
         let given = crate::auth::presented(req.headers())

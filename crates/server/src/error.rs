@@ -16,6 +16,9 @@ pub enum Error {
     /// The pipeline is not in a state that allows this (stopping a stopped one).
     #[error("{0}")]
     Conflict(String),
+    /// The server is not ready for changes yet (restoring its pipelines).
+    #[error("{0}")]
+    NotReady(String),
     /// The pipeline's SQL did not plan.
     #[error(transparent)]
     Plan(#[from] sluice_sql::Error),
@@ -37,6 +40,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::User(_) | Error::NotFound(_) | Error::Conflict(_) => ErrorKind::User,
+            Error::NotReady(_) => ErrorKind::External,
             Error::Plan(e) => e.kind(),
             Error::Runtime(e) => e.kind(),
             Error::Io { .. } => ErrorKind::External,

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -69,7 +69,30 @@ pub struct Entry {
     created_ms: u64,
     /// Whether the API may stop, resume and delete it (`sluice serve`).
     pub managed: bool,
+    /// Being planned and started (submit, resume, restore): other changes wait.
+    busy: AtomicBool,
     state: Mutex<State>,
+}
+
+/// Marks an entry busy while it lives; refuses when it already is.
+struct Busy<'a>(&'a Entry);
+
+impl<'a> Busy<'a> {
+    fn take(entry: &'a Entry) -> Result<Busy<'a>> {
+        if entry.busy.swap(true, Ordering::AcqRel) {
+            return Err(Error::Conflict(format!(
+                "pipeline '{}' is being started: try again in a moment",
+                entry.id
+            )));
+        }
+        Ok(Busy(entry))
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
 }
 
 #[derive(Debug)]
@@ -202,6 +225,7 @@ impl Entry {
             sql: sql.to_string(),
             created_ms,
             managed,
+            busy: AtomicBool::new(false),
             state: Mutex::new(State {
                 status: Status::Stopped,
                 metrics: Arc::new(JobMetrics::default()),
@@ -231,7 +255,7 @@ impl Entry {
         let s = self.lock();
         Snapshot {
             id: self.id.clone(),
-            sql: sluice_types::redact(&self.sql).into_owned(),
+            sql: mask_sql(&self.sql),
             status: s.status,
             metrics: s.metrics.clone(),
             plan: s.plan.clone(),
@@ -328,6 +352,45 @@ pub fn check_id(id: &str) -> Result<()> {
     }
 }
 
+/// `sql` as the API shows it: values of credential-like options (`'password' = …`,
+/// `'auth.token' = …`), passwords in URLs (`user:pw@`, `?password=…`) and every
+/// registered secret replaced by `***`.
+pub fn mask_sql(sql: &str) -> String {
+    static OPTION: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    static URL: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    static PARAM: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    let option =
+        OPTION.get_or_init(|| regex::Regex::new(r"'((?:[^']|'')*)'(\s*=\s*)'((?:[^']|'')*)'").ok());
+    let url = URL.get_or_init(|| {
+        regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/:@']+):[^\s/@']+@").ok()
+    });
+    let param = PARAM.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)([?&;](?:password|passwd|pwd|secret|token|access_token|api[_-]?key)=)[^&\s']+",
+        )
+        .ok()
+    });
+    let mut out = sql.to_string();
+    if let Some(re) = option {
+        out = re
+            .replace_all(&out, |c: &regex::Captures<'_>| {
+                if sluice_types::is_secret_key(&c[1]) {
+                    format!("'{}'{}'***'", &c[1], &c[2])
+                } else {
+                    c[0].to_string()
+                }
+            })
+            .into_owned();
+    }
+    if let Some(re) = url {
+        out = re.replace_all(&out, "${1}:***@").into_owned();
+    }
+    if let Some(re) = param {
+        out = re.replace_all(&out, "${1}***").into_owned();
+    }
+    sluice_types::redact(&out).into_owned()
+}
+
 /// A valid pipeline name made from `name` (a file path, say): its file stem, with
 /// other characters turned into '-'.
 pub fn slug(name: &str) -> String {
@@ -417,6 +480,18 @@ impl Manager {
         entry
     }
 
+    /// Changes wait until the kept pipelines are back.
+    fn check_ready(&self) -> Result<()> {
+        if self.is_ready() {
+            Ok(())
+        } else {
+            Err(Error::NotReady(
+                "the server is still restoring its pipelines: try again in a moment (GET /readyz)"
+                    .into(),
+            ))
+        }
+    }
+
     fn data_dir(&self) -> Result<&Path> {
         self.settings.data_dir.as_deref().ok_or_else(|| {
             Error::Conflict(
@@ -486,6 +561,7 @@ impl Manager {
     pub async fn submit(self: &Arc<Self>, id: &str, sql: &str, start: bool) -> Result<Arc<Entry>> {
         check_id(id)?;
         self.data_dir()?;
+        self.check_ready()?;
         if sql.trim().is_empty() {
             return Err(Error::User(
                 "the pipeline has no SQL: send {\"name\": ..., \"sql\": \"CREATE TABLE ...; INSERT INTO ...\"}".into(),
@@ -502,6 +578,8 @@ impl Manager {
             all.insert(id.to_string(), e.clone());
             e
         };
+        let held = entry.clone();
+        let _busy = Busy::take(&held)?;
         let planned = match self.plan(id, sql).await {
             Ok(p) => p,
             Err(e) => {
@@ -514,14 +592,22 @@ impl Manager {
             return Err(e);
         }
         if start {
-            self.launch(&entry, Some(planned)).await?;
+            if let Err(e) = self.launch(&entry, Some(planned)).await {
+                // Nothing is kept of a pipeline that did not start.
+                self.entries().remove(id);
+                if let Ok(dir) = self.pipeline_dir(id) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+                return Err(e);
+            }
         } else {
-            let mut s = entry.lock();
-            s.plan = sluice_types::redact(&planned.0.explain(false)).into_owned();
-            s.graph = Some(GraphView::of(&planned.0.graph));
-            s.bounded = planned.0.bounded;
-            drop(s);
-            forget_tables(&planned.1);
+            {
+                let mut s = entry.lock();
+                s.plan = sluice_types::redact(&planned.0.explain(false)).into_owned();
+                s.graph = Some(GraphView::of(&planned.0.graph));
+                s.bounded = planned.0.bounded;
+            }
+            self.release(id, &planned.1).await;
         }
         Ok(entry)
     }
@@ -549,6 +635,22 @@ impl Manager {
             Some(p) => p,
             None => self.plan(&entry.id, &entry.sql).await?,
         };
+        match self.build_job(entry, pipeline, tables.clone()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.release(&entry.id, &tables).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds `entry`'s job from its plan and starts it.
+    fn build_job(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        pipeline: Pipeline,
+        tables: Vec<String>,
+    ) -> Result<()> {
         let set = checkpoint_settings(&pipeline)?;
         let dir = self.pipeline_dir(&entry.id)?;
         let location = match (&set.dir, &self.settings.checkpoint_dir) {
@@ -592,13 +694,16 @@ impl Manager {
         s.tables = tables;
         s.bounded = bounded;
         let e = entry.clone();
+        let manager = self.clone();
         s.task = Some(tokio::spawn(async move {
             let result = job.run().await;
             if let Err(err) = &result {
                 tracing::warn!(pipeline = %e.id, error = %sluice_types::redact(&err.to_string()), "The pipeline failed.");
             }
+            // Its endpoints go before its status says it ended.
+            let tables = e.lock().tables.clone();
+            manager.release(&e.id, &tables).await;
             e.finished(&result);
-            forget_tables(&e.lock().tables);
         }));
         tracing::info!(pipeline = %entry.id, "Pipeline started.");
         Ok(())
@@ -608,6 +713,9 @@ impl Manager {
     pub fn stop(&self, id: &str) -> Result<Arc<Entry>> {
         let entry = self.get(id)?;
         self.managed(&entry)?;
+        self.check_ready()?;
+        let held = entry.clone();
+        let _busy = Busy::take(&held)?;
         {
             let mut s = entry.lock();
             match (s.status, &s.shutdown) {
@@ -632,6 +740,9 @@ impl Manager {
     pub async fn resume(self: &Arc<Self>, id: &str) -> Result<Arc<Entry>> {
         let entry = self.get(id)?;
         self.managed(&entry)?;
+        self.check_ready()?;
+        let held = entry.clone();
+        let _busy = Busy::take(&held)?;
         let status = entry.status();
         if matches!(status, Status::Running | Status::Stopping) {
             return Err(Error::Conflict(format!(
@@ -654,6 +765,9 @@ impl Manager {
     pub async fn delete(&self, id: &str) -> Result<()> {
         let entry = self.get(id)?;
         self.managed(&entry)?;
+        self.check_ready()?;
+        let held = entry.clone();
+        let _busy = Busy::take(&held)?;
         let status = entry.status();
         if matches!(status, Status::Running | Status::Stopping) {
             return Err(Error::Conflict(format!(
@@ -671,6 +785,13 @@ impl Manager {
                 .map_err(|e| Error::io(format!("removing {}", dir.display()), e))?;
         }
         self.entries().remove(id);
+        // Its views go with it (a stopped pipeline's stay readable).
+        let tables = entry.lock().tables.clone();
+        for t in &tables {
+            if !self.claimed_elsewhere(id, t) {
+                sluice_connectors::view::forget(t);
+            }
+        }
         Ok(())
     }
 
@@ -697,8 +818,9 @@ impl Manager {
                 let Ok(text) = std::fs::read_to_string(&path) else {
                     continue;
                 };
+                let folder = d.file_name().to_string_lossy().into_owned();
                 match serde_json::from_str::<Definition>(&text) {
-                    Ok(def) if check_id(&def.id).is_ok() => defs.push(def),
+                    Ok(def) if check_id(&def.id).is_ok() && def.id == folder => defs.push(def),
                     Ok(_) | Err(_) => {
                         tracing::warn!(file = %path.display(), "Skipping an unreadable pipeline definition.");
                     }
@@ -710,6 +832,8 @@ impl Manager {
         for def in defs {
             let entry = Arc::new(Entry::new(&def.id, &def.sql, def.created_ms, true));
             self.entries().insert(def.id.clone(), entry.clone());
+            let held = entry.clone();
+            let _busy = Busy::take(&held)?;
             if def.running {
                 if let Err(e) = self.launch(&entry, None).await {
                     tracing::warn!(pipeline = %def.id, error = %sluice_types::redact(&e.to_string()), "A kept pipeline did not start again.");
@@ -717,12 +841,13 @@ impl Manager {
             } else {
                 match self.plan(&def.id, &def.sql).await {
                     Ok((p, tables)) => {
-                        let mut s = entry.lock();
-                        s.plan = sluice_types::redact(&p.explain(false)).into_owned();
-                        s.graph = Some(GraphView::of(&p.graph));
-                        s.bounded = p.bounded;
-                        drop(s);
-                        forget_tables(&tables);
+                        {
+                            let mut s = entry.lock();
+                            s.plan = sluice_types::redact(&p.explain(false)).into_owned();
+                            s.graph = Some(GraphView::of(&p.graph));
+                            s.bounded = p.bounded;
+                        }
+                        self.release(&def.id, &tables).await;
                     }
                     Err(e) => entry.fail(&e),
                 }
@@ -730,6 +855,27 @@ impl Manager {
         }
         self.ready.store(true, Ordering::Relaxed);
         Ok(n)
+    }
+
+    /// Whether another running (or stopping) pipeline serves table `table`.
+    fn claimed_elsewhere(&self, id: &str, table: &str) -> bool {
+        self.entries().values().any(|e| {
+            e.id != id
+                && matches!(e.status(), Status::Running | Status::Stopping)
+                && e.lock().tables.iter().any(|t| t == table)
+        })
+    }
+
+    /// Removes the ingest endpoints and event streams of pipeline `id` that no other
+    /// running pipeline serves (its views stay readable until it is deleted).
+    async fn release(&self, id: &str, tables: &[String]) {
+        let _one = self.plan_lock.lock().await;
+        for t in tables {
+            if !self.claimed_elsewhere(id, t) {
+                sluice_connectors::http::forget(t);
+                sluice_connectors::sse::forget(t);
+            }
+        }
     }
 
     /// Stops every running pipeline with a savepoint (keeping them marked running, so
@@ -756,6 +902,7 @@ impl Manager {
 struct Registered {
     http: BTreeMap<String, Arc<sluice_connectors::http::Endpoint>>,
     sse: BTreeMap<String, Arc<sluice_connectors::sse::SseStream>>,
+    views: BTreeMap<String, Arc<sluice_connectors::view::View>>,
 }
 
 impl Registered {
@@ -768,6 +915,10 @@ impl Registered {
             sse: sluice_connectors::sse::streams()
                 .into_iter()
                 .filter_map(|n| sluice_connectors::sse::stream(&n).map(|e| (n, e)))
+                .collect(),
+            views: sluice_connectors::view::views()
+                .into_iter()
+                .filter_map(|n| sluice_connectors::view::view(&n).map(|e| (n, e)))
                 .collect(),
         }
     }
@@ -787,6 +938,12 @@ impl Registered {
                 .filter(|(n, e)| self.sse.get(*n).is_none_or(|b| !Arc::ptr_eq(b, e)))
                 .map(|(n, _)| n.clone()),
         );
+        out.extend(
+            now.views
+                .iter()
+                .filter(|(n, e)| self.views.get(*n).is_none_or(|b| !Arc::ptr_eq(b, e)))
+                .map(|(n, _)| n.clone()),
+        );
         out.sort();
         out.dedup();
         out
@@ -803,15 +960,11 @@ impl Registered {
                 Some(e) => sluice_connectors::sse::reinstate(e.clone()),
                 None => sluice_connectors::sse::forget(t),
             }
+            match self.views.get(t) {
+                Some(e) => sluice_connectors::view::reinstate(e.clone()),
+                None => sluice_connectors::view::forget(t),
+            }
         }
-    }
-}
-
-/// Removes ingest endpoints and event streams whose pipeline no longer runs.
-fn forget_tables(tables: &[String]) {
-    for t in tables {
-        sluice_connectors::http::forget(t);
-        sluice_connectors::sse::forget(t);
     }
 }
 
@@ -829,6 +982,25 @@ pub fn status_name(s: Status) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_sql_are_masked() {
+        let sql = "CREATE TABLE t (a INT) WITH ('connector' = 'jdbc', 'password' = 'p''w1',
+             'url' = 'jdbc:postgresql://u:hunter22@db:5432/x?sslmode=require&password=zz9',
+             'auth.token' = 'tok-abc', 'table-name' = 'orders');";
+        let m = mask_sql(sql);
+        for secret in ["p''w1", "hunter22", "zz9", "tok-abc"] {
+            assert!(!m.contains(secret), "{secret} in {m}");
+        }
+        for kept in [
+            "'connector' = 'jdbc'",
+            "'table-name' = 'orders'",
+            "db:5432",
+            "sslmode=require",
+        ] {
+            assert!(m.contains(kept), "{kept} lost from {m}");
+        }
+    }
 
     #[test]
     fn file_names_become_pipeline_names() {

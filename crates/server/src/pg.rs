@@ -114,9 +114,32 @@ fn pg_type(t: &DataType) -> Type {
     }
 }
 
-/// Runs one read-only query over a snapshot of every view.
+/// Rows one query may return.
+const MAX_ROWS: usize = 1_000_000;
+/// Time one query may take.
+const QUERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs one read-only query over a snapshot of every view (at most [`MAX_ROWS`] rows,
+/// within [`QUERY_TIMEOUT`]).
 async fn run(sql: &str) -> Result<(Vec<FieldInfo>, Vec<RecordBatch>), String> {
+    // The statement-size guard of pipeline files: a hostile query must not exhaust the
+    // planner's stack.
+    sluice_sql::script::split("query", sql).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(QUERY_TIMEOUT, run_unbounded(sql)).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "the query took longer than {} s: narrow it",
+            QUERY_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+async fn run_unbounded(sql: &str) -> Result<(Vec<FieldInfo>, Vec<RecordBatch>), String> {
     let ctx = SessionContext::new();
+    // Only the views: no row generators.
+    for f in ["generate_series", "range"] {
+        ctx.deregister_udtf(f);
+    }
     for name in sluice_connectors::view::views() {
         let Some(v) = sluice_connectors::view::view(&name) else {
             continue;
@@ -136,7 +159,19 @@ async fn run(sql: &str) -> Result<(Vec<FieldInfo>, Vec<RecordBatch>), String> {
         .await
         .map_err(|e| e.to_string())?;
     let schema = df.schema().as_arrow().clone();
-    let batches = df.collect().await.map_err(|e| e.to_string())?;
+    let mut stream = df.execute_stream().await.map_err(|e| e.to_string())?;
+    let mut batches = Vec::new();
+    let mut rows = 0usize;
+    while let Some(b) = futures::StreamExt::next(&mut stream).await {
+        let b = b.map_err(|e| e.to_string())?;
+        rows += b.num_rows();
+        if rows > MAX_ROWS {
+            return Err(format!(
+                "the query returns more than {MAX_ROWS} rows: add a WHERE or LIMIT"
+            ));
+        }
+        batches.push(b);
+    }
     let fields = schema
         .fields()
         .iter()

@@ -268,7 +268,7 @@ pub fn render(pipelines: &[Snapshot]) -> String {
             batches_out.sample("", &l, get(&op.batches_out));
             batch_time.histogram(&l, &op.batch_time.snapshot());
             blocked.sample("", &l, get(&op.blocked_nanos) / 1e9);
-            if let Some(w) = op.watermark() {
+            if let Some(w) = op.watermark().filter(|_| p.status == Status::Running) {
                 lag.sample("", &l, now_ms.saturating_sub(w).max(0) as f64 / 1e3);
             }
         }

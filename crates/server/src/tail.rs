@@ -81,7 +81,7 @@ pub(crate) async fn tail(
     };
     let rx = op.tap.subscribe();
     let events = futures::stream::unfold(rx, |mut rx| async move {
-        match rx.recv().await {
+        match rx.rx.recv().await {
             Ok(b) => Some((Ok::<Event, Infallible>(rows_event(&b)), rx)),
             Err(RecvError::Lagged(n)) => Some((
                 Ok(Event::default()

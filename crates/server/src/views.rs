@@ -76,7 +76,7 @@ pub(crate) async fn get(
         .collect();
     let unknown: Vec<&String> = q
         .keys()
-        .filter(|k| *k != "limit" && !key_columns.contains(k))
+        .filter(|k| *k != "limit" && *k != "api_key" && !key_columns.contains(k))
         .collect();
     if !unknown.is_empty() {
         return message(

@@ -118,6 +118,15 @@ function listPage(view) {
   const last = new Map();
   let timer = null;
   async function refresh() {
+    try {
+      await refreshOnce();
+    } catch (e) {
+      notice("The server does not answer: " + e);
+    } finally {
+      timer = setTimeout(refresh, POLL_MS);
+    }
+  }
+  async function refreshOnce() {
     const r = await api("GET", "/api/pipelines");
     if (r.status === 200) {
       const now = performance.now();
@@ -135,7 +144,6 @@ function listPage(view) {
           el("td", { class: "error" }, p.error || ""));
       }));
     }
-    timer = setTimeout(refresh, POLL_MS);
   }
   refresh();
   stopPage = () => clearTimeout(timer);
@@ -373,10 +381,22 @@ function pipelinePage(view, name) {
   }
 
   async function refresh(once) {
+    let gone = false;
+    try {
+      gone = await refreshOnce();
+    } catch (e) {
+      notice("The server does not answer: " + e);
+    } finally {
+      if (!once && !gone) timer = setTimeout(() => refresh(false), POLL_MS);
+    }
+  }
+
+  // One poll; true when the pipeline is gone.
+  async function refreshOnce() {
     const r = await api("GET", `/api/pipelines/${name}`);
     if (r.status === 404) {
       view.replaceChildren(el("h1", {}, "No pipeline named " + name));
-      return;
+      return true;
     }
     if (r.status === 200) {
       const d = r.data;
@@ -393,9 +413,12 @@ function pipelinePage(view, name) {
         for (const o of d.operators) {
           const p = prev.d.operators.find((x) => x.name === o.name);
           if (!p) continue;
+          // Blocked time adds up over the operator's subtasks.
+          const node = d.graph && d.graph.nodes.find((n) => n.metrics_name === o.name);
+          const par = node ? Math.max(1, node.parallelism) : 1;
           rates.set(o.name, {
             rows: Math.max(0, (o.rows_out - p.rows_out) / dt),
-            pressure: Math.min(1, Math.max(0, (o.blocked_seconds - p.blocked_seconds) / dt)),
+            pressure: Math.min(1, Math.max(0, (o.blocked_seconds - p.blocked_seconds) / dt / par)),
           });
         }
       }
@@ -421,7 +444,7 @@ function pipelinePage(view, name) {
       prev = { at: now, d };
       if (now - deadAt > 5) { loadDeadLetters(); deadAt = now; }
     }
-    if (!once) timer = setTimeout(() => refresh(false), POLL_MS);
+    return false;
   }
   refresh(false);
   stopPage = () => { clearTimeout(timer); if (source) source.close(); };

@@ -153,10 +153,37 @@ fn check_size(file: &str, tokens: &[TokenWithSpan]) -> Result<()> {
             | Token::Lt
             | Token::Gt
             | Token::LtEq
-            | Token::GtEq => true,
+            | Token::GtEq
+            | Token::DoubleColon
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::Caret
+            | Token::ShiftLeft
+            | Token::ShiftRight
+            | Token::Sharp
+            | Token::Arrow
+            | Token::LongArrow
+            | Token::Tilde
+            | Token::ExclamationMark => true,
             Token::Word(_) => matches!(
                 word_upper(&t.token).as_deref(),
-                Some("AND" | "OR" | "UNION" | "INTERSECT" | "EXCEPT" | "CASE" | "WHEN")
+                Some(
+                    "AND"
+                        | "OR"
+                        | "NOT"
+                        | "UNION"
+                        | "INTERSECT"
+                        | "EXCEPT"
+                        | "CASE"
+                        | "WHEN"
+                        | "LIKE"
+                        | "ILIKE"
+                        | "IS"
+                        | "BETWEEN"
+                        | "IN"
+                        | "CAST"
+                        | "SELECT"
+                )
             ),
             _ => false,
         };

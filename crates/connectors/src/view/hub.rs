@@ -192,6 +192,13 @@ pub fn views() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Puts back a view that planning another pipeline replaced.
+pub fn reinstate(view: Arc<View>) {
+    if let Ok(mut h) = hub().lock() {
+        h.insert(view.config.table.name.clone(), view);
+    }
+}
+
 /// Removes the view of table `name` (its pipeline was deleted).
 pub fn forget(name: &str) {
     if let Ok(mut h) = hub().lock() {
