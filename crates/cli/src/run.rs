@@ -175,6 +175,13 @@ async fn start_server(
         eprintln!("API: GET http://{bound}/api/pipelines, metrics: GET http://{bound}/metrics");
     }
     tracing::info!(address = %bound, "Serving HTTP.");
+    if listener.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "Warning: {bound} is reachable from the network and sluice run has no API keys: \
+             the pipeline's read-only API, metrics and live tail are open to anyone who can reach it \
+             (ingest and sse tables check their own auth.token). Use sluice serve with API keys to close them."
+        );
+    }
     let config = sluice_server::ServerConfig::default();
     let router = sluice_server::router(
         sluice_server::AppState::new(manager, &config),

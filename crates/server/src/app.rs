@@ -30,7 +30,12 @@ pub struct AppState {
     pub manager: Arc<Manager>,
     keys: Arc<Vec<ApiKey>>,
     limiter: Arc<RateLimiter>,
+    /// Wrong keys per client address: guessing is slowed even without a rate limit.
+    failures: Arc<RateLimiter>,
 }
+
+/// Wrong keys a client address may present per second (bursts of as many).
+const FAILED_KEYS_PER_SECOND: u32 = 10;
 
 impl AppState {
     /// State for `manager`, guarded by the keys and limits of `config`.
@@ -39,6 +44,7 @@ impl AppState {
             manager,
             keys: Arc::new(config.api_keys.clone()),
             limiter: Arc::new(RateLimiter::new(config.requests_per_second)),
+            failures: Arc::new(RateLimiter::new(FAILED_KEYS_PER_SECOND)),
         }
     }
 }
@@ -161,6 +167,11 @@ async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Res
                 );
             }
             None => {
+                if let Some(a) = address
+                    && let Err(wait) = app.failures.take(Caller::Address(a))
+                {
+                    return too_many(wait);
+                }
                 return refuse(StatusCode::UNAUTHORIZED, "the API key is not valid");
             }
         }
@@ -168,16 +179,21 @@ async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Res
     if let Some(c) = caller
         && let Err(wait) = app.limiter.take(c)
     {
-        let mut r = api::message(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too many requests: slow down (see the Retry-After header)",
-        );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            r.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return r;
+        return too_many(wait);
     }
     next.run(req).await
+}
+
+/// 429 with `Retry-After`.
+fn too_many(wait: u64) -> Response {
+    let mut r = api::message(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests: slow down (see the Retry-After header)",
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
 }
 
 fn scope_name(s: Scope) -> &'static str {

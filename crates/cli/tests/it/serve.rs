@@ -520,6 +520,25 @@ fn keys_scopes_and_malformed_requests_are_refused() {
         let (st, _, v) = c.call(&s, m, path, Some("not-a-key"), None);
         assert_eq!(st, 401, "{m} {path} with a wrong key: {v}");
     }
+    // Guessing keys is slowed down: wrong keys from one address get 429 after a burst.
+    let guessed: Vec<u16> = (0..30)
+        .map(|i| {
+            c.call(
+                &s,
+                "GET",
+                "/api/pipelines",
+                Some(&format!("guess-{i}")),
+                None,
+            )
+            .0
+        })
+        .collect();
+    assert!(guessed.contains(&429), "{guessed:?}");
+    assert!(
+        guessed.iter().all(|st| *st == 401 || *st == 429),
+        "{guessed:?}"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
     // Under-scoped keys.
     for (m, path, key) in [
         ("POST", "/api/pipelines", READ),
