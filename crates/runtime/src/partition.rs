@@ -2,6 +2,7 @@
 //! (by key group), rebalance, broadcast.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, UInt32Array};
 use datafusion::arrow::compute::take_record_batch;
@@ -9,6 +10,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use sluice_state::{DEFAULT_KEY_GROUPS, key_group, subtask_for_group};
 use sluice_types::Message;
 use tokio::sync::mpsc::Sender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::graph::EdgeKind;
 use crate::{Error, Result};
@@ -38,9 +40,10 @@ impl OutputEdge {
         }
     }
 
-    /// Sends a batch according to the partitioning. Fails when a downstream task is
-    /// gone (it failed or the job is stopping).
-    pub(crate) async fn send_batch(&mut self, batch: RecordBatch) -> Result<()> {
+    /// Sends a batch according to the partitioning; returns how long it waited for
+    /// room downstream (backpressure). Fails when a downstream task is gone (it failed
+    /// or the job is stopping).
+    pub(crate) async fn send_batch(&mut self, batch: RecordBatch) -> Result<Duration> {
         match &self.kind {
             EdgeKind::Forward => send(&self.senders[0], Message::Batch(batch)).await,
             EdgeKind::Rebalance => {
@@ -49,19 +52,21 @@ impl OutputEdge {
                 send(&self.senders[i], Message::Batch(batch)).await
             }
             EdgeKind::Broadcast => {
+                let mut waited = Duration::ZERO;
                 for s in &self.senders {
-                    send(s, Message::Batch(batch.clone())).await?;
+                    waited += send(s, Message::Batch(batch.clone())).await?;
                 }
-                Ok(())
+                Ok(waited)
             }
             EdgeKind::Hash(keys) => {
                 let parts = split_by_hash(&batch, keys, self.senders.len())?;
+                let mut waited = Duration::ZERO;
                 for (i, part) in parts.into_iter().enumerate() {
                     if let Some(part) = part {
-                        send(&self.senders[i], Message::Batch(part)).await?;
+                        waited += send(&self.senders[i], Message::Batch(part)).await?;
                     }
                 }
-                Ok(())
+                Ok(waited)
             }
         }
     }
@@ -75,11 +80,22 @@ impl OutputEdge {
     }
 }
 
-async fn send(sender: &Sender<Message>, msg: Message) -> Result<()> {
-    sender.send(msg).await.map_err(|_| Error::TaskFailed {
+/// Sends `msg`; returns how long it waited for room (zero, and no clock read, when
+/// the channel had some).
+async fn send(sender: &Sender<Message>, msg: Message) -> Result<Duration> {
+    let gone = || Error::TaskFailed {
         task: "downstream".into(),
         message: "a downstream task stopped".into(),
-    })
+    };
+    match sender.try_send(msg) {
+        Ok(()) => Ok(Duration::ZERO),
+        Err(TrySendError::Full(msg)) => {
+            let started = Instant::now();
+            sender.send(msg).await.map_err(|_| gone())?;
+            Ok(started.elapsed())
+        }
+        Err(TrySendError::Closed(_)) => Err(gone()),
+    }
 }
 
 /// Splits `batch` into one part per target subtask by the key group of each row's key

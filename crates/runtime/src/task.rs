@@ -460,13 +460,13 @@ impl Task {
                     JobMetrics::add(&self.job.sink_rows, n);
                 }
                 Tail::Edges(edges) => {
-                    let started = self.timing.then(Instant::now);
+                    let mut waited = Duration::ZERO;
                     for e in edges.iter_mut() {
-                        e.send_batch(b.clone()).await?;
+                        waited += e.send_batch(b.clone()).await?;
                     }
                     // Time spent waiting for room downstream is backpressure on the
                     // chain's last operator (its source when nothing is chained).
-                    if let Some(waited) = started.map(|t| t.elapsed())
+                    if !waited.is_zero()
                         && let Some(m) = self
                             .ops
                             .last()
