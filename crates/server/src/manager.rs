@@ -704,6 +704,12 @@ impl Manager {
             let tables = e.lock().tables.clone();
             manager.release(&e.id, &tables).await;
             e.finished(&result);
+            // A finished bounded pipeline is not started again by the next server.
+            if e.status() == Status::Finished
+                && let Err(err) = manager.save(&e, false)
+            {
+                tracing::warn!(pipeline = %e.id, error = %err, "Could not record that the pipeline finished.");
+            }
         }));
         tracing::info!(pipeline = %entry.id, "Pipeline started.");
         Ok(())

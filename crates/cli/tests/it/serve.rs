@@ -735,6 +735,30 @@ fn keys_scopes_and_malformed_requests_are_refused() {
         assert!(op.is_object(), "{m} {templ} is not in the OpenAPI document");
     }
     assert!(doc["paths"]["/sse/{table}"]["get"].is_object());
+    // A bounded pipeline finishes, and is recorded as not to be started again.
+    let bounded =
+        "CREATE TABLE g (a BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '100');
+                   CREATE TABLE o (a BIGINT) WITH ('connector' = 'blackhole');
+                   INSERT INTO o SELECT a FROM g;";
+    let (st, v) = c.post_json(
+        &s,
+        "/api/pipelines",
+        SUBMIT,
+        &json!({"name": "once", "sql": bounded}),
+    );
+    assert_eq!(st, 201, "{v}");
+    let v = c.wait_for(&s, "once", "finished", |v| v["status"] == "finished");
+    assert_eq!(v["rows_in"], 100, "{v}");
+    let started = Instant::now();
+    loop {
+        let def = std::fs::read_to_string(dir.path().join("data/pipelines/once/pipeline.json"))
+            .unwrap_or_default();
+        if def.contains("\"running\": false") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{def}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     s.terminate();
     // Without keys the server stays on loopback.
     let open = dir.path().join("open.toml");
