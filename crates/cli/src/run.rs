@@ -103,7 +103,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             .unwrap_or_else(|| args.plan.file.display().to_string()),
         dead_letter_path: dead_letters,
         restart: sluice_server::settings::restart_strategy(&pipeline, checkpoints.is_some())
-            .map_err(user)?,
+            .map_err(server_failure)?,
         ..JobConfig::default()
     };
     let rt = runtime(pipeline.workers)?;
@@ -258,7 +258,8 @@ pub(crate) async fn execute(
     })
 }
 
-fn user(e: sluice_server::Error) -> Failure {
+/// A server-crate error as an exit code: 2 for the user's mistakes, 1 otherwise.
+pub(crate) fn server_failure(e: sluice_server::Error) -> Failure {
     match e.kind() {
         ErrorKind::User => Failure::user(anyhow!(e)),
         _ => Failure::runtime(anyhow!(e)),
@@ -271,7 +272,7 @@ fn checkpoint_config(
     args: &RunArgs,
     pipeline: &Pipeline,
 ) -> Result<Option<CheckpointConfig>, Failure> {
-    let set = sluice_server::settings::checkpoint_settings(pipeline).map_err(user)?;
+    let set = sluice_server::settings::checkpoint_settings(pipeline).map_err(server_failure)?;
     let dir = args
         .checkpoint_dir
         .as_ref()

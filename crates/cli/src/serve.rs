@@ -4,21 +4,13 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use sluice_server::{AppState, Manager, ManagerSettings, ServerConfig};
-use sluice_types::ErrorKind;
 
 use crate::Failure;
 use crate::args::ServeArgs;
-use crate::run::runtime;
+use crate::run::{runtime, server_failure as failure};
 
 /// How long running pipelines get to take their savepoints when the server stops.
 const STOP_LIMIT: Duration = Duration::from_secs(60);
-
-fn failure(e: sluice_server::Error) -> Failure {
-    match e.kind() {
-        ErrorKind::User => Failure::user(anyhow!(e)),
-        _ => Failure::runtime(anyhow!(e)),
-    }
-}
 
 /// `sluice serve`.
 pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {

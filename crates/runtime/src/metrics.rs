@@ -191,6 +191,15 @@ impl OperatorMetrics {
         let w = self.watermark_ms.load(Ordering::Relaxed);
         (w != NO_WATERMARK).then_some(w)
     }
+
+    /// The wall clock minus the newest watermark, in seconds (0 when it is ahead).
+    pub fn watermark_lag_seconds(&self) -> Option<f64> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        self.watermark()
+            .map(|w| now_ms.saturating_sub(w).max(0) as f64 / 1e3)
+    }
 }
 
 /// Every counter of one job.

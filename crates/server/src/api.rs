@@ -61,9 +61,6 @@ fn summary(s: &Snapshot) -> Value {
 
 fn detail(s: &Snapshot) -> Value {
     let m = &s.metrics;
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
     let operators: Vec<Value> = m
         .operator_metrics()
         .iter()
@@ -79,7 +76,7 @@ fn detail(s: &Snapshot) -> Value {
                 "batch_p99_seconds": o.batch_time.quantile(0.99),
                 "blocked_seconds": o.blocked_nanos.load(Ordering::Relaxed) as f64 / 1e9,
                 "watermark_ms": w,
-                "watermark_lag_seconds": w.filter(|_| running).map(|w| now_ms.saturating_sub(w).max(0) as f64 / 1e3),
+                "watermark_lag_seconds": o.watermark_lag_seconds().filter(|_| running),
             })
         })
         .collect();

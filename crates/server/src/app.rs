@@ -154,7 +154,7 @@ async fn guard(State(app): State<AppState>, mut req: Request, next: Next) -> Res
                     &format!(
                         "the API key '{}' may not do this: it needs the '{}' scope",
                         key.name,
-                        scope_name(scope)
+                        scope.name()
                     ),
                 );
             }
@@ -194,15 +194,6 @@ fn too_many(wait: u64) -> Response {
         r.headers_mut().insert(header::RETRY_AFTER, v);
     }
     r
-}
-
-fn scope_name(s: Scope) -> &'static str {
-    match s {
-        Scope::Admin => "admin",
-        Scope::Submit => "submit",
-        Scope::Ingest => "ingest",
-        Scope::Read => "read",
-    }
 }
 
 /// A query parameter's value (percent-decoding only `%XX`).

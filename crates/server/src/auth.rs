@@ -42,6 +42,16 @@ impl Scope {
         }
     }
 
+    /// The scope's name, as in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Submit => "submit",
+            Scope::Ingest => "ingest",
+            Scope::Read => "read",
+        }
+    }
+
     /// Whether holding `self` allows what `needed` guards.
     pub fn allows(self, needed: Scope) -> bool {
         self == needed || self == Scope::Admin || (self == Scope::Submit && needed == Scope::Read)

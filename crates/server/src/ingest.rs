@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use sluice_connectors::http::{Answer, endpoint, endpoints};
 
-pub(crate) fn json(status: StatusCode, body: String) -> Response {
+fn json(status: StatusCode, body: String) -> Response {
     (
         status,
         [(
@@ -20,8 +20,8 @@ pub(crate) fn json(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-pub(crate) fn error(status: StatusCode, message: &str) -> Response {
-    json(status, serde_json::json!({ "error": message }).to_string())
+fn error(status: StatusCode, message: &str) -> Response {
+    crate::api::message(status, message)
 }
 
 fn respond(a: Answer) -> Response {

@@ -75,21 +75,21 @@ pub struct Entry {
 }
 
 /// Marks an entry busy while it lives; refuses when it already is.
-struct Busy<'a>(&'a Entry);
+struct Busy(Arc<Entry>);
 
-impl<'a> Busy<'a> {
-    fn take(entry: &'a Entry) -> Result<Busy<'a>> {
+impl Busy {
+    fn take(entry: &Arc<Entry>) -> Result<Busy> {
         if entry.busy.swap(true, Ordering::AcqRel) {
             return Err(Error::Conflict(format!(
                 "pipeline '{}' is being started: try again in a moment",
                 entry.id
             )));
         }
-        Ok(Busy(entry))
+        Ok(Busy(entry.clone()))
     }
 }
 
-impl Drop for Busy<'_> {
+impl Drop for Busy {
     fn drop(&mut self) {
         self.0.busy.store(false, Ordering::Release);
     }
@@ -578,8 +578,7 @@ impl Manager {
             all.insert(id.to_string(), e.clone());
             e
         };
-        let held = entry.clone();
-        let _busy = Busy::take(&held)?;
+        let _busy = Busy::take(&entry)?;
         let planned = match self.plan(id, sql).await {
             Ok(p) => p,
             Err(e) => {
@@ -720,8 +719,7 @@ impl Manager {
         let entry = self.get(id)?;
         self.managed(&entry)?;
         self.check_ready()?;
-        let held = entry.clone();
-        let _busy = Busy::take(&held)?;
+        let _busy = Busy::take(&entry)?;
         {
             let mut s = entry.lock();
             match (s.status, &s.shutdown) {
@@ -747,8 +745,7 @@ impl Manager {
         let entry = self.get(id)?;
         self.managed(&entry)?;
         self.check_ready()?;
-        let held = entry.clone();
-        let _busy = Busy::take(&held)?;
+        let _busy = Busy::take(&entry)?;
         let status = entry.status();
         if matches!(status, Status::Running | Status::Stopping) {
             return Err(Error::Conflict(format!(
@@ -772,8 +769,7 @@ impl Manager {
         let entry = self.get(id)?;
         self.managed(&entry)?;
         self.check_ready()?;
-        let held = entry.clone();
-        let _busy = Busy::take(&held)?;
+        let _busy = Busy::take(&entry)?;
         let status = entry.status();
         if matches!(status, Status::Running | Status::Stopping) {
             return Err(Error::Conflict(format!(
@@ -838,8 +834,7 @@ impl Manager {
         for def in defs {
             let entry = Arc::new(Entry::new(&def.id, &def.sql, def.created_ms, true));
             self.entries().insert(def.id.clone(), entry.clone());
-            let held = entry.clone();
-            let _busy = Busy::take(&held)?;
+            let _busy = Busy::take(&entry)?;
             if def.running {
                 if let Err(e) = self.launch(&entry, None).await {
                     tracing::warn!(pipeline = %def.id, error = %sluice_types::redact(&e.to_string()), "A kept pipeline did not start again.");

@@ -3,7 +3,6 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sluice_runtime::metrics::{BUCKETS, HistogramSnapshot};
 
@@ -83,9 +82,6 @@ type Read = fn(&sluice_runtime::JobMetrics) -> f64;
 
 /// The text of `/metrics` for these pipelines.
 pub fn render(pipelines: &[Snapshot]) -> String {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
     let mut up = Family::new(
         "sluice_pipeline_up",
         "gauge",
@@ -268,8 +264,11 @@ pub fn render(pipelines: &[Snapshot]) -> String {
             batches_out.sample("", &l, get(&op.batches_out));
             batch_time.histogram(&l, &op.batch_time.snapshot());
             blocked.sample("", &l, get(&op.blocked_nanos) / 1e9);
-            if let Some(w) = op.watermark().filter(|_| p.status == Status::Running) {
-                lag.sample("", &l, now_ms.saturating_sub(w).max(0) as f64 / 1e3);
+            if let Some(seconds) = op
+                .watermark_lag_seconds()
+                .filter(|_| p.status == Status::Running)
+            {
+                lag.sample("", &l, seconds);
             }
         }
     }

@@ -27,7 +27,7 @@ pub(crate) async fn sse(
 ) -> Response {
     let Some(s) = stream(&table) else {
         let known = streams();
-        return crate::ingest::error(
+        return crate::api::message(
             StatusCode::NOT_FOUND,
             &format!(
                 "no sse table '{table}' in the running pipeline{}",
@@ -50,7 +50,7 @@ pub(crate) async fn sse(
     };
     match check {
         Some(401) => {
-            let mut r = crate::ingest::error(
+            let mut r = crate::api::message(
                 StatusCode::UNAUTHORIZED,
                 "this stream needs 'Authorization: Bearer <token>' or '?token=<token>'",
             );
@@ -59,7 +59,7 @@ pub(crate) async fn sse(
             return r;
         }
         Some(_) => {
-            return crate::ingest::error(
+            return crate::api::message(
                 StatusCode::FORBIDDEN,
                 "the token is not the one this stream takes",
             );

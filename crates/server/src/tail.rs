@@ -12,7 +12,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use datafusion::arrow::json::ArrayWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
@@ -26,25 +25,15 @@ pub(crate) const MAX_ROWS: usize = 50;
 /// One batch as an event: `{"rows": [...], "more": n}`.
 fn rows_event(batch: &RecordBatch) -> Event {
     let shown = batch.slice(0, batch.num_rows().min(MAX_ROWS));
-    let mut w = ArrayWriter::new(Vec::new());
-    let rows = match w.write(&shown).and_then(|()| w.finish()) {
-        Ok(()) => String::from_utf8_lossy(&w.into_inner()).into_owned(),
-        Err(e) => {
-            return Event::default()
-                .event("error")
-                .data(serde_json::json!({ "error": e.to_string() }).to_string());
-        }
-    };
-    let rows = if rows.trim().is_empty() {
-        "[]".to_string()
-    } else {
-        rows
-    };
-    Event::default().event("rows").data(format!(
-        "{{\"rows\": {}, \"more\": {}}}",
-        sluice_types::redact(&rows),
-        batch.num_rows() - shown.num_rows()
-    ))
+    match crate::views::rows_json(&shown) {
+        Ok(rows) => Event::default().event("rows").data(format!(
+            "{{\"rows\": {rows}, \"more\": {}}}",
+            batch.num_rows() - shown.num_rows()
+        )),
+        Err(e) => Event::default()
+            .event("error")
+            .data(serde_json::json!({ "error": e }).to_string()),
+    }
 }
 
 pub(crate) async fn tail(
