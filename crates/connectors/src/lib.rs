@@ -11,6 +11,7 @@ pub mod datagen;
 mod error;
 pub mod filesystem;
 pub mod http;
+pub mod hub;
 pub mod jdbc;
 pub mod kafka;
 mod lookup;

@@ -14,6 +14,10 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use sluice_connectors::http::ENDPOINTS;
+use sluice_connectors::hub::Hub;
+use sluice_connectors::sse::STREAMS;
+use sluice_connectors::view::VIEWS;
 use sluice_runtime::{
     CheckpointConfig, Job, JobConfig, JobMetrics, JobSummary, ShutdownHandle, StreamGraph,
 };
@@ -899,52 +903,44 @@ impl Manager {
     }
 }
 
-/// The ingest endpoints and event streams registered at one moment.
+/// The ingest endpoints, event streams and views registered at one moment.
 struct Registered {
     http: BTreeMap<String, Arc<sluice_connectors::http::Endpoint>>,
     sse: BTreeMap<String, Arc<sluice_connectors::sse::SseStream>>,
     views: BTreeMap<String, Arc<sluice_connectors::view::View>>,
 }
 
+/// The names in `hub` registered (or replaced) since `before`.
+fn changed_in<T>(hub: &Hub<T>, before: &BTreeMap<String, Arc<T>>) -> Vec<String> {
+    hub.all()
+        .into_iter()
+        .filter(|(n, e)| before.get(n).is_none_or(|b| !Arc::ptr_eq(b, e)))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Puts `hub`'s entry for `table` back as it was in `before`.
+fn restore_in<T>(hub: &Hub<T>, before: &BTreeMap<String, Arc<T>>, table: &str) {
+    match before.get(table) {
+        Some(e) => hub.insert(table, e.clone()),
+        None => hub.remove(table),
+    }
+}
+
 impl Registered {
     fn capture() -> Self {
         Registered {
-            http: sluice_connectors::http::endpoints()
-                .into_iter()
-                .filter_map(|n| sluice_connectors::http::endpoint(&n).map(|e| (n, e)))
-                .collect(),
-            sse: sluice_connectors::sse::streams()
-                .into_iter()
-                .filter_map(|n| sluice_connectors::sse::stream(&n).map(|e| (n, e)))
-                .collect(),
-            views: sluice_connectors::view::views()
-                .into_iter()
-                .filter_map(|n| sluice_connectors::view::view(&n).map(|e| (n, e)))
-                .collect(),
+            http: ENDPOINTS.all(),
+            sse: STREAMS.all(),
+            views: VIEWS.all(),
         }
     }
 
     /// The tables registered (or replaced) since.
     fn changed(&self) -> Vec<String> {
-        let now = Registered::capture();
-        let mut out: Vec<String> = now
-            .http
-            .iter()
-            .filter(|(n, e)| self.http.get(*n).is_none_or(|b| !Arc::ptr_eq(b, e)))
-            .map(|(n, _)| n.clone())
-            .collect();
-        out.extend(
-            now.sse
-                .iter()
-                .filter(|(n, e)| self.sse.get(*n).is_none_or(|b| !Arc::ptr_eq(b, e)))
-                .map(|(n, _)| n.clone()),
-        );
-        out.extend(
-            now.views
-                .iter()
-                .filter(|(n, e)| self.views.get(*n).is_none_or(|b| !Arc::ptr_eq(b, e)))
-                .map(|(n, _)| n.clone()),
-        );
+        let mut out = changed_in(&ENDPOINTS, &self.http);
+        out.extend(changed_in(&STREAMS, &self.sse));
+        out.extend(changed_in(&VIEWS, &self.views));
         out.sort();
         out.dedup();
         out
@@ -953,18 +949,9 @@ impl Registered {
     /// Undoes the registrations of `tables` since the capture.
     fn restore(&self, tables: &[String]) {
         for t in tables {
-            match self.http.get(t) {
-                Some(e) => sluice_connectors::http::reinstate(e.clone()),
-                None => sluice_connectors::http::forget(t),
-            }
-            match self.sse.get(t) {
-                Some(e) => sluice_connectors::sse::reinstate(e.clone()),
-                None => sluice_connectors::sse::forget(t),
-            }
-            match self.views.get(t) {
-                Some(e) => sluice_connectors::view::reinstate(e.clone()),
-                None => sluice_connectors::view::forget(t),
-            }
+            restore_in(&ENDPOINTS, &self.http, t);
+            restore_in(&STREAMS, &self.sse, t);
+            restore_in(&VIEWS, &self.views, t);
         }
     }
 }

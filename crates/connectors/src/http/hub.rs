@@ -2,9 +2,10 @@
 //! is planned; the HTTP server (`sluice-server`) finds it by the table's name, hands
 //! it request bodies, and the table's source takes the decoded rows from it.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::hub::Hub;
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -222,10 +223,8 @@ pub(crate) fn same_token(given: &str, want: &str) -> bool {
             == 0
 }
 
-fn hub() -> &'static Mutex<BTreeMap<String, Arc<Endpoint>>> {
-    static HUB: OnceLock<Mutex<BTreeMap<String, Arc<Endpoint>>>> = OnceLock::new();
-    HUB.get_or_init(Default::default)
-}
+/// The ingest endpoints, by table name.
+pub static ENDPOINTS: Hub<Endpoint> = Hub::new();
 
 /// Registers (or replaces) the endpoint of `config`'s table; returns it.
 pub(crate) fn register(config: HttpSourceConfig) -> Result<Arc<Endpoint>, String> {
@@ -238,38 +237,28 @@ pub(crate) fn register(config: HttpSourceConfig) -> Result<Arc<Endpoint>, String
     });
     // Fail early on a bad format option.
     endpoint.decoder()?;
-    hub()
-        .lock()
-        .map_err(|_| "the ingest registry is unusable".to_string())?
-        .insert(name, endpoint.clone());
+    ENDPOINTS.insert(&name, endpoint.clone());
     Ok(endpoint)
 }
 
 /// The endpoint of table `name`.
 pub fn endpoint(name: &str) -> Option<Arc<Endpoint>> {
-    hub().lock().ok()?.get(name).cloned()
+    ENDPOINTS.get(name)
 }
 
 /// Removes the endpoint of table `name` (its pipeline stopped): requests get a 404.
 pub fn forget(name: &str) {
-    if let Ok(mut h) = hub().lock() {
-        h.remove(name);
-    }
+    ENDPOINTS.remove(name);
 }
 
 /// Puts back an endpoint that planning another pipeline replaced.
 pub fn reinstate(endpoint: Arc<Endpoint>) {
-    if let Ok(mut h) = hub().lock() {
-        h.insert(endpoint.config.table.name.clone(), endpoint);
-    }
+    ENDPOINTS.insert(&endpoint.config.table.name.clone(), endpoint);
 }
 
 /// The names of the tables with an ingest endpoint.
 pub fn endpoints() -> Vec<String> {
-    hub()
-        .lock()
-        .map(|h| h.keys().cloned().collect())
-        .unwrap_or_default()
+    ENDPOINTS.names()
 }
 
 #[cfg(test)]

@@ -12,5 +12,5 @@ mod source;
 
 pub use config::{AckMode, HttpSourceConfig, OnError};
 pub use connector::HttpConnector;
-pub use hub::{Answer, Endpoint, endpoint, endpoints, forget, reinstate};
+pub use hub::{Answer, ENDPOINTS, Endpoint, endpoint, endpoints, forget, reinstate};
 pub use source::HttpSourceFactory;

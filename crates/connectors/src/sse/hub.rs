@@ -1,12 +1,13 @@
 //! The process-wide list of event streams: each `sse` table registers one when it is
 //! planned; its sink publishes rows into it and the HTTP server subscribes clients.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
 use super::config::SseConfig;
+use crate::hub::Hub;
 
 /// One event: its kind (`insert`, `update`, `delete`) and the row as JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,10 +71,8 @@ impl SseStream {
     }
 }
 
-fn hub() -> &'static Mutex<BTreeMap<String, Arc<SseStream>>> {
-    static HUB: OnceLock<Mutex<BTreeMap<String, Arc<SseStream>>>> = OnceLock::new();
-    HUB.get_or_init(Default::default)
-}
+/// The event streams, by table name.
+pub static STREAMS: Hub<SseStream> = Hub::new();
 
 /// Registers (or replaces) the stream of `config`'s table.
 pub(crate) fn register(config: SseConfig) -> Arc<SseStream> {
@@ -84,35 +83,26 @@ pub(crate) fn register(config: SseConfig) -> Arc<SseStream> {
         tx,
         history: Mutex::new(VecDeque::new()),
     });
-    if let Ok(mut h) = hub().lock() {
-        h.insert(name, stream.clone());
-    }
+    STREAMS.insert(&name, stream.clone());
     stream
 }
 
 /// The stream of table `name`.
 pub fn stream(name: &str) -> Option<Arc<SseStream>> {
-    hub().lock().ok()?.get(name).cloned()
+    STREAMS.get(name)
 }
 
 /// Removes the stream of table `name` (its pipeline stopped).
 pub fn forget(name: &str) {
-    if let Ok(mut h) = hub().lock() {
-        h.remove(name);
-    }
+    STREAMS.remove(name);
 }
 
 /// Puts back a stream that planning another pipeline replaced.
 pub fn reinstate(stream: Arc<SseStream>) {
-    if let Ok(mut h) = hub().lock() {
-        h.insert(stream.config.table.name.clone(), stream);
-    }
+    STREAMS.insert(&stream.config.table.name.clone(), stream);
 }
 
 /// The names of the tables with an event stream.
 pub fn streams() -> Vec<String> {
-    hub()
-        .lock()
-        .map(|h| h.keys().cloned().collect())
-        .unwrap_or_default()
+    STREAMS.names()
 }

@@ -10,5 +10,5 @@ mod sink;
 
 pub use config::SseConfig;
 pub use connector::SseConnector;
-pub use hub::{SseStream, forget, reinstate, stream, streams};
+pub use hub::{STREAMS, SseStream, forget, reinstate, stream, streams};
 pub use sink::SseSinkFactory;

@@ -1,7 +1,7 @@
 //! The views of the running pipelines, by table name: their rows by key.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, new_null_array};
 use datafusion::arrow::compute::cast;
@@ -10,6 +10,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use super::config::ViewConfig;
+use crate::hub::Hub;
 
 /// One view: the latest row of each key.
 #[derive(Debug)]
@@ -161,10 +162,8 @@ impl View {
     }
 }
 
-fn hub() -> &'static Mutex<BTreeMap<String, Arc<View>>> {
-    static HUB: OnceLock<Mutex<BTreeMap<String, Arc<View>>>> = OnceLock::new();
-    HUB.get_or_init(Default::default)
-}
+/// The views, by table name.
+pub static VIEWS: Hub<View> = Hub::new();
 
 /// Registers (or replaces) the view of `config`'s table.
 pub(crate) fn register(config: ViewConfig) -> Arc<View> {
@@ -173,35 +172,26 @@ pub(crate) fn register(config: ViewConfig) -> Arc<View> {
         config,
         rows: RwLock::new(BTreeMap::new()),
     });
-    if let Ok(mut h) = hub().lock() {
-        h.insert(name, view.clone());
-    }
+    VIEWS.insert(&name, view.clone());
     view
 }
 
 /// The view of table `name`.
 pub fn view(name: &str) -> Option<Arc<View>> {
-    hub().lock().ok()?.get(name).cloned()
+    VIEWS.get(name)
 }
 
 /// The names of the views.
 pub fn views() -> Vec<String> {
-    hub()
-        .lock()
-        .map(|h| h.keys().cloned().collect())
-        .unwrap_or_default()
+    VIEWS.names()
 }
 
 /// Puts back a view that planning another pipeline replaced.
 pub fn reinstate(view: Arc<View>) {
-    if let Ok(mut h) = hub().lock() {
-        h.insert(view.config.table.name.clone(), view);
-    }
+    VIEWS.insert(&view.config.table.name.clone(), view);
 }
 
 /// Removes the view of table `name` (its pipeline was deleted).
 pub fn forget(name: &str) {
-    if let Ok(mut h) = hub().lock() {
-        h.remove(name);
-    }
+    VIEWS.remove(name);
 }

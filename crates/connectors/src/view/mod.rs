@@ -14,4 +14,4 @@ mod sink;
 
 pub use config::ViewConfig;
 pub use connector::ViewConnector;
-pub use hub::{View, forget, reinstate, view, views};
+pub use hub::{VIEWS, View, forget, reinstate, view, views};
