@@ -1,5 +1,11 @@
 //! Invariant checks shared by the fuzz targets.
 
+/// The HTTP ingest body splitter, compiled here on its own: it needs only std, flate2
+/// and serde_json, while its crate (sluice-connectors) would bring every client
+/// library into the instrumented build.
+#[path = "../../crates/connectors/src/http/body.rs"]
+pub mod body;
+
 use std::sync::Arc;
 
 use sluice_formats::framing::{Frame, LineFramer};

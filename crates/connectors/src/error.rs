@@ -121,5 +121,21 @@ impl From<Error> for sluice_runtime::Error {
     }
 }
 
+/// `e` with the errors that caused it, `outer: inner: innermost` (a client library's
+/// top-level message alone rarely says what went wrong, e.g. which certificate).
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut m = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !m.contains(&text) {
+            m.push_str(": ");
+            m.push_str(&text);
+        }
+        cause = c.source();
+    }
+    m
+}
+
 /// Result alias of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

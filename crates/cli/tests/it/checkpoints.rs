@@ -503,21 +503,6 @@ impl Drop for S3Server {
     }
 }
 
-/// One HTTP/1.1 request to the S3 server; returns the response text.
-fn s3_request(endpoint: &str, method: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://");
-    let mut conn = std::net::TcpStream::connect(host).expect("connects to the S3 server");
-    write!(
-        conn,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .expect("sends");
-    let mut out = String::new();
-    let _ = conn.read_to_string(&mut out);
-    out
-}
-
 fn s3_server(bucket: &str) -> S3Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -538,7 +523,7 @@ fn s3_server(bucket: &str) -> S3Server {
         assert!(Instant::now() < deadline, "moto_server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let created = s3_request(&server.endpoint, "PUT", &format!("/{bucket}"));
+    let created = crate::http_request(&server.endpoint, "PUT", &format!("/{bucket}"));
     assert!(created.starts_with("HTTP/1.1 200"), "{created}");
     server
 }
@@ -569,7 +554,7 @@ fn checkpoints_go_to_s3_compatible_storage() {
     ];
     let mut child = start_with(dir.path(), &sql, &args, "error", &env);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !s3_request(&s3.endpoint, "GET", "/sluice?list-type=2&prefix=jobs/s3/")
+    while !crate::http_request(&s3.endpoint, "GET", "/sluice?list-type=2&prefix=jobs/s3/")
         .contains("_manifest.json")
     {
         assert!(Instant::now() < deadline, "no checkpoint reached S3");

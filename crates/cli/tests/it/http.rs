@@ -70,23 +70,6 @@ fn stop(mut child: Child) -> String {
     err
 }
 
-/// Every JSON row of the part files under `dir`.
-fn rows(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let text = std::fs::read_to_string(e.path()).expect("reads");
-        out.extend(
-            text.lines()
-                .map(|l| serde_json::from_str(l).expect("JSON rows")),
-        );
-    }
-    out
-}
-
 struct Reply {
     status: u16,
     body: serde_json::Value,
@@ -278,7 +261,7 @@ fn ingest_takes_good_bodies_and_refuses_hostile_ones() {
     let slow = slow.join().expect("the slow client ends");
     assert!(slow.starts_with("HTTP/1.1 408"), "{slow}");
     let err = stop(child);
-    let clicks = rows(&dir.path().join("clicks"));
+    let clicks = crate::json_rows(&dir.path().join("clicks"));
     assert_eq!(clicks.len(), accepted, "{err}");
     let mut ids: Vec<i64> = clicks
         .iter()
@@ -288,7 +271,7 @@ fn ingest_takes_good_bodies_and_refuses_hostile_ones() {
     ids.dedup();
     assert_eq!(ids.len(), 1005, "ids 1-4, 9 and 100-1099");
     assert!(!ids.contains(&5) && !ids.contains(&6) && !ids.contains(&7));
-    let readings = rows(&dir.path().join("readings"));
+    let readings = crate::json_rows(&dir.path().join("readings"));
     assert_eq!(readings.len(), 2);
     let dead =
         std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("dead letters");

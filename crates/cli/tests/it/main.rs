@@ -148,6 +148,53 @@ pub(crate) fn wait_for_port(port: u16, child: &mut std::process::Child, what: &s
     }
 }
 
+/// Every JSON row in the committed part files under `dir` (a filesystem sink's
+/// directory; names starting with a dot are files in progress).
+pub(crate) fn json_rows(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        out.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
+    }
+    out
+}
+
+/// The rows under `dir` (see [`json_rows`]) once there are `n` of them, or what there
+/// is after `limit`.
+pub(crate) fn wait_for_json_rows(
+    dir: &std::path::Path,
+    n: usize,
+    limit: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    let started = std::time::Instant::now();
+    let mut rows = json_rows(dir);
+    while rows.len() < n && started.elapsed() < limit {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        rows = json_rows(dir);
+    }
+    rows
+}
+
+/// One HTTP/1.1 request without a body to `endpoint` (`http://host:port`); returns
+/// the whole response as text (empty when the connection fails).
+pub(crate) fn http_request(endpoint: &str, method: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let host = endpoint.trim_start_matches("http://");
+    let Ok(mut conn) = std::net::TcpStream::connect(host) else {
+        return String::new();
+    };
+    let _ = write!(
+        conn,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut out = String::new();
+    let _ = conn.read_to_string(&mut out);
+    out
+}
+
 /// The repository root.
 pub(crate) fn root() -> PathBuf {
     sluice_testkit::repo_root()

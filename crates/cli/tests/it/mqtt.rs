@@ -694,7 +694,8 @@ fn iot_example_alerts_from_mqtt_to_a_webhook() {
 /// TLS and a login: a broker of the test's own listening with TLS only (a test CA's
 /// certificate) and refusing anonymous clients; the sink connects over `mqtts://`,
 /// trusting the CA from `tls.root-cert`, as a user with a password, and every row
-/// arrives at a `mosquitto_sub` that logs in the same way.
+/// arrives at a `mosquitto_sub` that logs in the same way; the source, connecting the
+/// same way, reads every message `mosquitto_pub` sent.
 #[test]
 fn mqtts_with_a_login_delivers_every_row() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
@@ -763,8 +764,64 @@ fn mqtts_with_a_login_delivers_every_row() {
     );
     let run = crate::sluice(dir.path(), &["run", "-q", sql.to_str().expect("utf-8")]);
     let got = sub.wait_with_output().expect("mosquitto_sub ends");
+    // The source over the same listener and login: the persistent session
+    // `tls-source` is opened first (so the broker keeps what comes for it), 100 QoS 1
+    // messages are published into it with mosquitto_pub, then a pipeline reads them.
+    let login = |tool: &str| {
+        let mut c = Command::new(tool);
+        c.args(["-h", "localhost", "-p", &port.to_string(), "--cafile"])
+            .arg(dir.path().join("ca.crt"))
+            .args(["-u", "sensor-gw", "-P", "pa55-word", "-q", "1"]);
+        c
+    };
+    let session = login("mosquitto_sub")
+        .args(["-c", "-i", "tls-source", "-t", "readings/#", "-W", "1"])
+        .output()
+        .expect("mosquitto_sub runs");
+    assert!(!text(&session).1.contains("rror"), "{}", text(&session).1);
+    let mut publisher = login("mosquitto_pub")
+        .args(["-t", "readings/r", "-l"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_pub runs");
+    {
+        use std::io::Write;
+        let mut stdin = publisher.stdin.take().expect("piped");
+        for i in 1..=100 {
+            writeln!(stdin, "{{\"id\": {i}}}").expect("writes");
+        }
+    }
+    assert!(publisher.wait().expect("mosquitto_pub ends").success());
+    let source = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE readings (id BIGINT)
+               WITH ('connector' = 'mqtt', 'url' = 'mqtts://localhost:{port}', 'topic' = 'readings/#',
+                     'client-id' = 'tls-source', 'qos' = '1', 'tls.root-cert' = '{d}/ca.crt',
+                     'username' = 'sensor-gw', 'password' = 'pa55-word', 'format' = 'json');
+             CREATE TABLE got (id BIGINT)
+               WITH ('connector' = 'filesystem', 'path' = '{d}/got', 'format' = 'json');
+             INSERT INTO got SELECT id FROM readings;"
+        ),
+    );
+    let mut reader = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "-q", "--checkpoint-dir", "chk"])
+        .args(["--checkpoint-interval", "300ms"])
+        .arg(&source)
+        .current_dir(dir.path())
+        .env("SLUICE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sluice starts");
+    let read = crate::wait_for_json_rows(&dir.path().join("got"), 100, Duration::from_secs(30));
+    let _ = reader.kill();
+    let _ = reader.wait();
     let _ = broker.kill();
     let _ = broker.wait();
+    let mut read: Vec<i64> = read.iter().filter_map(|r| r["id"].as_i64()).collect();
+    read.sort_unstable();
+    assert_eq!(read, (1..=100).collect::<Vec<_>>());
     assert!(run.status.success(), "{}", text(&run).1);
     assert!(!text(&run).1.contains("pa55-word"));
     let (stdout, stderr) = text(&got);

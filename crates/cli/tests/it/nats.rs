@@ -495,3 +495,100 @@ fn tls_with_a_login_delivers_every_row() {
         "{err}"
     );
 }
+
+/// A token over TLS, for the source too: a NATS server of the test's own taking TLS
+/// connections with one token; a pipeline reads a core subject and writes another, both
+/// over `tls://` with `token`, and every message published comes out once.
+#[test]
+fn tls_with_a_token_reads_and_writes() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    crate::make_certs(dir.path());
+    let d = dir.path().display().to_string();
+    let port = crate::free_port();
+    let mut server = std::process::Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
+        .args([
+            "--tlscert",
+            &format!("{d}/server.crt"),
+            "--tlskey",
+            &format!("{d}/server.key"),
+        ])
+        .args(["--auth", "t0ken-for-sluice"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server runs");
+    crate::wait_for_port(port, &mut server, "nats-server");
+    let url = format!("tls://localhost:{port}");
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE readings (id BIGINT)
+               WITH ('connector' = 'nats', 'url' = '{url}', 'subject' = 'in.>',
+                     'tls.root-cert' = '{d}/ca.crt', 'token' = 't0ken-for-sluice',
+                     'format' = 'json');
+             CREATE TABLE copies (id BIGINT)
+               WITH ('connector' = 'nats', 'url' = '{url}', 'subject' = 'out.{{id}}',
+                     'tls.root-cert' = '{d}/ca.crt', 'token' = 't0ken-for-sluice',
+                     'format' = 'json');
+             INSERT INTO copies SELECT id FROM readings;"
+        ),
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["run", "-q", sql.to_str().expect("utf-8")])
+        .current_dir(dir.path())
+        .env("SLUICE_LOG", "error")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sluice starts");
+    let rt = runtime();
+    let ids = rt.block_on(async {
+        let c = async_nats::ConnectOptions::with_token("t0ken-for-sluice".into())
+            .add_root_certificates(dir.path().join("ca.crt"))
+            .require_tls(true)
+            .connect(url.as_str())
+            .await
+            .expect("the test connects over TLS");
+        let mut out = c.subscribe("out.>").await.expect("subscribed");
+        c.flush().await.expect("flushed");
+        // Probe (id 0) until the pipeline is subscribed: core NATS keeps nothing.
+        let started = Instant::now();
+        loop {
+            c.publish("in.probe", "{\"id\": 0}".into())
+                .await
+                .expect("published");
+            c.flush().await.expect("flushed");
+            if let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(200), out.next()).await
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the pipeline never subscribed"
+            );
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(500), out.next()).await {
+        }
+        for i in 1..=500 {
+            c.publish(format!("in.r{}", i % 5), format!("{{\"id\": {i}}}").into())
+                .await
+                .expect("published");
+        }
+        c.flush().await.expect("flushed");
+        let mut ids = Vec::new();
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), out.next()).await {
+            let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
+            assert_eq!(m.subject.to_string(), format!("out.{}", v["id"]));
+            ids.push(v["id"].as_i64().expect("id"));
+        }
+        ids
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = server.kill();
+    let _ = server.wait();
+    let mut ids = ids;
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=500).collect::<Vec<_>>());
+}

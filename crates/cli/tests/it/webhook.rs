@@ -24,26 +24,51 @@ pub(crate) type Answer =
 pub(crate) struct Server {
     port: u16,
     requests: Arc<Mutex<Vec<Request>>>,
+    tls: bool,
 }
 
 impl Server {
     pub(crate) fn start(answer: Box<Answer>) -> Server {
+        Server::start_with(answer, None)
+    }
+
+    /// An HTTPS server: TLS with `config` in front of every connection (a failed
+    /// handshake closes it).
+    pub(crate) fn start_with(
+        answer: Box<Answer>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let port = listener.local_addr().expect("bound").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let answer: Arc<Answer> = Arc::from(answer);
         let seen = requests.clone();
+        let secure = tls.is_some();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (seen, answer) = (seen.clone(), answer.clone());
-                std::thread::spawn(move || serve(stream, &seen, answer.as_ref()));
+                let (seen, answer, tls) = (seen.clone(), answer.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, &seen, answer.as_ref()),
+                    Some(config) => {
+                        let Ok(conn) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        let tls = rustls::StreamOwned::new(conn, stream);
+                        serve(tls, &seen, answer.as_ref());
+                    }
+                });
             }
         });
-        Server { port, requests }
+        Server {
+            port,
+            requests,
+            tls: secure,
+        }
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}{path}", self.port)
     }
 
     pub(crate) fn requests(&self, path: &str) -> Vec<Request> {
@@ -58,9 +83,8 @@ impl Server {
 }
 
 /// Answers the requests of one keep-alive connection.
-fn serve(stream: std::net::TcpStream, seen: &Mutex<Vec<Request>>, answer: &Answer) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clones"));
-    let mut writer = stream;
+fn serve(stream: impl Read + Write, seen: &Mutex<Vec<Request>>, answer: &Answer) {
+    let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -106,7 +130,8 @@ fn serve(stream: std::net::TcpStream, seen: &Mutex<Vec<Request>>, answer: &Answe
             response.push_str(&format!("{k}: {v}\r\n"));
         }
         response.push_str("\r\nok");
-        if writer.write_all(response.as_bytes()).is_err() {
+        let writer = reader.get_mut();
+        if writer.write_all(response.as_bytes()).is_err() || writer.flush().is_err() {
             return;
         }
     }
@@ -317,6 +342,73 @@ fn webhook_dead_letters_after_the_last_retry_and_opens_the_circuit() {
             .as_str()
             .is_some_and(|r| r.contains("HTTP 400") && r.contains("not retried"))
     }));
+}
+
+/// `https://`: a server of the test's own behind TLS (a certificate of the test's CA).
+/// The sink that trusts that CA through `tls.root-cert` delivers every row; the one
+/// that trusts only the system's roots never gets past the handshake, and its rows
+/// are dead-lettered with the certificate named as the reason.
+#[test]
+fn webhook_over_https_trusts_its_root_cert_only() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    crate::make_certs(dir.path());
+    let acceptor = sluice_server::tls_acceptor(&sluice_server::config::TlsFiles {
+        cert: dir.path().join("server.crt"),
+        key: dir.path().join("server.key"),
+    })
+    .expect("the test certificate loads");
+    let server = Server::start_with(
+        Box::new(|_, _| (200, vec![])),
+        Some(acceptor.config().clone()),
+    );
+    let path = input(dir.path(), 30).display().to_string();
+    let ca = dir.path().join("ca.crt").display().to_string();
+    let sql = write_file(
+        dir.path(),
+        "pipeline.sql",
+        &format!(
+            "CREATE TABLE readings (id BIGINT, device STRING, temp INT)
+               WITH ('connector' = 'filesystem', 'path' = '{path}', 'format' = 'csv');
+             CREATE TABLE trusted (id BIGINT, temp INT)
+               WITH ('connector' = 'webhook', 'url' = '{}', 'tls.root-cert' = '{ca}');
+             CREATE TABLE untrusted (id BIGINT)
+               WITH ('connector' = 'webhook', 'url' = '{}', 'sink.max-retries' = '1',
+                     'sink.retry.initial-backoff' = '10 ms');
+             INSERT INTO trusted SELECT id, temp FROM readings;
+             INSERT INTO untrusted SELECT id FROM readings WHERE id < 3;",
+            server.url("/trusted"),
+            server.url("/untrusted"),
+        ),
+    );
+    let out = crate::sluice(dir.path(), &["run", "-q", sql.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let mut ids: Vec<i64> = server
+        .requests("/trusted")
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).expect("JSON")["id"]
+                .as_i64()
+                .expect("id")
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..30).collect::<Vec<_>>());
+    assert!(server.requests("/untrusted").is_empty());
+    let dead =
+        std::fs::read_to_string(dir.path().join("dead-letters.jsonl")).expect("dead letters");
+    let reasons: Vec<String> = dead
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON lines"))
+        .filter(|l| l["table"] == "untrusted")
+        .map(|l| l["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{dead}");
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.contains("certificate") || r.contains("UnknownIssuer")),
+        "{dead}"
+    );
 }
 
 /// Mistakes name the option and the fix.

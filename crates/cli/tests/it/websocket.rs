@@ -110,23 +110,7 @@ fn trades_example_makes_ohlc_bars_across_a_reconnect() {
         e.4 += q;
         e.5 += 1;
     }
-    let read = || -> Vec<serde_json::Value> {
-        let mut rows = Vec::new();
-        for e in std::fs::read_dir(&bars_dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            rows.extend(text.lines().filter_map(|l| serde_json::from_str(l).ok()));
-        }
-        rows
-    };
-    let started = Instant::now();
-    let mut bars = read();
-    while bars.len() < want.len() && started.elapsed() < Duration::from_secs(60) {
-        std::thread::sleep(Duration::from_millis(200));
-        bars = read();
-    }
+    let bars = crate::wait_for_json_rows(&bars_dir, want.len(), Duration::from_secs(60));
     let _ = child.kill();
     let _ = child.wait();
     let mut got: Bars = BTreeMap::new();
@@ -201,4 +185,115 @@ fn websocket_mistakes_are_explained() {
             "{options}: want '{want}' in {stderr}"
         );
     }
+}
+
+/// `wss://`: a WebSocket server of the test's own behind TLS (a certificate of the
+/// test's CA). Trusting that CA through `tls.root-cert`, the source reads every frame;
+/// trusting another CA, it refuses the server, says why in its log and keeps retrying.
+#[test]
+fn wss_feed_is_read_with_its_root_cert_and_refused_without() {
+    const N: usize = 300;
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    crate::make_certs(dir.path());
+    let d = dir.path().display().to_string();
+    let acceptor = sluice_server::tls_acceptor(&sluice_server::config::TlsFiles {
+        cert: dir.path().join("server.crt"),
+        key: dir.path().join("server.key"),
+    })
+    .expect("the test certificate loads");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("bound").port();
+    let handshakes: Arc<Mutex<Vec<bool>>> = Arc::default();
+    let seen = handshakes.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            listener.set_nonblocking(true).expect("non-blocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let tls = acceptor.accept(tcp).await;
+                    seen.lock().expect("not poisoned").push(tls.is_ok());
+                    let Ok(tls) = tls else { return };
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                        return;
+                    };
+                    for i in 0..N {
+                        let f = format!("{{\"symbol\": \"S{}\", \"n\": {i}}}", i % 3);
+                        if ws.send(Message::text(f)).await.is_err() {
+                            return;
+                        }
+                    }
+                    while let Some(Ok(_)) = ws.next().await {}
+                });
+            }
+        });
+    });
+    let sql = |ca: &str, out: &str| {
+        let file = dir.path().join(format!("{out}.sql"));
+        std::fs::write(
+            &file,
+            format!(
+                "CREATE TABLE feed (symbol STRING, n BIGINT)
+                   WITH ('connector' = 'websocket', 'url' = 'wss://127.0.0.1:{port}/feed',
+                         'tls.root-cert' = '{d}/{ca}', 'format' = 'json');
+                 CREATE TABLE got (symbol STRING, n BIGINT)
+                   WITH ('connector' = 'filesystem', 'path' = '{d}/{out}', 'format' = 'json');
+                 INSERT INTO got SELECT symbol, n FROM feed;"
+            ),
+        )
+        .expect("writes");
+        file
+    };
+    let start = |file: &std::path::Path, log: std::process::Stdio| {
+        Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "-q", "--checkpoint-interval", "300ms"])
+            .args(["--checkpoint-dir", "chk"])
+            .arg(file)
+            .current_dir(dir.path())
+            .env("SLUICE_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sluice starts")
+    };
+    let good = sql("ca.crt", "good");
+    let mut child = start(&good, std::process::Stdio::null());
+    let rows = crate::wait_for_json_rows(&dir.path().join("good"), N, Duration::from_secs(60));
+    let mut ns: Vec<i64> = rows.iter().filter_map(|v| v["n"].as_i64()).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    ns.sort_unstable();
+    assert_eq!(ns, (0..N as i64).collect::<Vec<_>>());
+    // Another CA: the handshake fails on the certificate, the log says so, the source
+    // retries, and nothing is read.
+    let bad = sql("other.crt", "bad");
+    let _ = std::fs::remove_dir_all(dir.path().join("chk"));
+    let mut child = start(&bad, std::process::Stdio::piped());
+    let before = handshakes.lock().expect("not poisoned").len();
+    let started = Instant::now();
+    while handshakes.lock().expect("not poisoned").len() < before + 2
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("sluice ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tries = handshakes.lock().expect("not poisoned")[before..].to_vec();
+    assert!(tries.len() >= 2, "retried: {tries:?} {stderr}");
+    assert!(tries.iter().all(|ok| !ok), "{tries:?}");
+    assert!(
+        stderr.contains("WebSocket connection failed") && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    assert_eq!(
+        crate::json_rows(&dir.path().join("bad")),
+        Vec::<serde_json::Value>::new()
+    );
 }

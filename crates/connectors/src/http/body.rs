@@ -182,6 +182,33 @@ fn json_array(body: &[u8]) -> Result<Vec<&[u8]>, BodyError> {
     ))
 }
 
+/// What must hold for any input (the fuzz target `ingest_body` and a randomized test
+/// run it): the first byte picks the layout and whether the rest is gzip; decoding
+/// and splitting return an error or records, never panic; the decompressed body stays
+/// within the limit; every record is a non-blank slice of the body.
+#[doc(hidden)]
+pub fn check_any_body(data: &[u8]) {
+    const MAX: usize = 1 << 16;
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let layout = [Layout::Json, Layout::Lines, Layout::Csv][usize::from(mode % 3)];
+    let encoding = (mode & 4 != 0).then_some("gzip");
+    let Ok(body) = decode_encoding(rest.to_vec(), encoding, MAX) else {
+        return;
+    };
+    assert!(encoding.is_none() || body.len() <= MAX, "over the limit");
+    let Ok(records) = records(&body, layout) else {
+        return;
+    };
+    let range = body.as_ptr_range();
+    for r in records {
+        let inside = range.start <= r.as_ptr() && r.as_ptr_range().end <= range.end;
+        assert!(inside, "a record outside the body");
+        assert!(r.iter().any(|b| !b.is_ascii_whitespace()), "a blank record");
+    }
+}
+
 fn trim(s: &[u8]) -> &[u8] {
     let start = s
         .iter()
@@ -273,6 +300,32 @@ mod tests {
             decode_encoding(b"x".to_vec(), Some("br"), 100),
             Err(BodyError::Malformed(_))
         ));
+    }
+
+    /// Random bodies made of the bytes that matter to the splitters (brackets, quotes,
+    /// escapes, separators, line breaks), some gzipped whole or cut short: no panic.
+    #[test]
+    fn random_bodies_never_panic() {
+        use rand::{Rng, SeedableRng};
+        use std::io::Write;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let alphabet = b"[]{}\",:\\ \n\r\tax1-.e";
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..64);
+            let mut body: Vec<u8> = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let mut mode = rng.random::<u8>() & !4;
+            if rng.random_bool(0.1) {
+                let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                z.write_all(&body).expect("writes");
+                body = z.finish().expect("finishes");
+                body.truncate(rng.random_range(0..=body.len()));
+                mode |= 4;
+            }
+            body.insert(0, mode);
+            check_any_body(&body);
+        }
     }
 
     #[test]

@@ -175,15 +175,7 @@ pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
             }
             m
         }
-        None => {
-            let mut m = e.to_string();
-            let mut src = std::error::Error::source(e);
-            while let Some(s) = src {
-                m.push_str(&format!(": {s}"));
-                src = s.source();
-            }
-            m
-        }
+        None => crate::error::with_causes(e),
     }
 }
 

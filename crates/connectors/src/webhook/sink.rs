@@ -203,7 +203,10 @@ async fn deliver(
                 }
                 (reason, retry_after)
             }
-            Err(e) => (format!("request failed: {e}"), None),
+            Err(e) => (
+                format!("request failed: {}", crate::error::with_causes(&e)),
+                None,
+            ),
         };
         if attempt >= config.max_retries {
             let opened = breaker
