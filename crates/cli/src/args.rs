@@ -143,7 +143,8 @@ pub(crate) struct GenArgs {
 pub(crate) struct BenchArgs {
     /// The suite: `nexmark`.
     pub(crate) suite: String,
-    /// The query: q0-q5, q7-q9, q12, q14-q23 (the suite queries Sluice runs).
+    /// The query: q0-q5, q7-q9, q12, q14-q23 (the suite queries Sluice runs), or a
+    /// `.sql` file of INSERTs over the suite's tables (e.g. bench/q5-latency.sql).
     #[arg(long, default_value = "q0")]
     pub(crate) query: String,
     /// Events to generate (suffixes K, M, G).

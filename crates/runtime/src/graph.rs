@@ -101,6 +101,9 @@ pub struct StreamGraph {
     pub nodes: Vec<StreamNode>,
     /// Edges.
     pub edges: Vec<StreamEdge>,
+    /// Per sink node, the column of its input that holds event time (a `TIMESTAMP`),
+    /// for the event time → emit latency (`sluice_event_time_latency_seconds`).
+    pub event_time: std::collections::BTreeMap<NodeId, usize>,
 }
 
 impl StreamGraph {

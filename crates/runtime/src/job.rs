@@ -89,6 +89,9 @@ pub struct JobSummary {
     pub stopped: bool,
     /// Batch latency percentiles (p50, p99, p99.9, max) in µs, for chained pipelines.
     pub latency_us: Option<Vec<u64>>,
+    /// Event time → emit percentiles (p50, p99, p99.9, max) in ms, for sinks whose
+    /// input has an event-time column.
+    pub event_time_latency_ms: Option<Vec<u64>>,
     /// Checkpoints completed (including the final one and a savepoint).
     pub checkpoints: u64,
     /// The checkpoint the job resumed from (the last one, after restarts).
@@ -243,6 +246,9 @@ impl Job {
             dead_letter_path: self.config.dead_letter_path.clone(),
             stopped: self.shutdown.is_stopping(),
             latency_us: self.metrics.latency_percentiles(&[0.5, 0.99, 0.999, 1.0]),
+            event_time_latency_ms: self
+                .metrics
+                .event_time_latency_percentiles(&[0.5, 0.99, 0.999, 1.0]),
             checkpoints: JobMetrics::get(&self.metrics.checkpoints_completed),
             restored_from,
             savepoint: match outcome {
@@ -412,6 +418,12 @@ impl Job {
     }
 
     /// Creates channels for every unchained edge and one task per chain subtask.
+    /// The counters of graph node `id` (named `<display name>#<node id>`).
+    fn operator_metrics(&self, id: NodeId) -> Arc<crate::metrics::OperatorMetrics> {
+        let node = &self.graph.nodes[id.0];
+        self.metrics.operator(&format!("{}#{}", node.name(), id.0))
+    }
+
     fn build_tasks(&self, restore: Option<&Restore>, wiring: Option<&Wiring>) -> Result<Vec<Task>> {
         let g = &self.graph;
         // (node, subtask) -> input channels; (node, subtask, edge index) -> senders.
@@ -420,6 +432,7 @@ impl Job {
         for e in g.edges.iter().filter(|e| !g.is_chained(e)) {
             let up = g.nodes[e.from.0].parallelism;
             let down = g.nodes[e.to.0].parallelism;
+            let receiver = self.operator_metrics(e.to);
             for i in 0..up {
                 let targets: Vec<usize> = match e.kind {
                     EdgeKind::Forward => vec![i],
@@ -429,6 +442,7 @@ impl Job {
                 for j in targets {
                     let (tx, rx): (Sender<Message>, Receiver<Message>) =
                         channel(self.config.channel_capacity.max(1));
+                    receiver.watch_input(tx.downgrade());
                     senders.push(tx);
                     inputs
                         .entry((e.to, j))
@@ -456,11 +470,7 @@ impl Job {
                 let mut source_metrics = None;
                 let head_part = match &head.kind {
                     NodeKind::Source(f) => {
-                        source_metrics = Some(self.metrics.operator(&format!(
-                            "{}#{}",
-                            head.name(),
-                            head.id.0
-                        )));
+                        source_metrics = Some(self.operator_metrics(head.id));
                         Head::Source(f.create(&info(head.id), &self.metrics)?)
                     }
                     _ => Head::Inputs(InputSet::new(
@@ -492,13 +502,13 @@ impl Job {
                                 metrics: self.metrics.clone(),
                                 split: None,
                             },
-                            metrics: self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
+                            metrics: self.operator_metrics(*id),
                             chain: Default::default(),
                         }),
                         NodeKind::Sink(f) => {
                             tail = Some(Tail::Sink(
                                 f.create(&info(*id))?,
-                                self.metrics.operator(&format!("{}#{}", node.name(), id.0)),
+                                self.operator_metrics(*id),
                             ))
                         }
                     }
@@ -508,9 +518,11 @@ impl Job {
                     Some(t) => t,
                     None => Tail::Edges(outputs.remove(&(last, s)).unwrap_or_default()),
                 };
+                let sink_event_time = g.event_time.get(&last).copied();
                 let names: Vec<String> = chain.iter().map(|id| g.nodes[id.0].name()).collect();
                 let index = tasks.len();
                 tasks.push(Task {
+                    sink_event_time,
                     name: format!("{} ({}/{})", names.join(" -> "), s + 1, head.parallelism),
                     head: head_part,
                     source_metrics,

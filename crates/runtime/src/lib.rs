@@ -24,8 +24,8 @@ pub use dead_letters::DeadLetterFile;
 pub use error::{Error, Result};
 pub use graph::{EdgeKind, NodeId, NodeKind, StreamEdge, StreamGraph, StreamNode};
 pub use job::{CheckpointStats, Job, JobConfig, JobSummary, ShutdownHandle};
-pub use metrics::JobMetrics;
-pub use partition::hash_rows;
+pub use metrics::{JobMetrics, LagProbe};
+pub use partition::{hash_rows, split_by_hash};
 pub use traits::{
     DeadLetterOutput, Delivery, LookupCaching, LookupFactory, LookupTable, Operator,
     OperatorContext, OperatorFactory, Sink, SinkFactory, Source, SourceEvent, SourceFactory,

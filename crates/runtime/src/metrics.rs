@@ -11,11 +11,13 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use datafusion::arrow::record_batch::RecordBatch;
+use sluice_types::Message;
+use tokio::sync::mpsc::WeakSender;
 
-/// Upper bounds (seconds) of the histogram buckets: 50 µs to 60 s.
-pub const BUCKETS: [f64; 16] = [
+/// Upper bounds (seconds) of the histogram buckets: 50 µs to 5 minutes.
+pub const BUCKETS: [f64; 20] = [
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    10.0, 60.0,
+    2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
 /// A Prometheus-style histogram of durations: a count per bucket (not cumulative; the
@@ -143,6 +145,19 @@ impl Tap {
     }
 }
 
+/// Asks a source subtask how many records it has yet to read; `None` once it is gone
+/// or when it cannot tell. Called from the metrics reader's thread.
+pub type LagProbe = Box<dyn Fn() -> Option<u64> + Send + Sync>;
+
+/// A [`LagProbe`] kept in [`JobMetrics`] (which prints itself for debugging).
+struct Probe(LagProbe);
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LagProbe")
+    }
+}
+
 /// "No watermark yet" in [`OperatorMetrics::watermark_ms`].
 pub const NO_WATERMARK: i64 = i64::MIN;
 
@@ -157,6 +172,10 @@ pub struct OperatorMetrics {
     pub rows_out: AtomicU64,
     /// `sluice_operator_batches_out_total`.
     pub batches_out: AtomicU64,
+    /// Arrow memory size of the batches taken in (`sluice_operator_bytes_in_total`).
+    pub bytes_in: AtomicU64,
+    /// Arrow memory size of the batches sent on (`sluice_operator_bytes_out_total`).
+    pub bytes_out: AtomicU64,
     /// Time to process one batch (`sluice_operator_batch_seconds`); for a sink, to
     /// write it.
     pub batch_time: Histogram,
@@ -169,6 +188,13 @@ pub struct OperatorMetrics {
     pub watermark_ms: AtomicI64,
     /// The operator's output (a sink's input), live.
     pub tap: Tap,
+    /// The channels into the operator's subtasks, to see how full they are at any
+    /// moment (`sluice_operator_input_queue_fill_ratio`); weak, so a finished run's
+    /// channels drop out.
+    inputs: Mutex<Vec<WeakSender<Message>>>,
+    /// Per subtask, the bytes of its state in the newest checkpoint that wrote it
+    /// (`sluice_operator_state_bytes`).
+    state_bytes: Mutex<std::collections::BTreeMap<usize, u64>>,
 }
 
 impl OperatorMetrics {
@@ -183,7 +209,65 @@ impl OperatorMetrics {
             blocked_nanos: AtomicU64::new(0),
             watermark_ms: AtomicI64::new(NO_WATERMARK),
             tap: Tap::default(),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            inputs: Mutex::new(Vec::new()),
+            state_bytes: Mutex::default(),
         }
+    }
+
+    /// Records that subtask `subtask`'s state takes `bytes` in the checkpoint store
+    /// (every file of its state, for incremental checkpoints the whole chain).
+    pub fn set_state_bytes(&self, subtask: usize, bytes: u64) {
+        let mut s = self.state_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        s.insert(subtask, bytes);
+    }
+
+    /// The operator's state in the newest checkpoints, summed over its subtasks;
+    /// `None` before its first checkpoint (or for an operator without state).
+    pub fn state_bytes(&self) -> Option<u64> {
+        let s = self.state_bytes.lock().unwrap_or_else(|p| p.into_inner());
+        (!s.is_empty()).then(|| s.values().sum())
+    }
+
+    /// Counts one batch taken in.
+    pub fn batch_in(&self, batch: &RecordBatch) {
+        JobMetrics::add(&self.rows_in, batch.num_rows() as u64);
+        JobMetrics::add(&self.bytes_in, batch.get_array_memory_size() as u64);
+    }
+
+    /// Counts batches sent on (and shows them to the tap).
+    pub fn batches_out<'a>(&self, batches: impl IntoIterator<Item = &'a RecordBatch>) {
+        let (mut rows, mut bytes, mut n) = (0, 0, 0);
+        for b in batches {
+            self.tap.send(b);
+            rows += b.num_rows() as u64;
+            bytes += b.get_array_memory_size() as u64;
+            n += 1;
+        }
+        JobMetrics::add(&self.rows_out, rows);
+        JobMetrics::add(&self.bytes_out, bytes);
+        JobMetrics::add(&self.batches_out, n);
+    }
+
+    /// Watches `channel`, one of the operator's input channels.
+    pub fn watch_input(&self, channel: WeakSender<Message>) {
+        let mut inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        inputs.retain(|c| c.strong_count() > 0);
+        inputs.push(channel);
+    }
+
+    /// How full the operator's input channels are right now: messages waiting over
+    /// room for them, from 0 (empty) to 1 (the sender waits: backpressure); `None`
+    /// when it has no input channel (a source, or an operator chained to its input).
+    pub fn input_fill(&self) -> Option<f64> {
+        let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
+        let (mut queued, mut room) = (0usize, 0usize);
+        for c in inputs.iter().filter_map(WeakSender::upgrade) {
+            queued += c.max_capacity() - c.capacity();
+            room += c.max_capacity();
+        }
+        (room > 0).then(|| queued as f64 / room as f64)
     }
 
     /// The newest watermark seen, if any.
@@ -249,9 +333,53 @@ pub struct JobMetrics {
     /// End-to-end latency: a batch's read at the source to its write at the sink, in
     /// chained pipelines (`sluice_latency_seconds`).
     pub latency: Histogram,
+    /// How many records each source subtask has yet to read, asked when the metrics
+    /// are read (`sluice_source_lag_records`), by (table, subtask).
+    source_lag: Mutex<Vec<(String, usize, Probe)>>,
+    /// Event time → emit: when a sink wrote a batch, minus the newest event time in
+    /// it, for sinks whose input has an event-time column
+    /// (`sluice_event_time_latency_seconds`).
+    pub event_time_latency: Histogram,
     /// Per-batch latency samples (source emit → sink write done) in microseconds,
     /// for chained pipelines; bounded reservoir.
-    latencies_us: Mutex<Vec<u64>>,
+    latencies_us: Reservoir,
+    /// Event time → emit samples in ms, for exact percentiles at the end of a run.
+    event_time_ms: Reservoir,
+}
+
+/// Samples of a run, at most [`MAX_LATENCY_SAMPLES`] (later samples replace earlier
+/// ones, spread over the run), for exact percentiles.
+#[derive(Debug, Default)]
+struct Reservoir(Mutex<Vec<u64>>);
+
+impl Reservoir {
+    fn add(&self, v: u64) {
+        let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if l.len() < MAX_LATENCY_SAMPLES {
+            l.push(v);
+        } else {
+            // Cheap deterministic replacement keeps the reservoir spread over the run.
+            let i = (v as usize ^ l.len().wrapping_mul(2654435761)) % MAX_LATENCY_SAMPLES;
+            l[i] = v;
+        }
+    }
+
+    fn percentiles(&self, quantiles: &[f64]) -> Option<Vec<u64>> {
+        let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if l.is_empty() {
+            return None;
+        }
+        l.sort_unstable();
+        Some(
+            quantiles
+                .iter()
+                .map(|q| {
+                    let idx = ((l.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+                    l[idx]
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Most latency samples kept (a reservoir: later samples replace random earlier ones).
@@ -307,39 +435,55 @@ impl JobMetrics {
         counter.load(Ordering::Relaxed)
     }
 
+    /// Registers how to ask subtask `subtask` of source `table` how many records it
+    /// has yet to read (replacing that of an earlier attempt of the run).
+    pub fn source_lag_probe(&self, table: &str, subtask: usize, probe: LagProbe) {
+        let mut lag = self.source_lag.lock().unwrap_or_else(|p| p.into_inner());
+        lag.retain(|(t, s, _)| !(t == table && *s == subtask));
+        lag.push((table.to_string(), subtask, Probe(probe)));
+    }
+
+    /// Records yet to read per source table (summed over its subtasks), for the
+    /// sources that know it and still run.
+    pub fn source_lag(&self) -> Vec<(String, u64)> {
+        let lag = self.source_lag.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<(String, u64)> = Vec::new();
+        for (table, _, probe) in lag.iter() {
+            let Some(n) = (probe.0)() else { continue };
+            match out.iter_mut().find(|(t, _)| t == table) {
+                Some((_, sum)) => *sum += n,
+                None => out.push((table.clone(), n)),
+            }
+        }
+        out
+    }
+
+    /// Records that a batch whose newest event time is `event_ms` (ms since the epoch)
+    /// was written now (0 when the event time is ahead of the clock).
+    pub fn record_event_time_latency(&self, event_ms: i64) {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let ms = u64::try_from(now_ms.saturating_sub(event_ms)).unwrap_or(0);
+        self.event_time_latency.observe(Duration::from_millis(ms));
+        self.event_time_ms.add(ms);
+    }
+
     /// Records one batch latency sample.
     pub fn record_latency(&self, micros: u64) {
         self.latency.observe(Duration::from_micros(micros));
-        let mut l = self.latencies_us.lock().unwrap_or_else(|p| p.into_inner());
-        if l.len() < MAX_LATENCY_SAMPLES {
-            l.push(micros);
-        } else {
-            // Cheap deterministic replacement keeps the reservoir spread over the run.
-            let i = (micros as usize ^ l.len().wrapping_mul(2654435761)) % MAX_LATENCY_SAMPLES;
-            l[i] = micros;
-        }
+        self.latencies_us.add(micros);
     }
 
     /// Latency percentiles in microseconds for the given quantiles (0.0–1.0), or `None`
     /// when no sample was taken.
     pub fn latency_percentiles(&self, quantiles: &[f64]) -> Option<Vec<u64>> {
-        let mut l = self
-            .latencies_us
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if l.is_empty() {
-            return None;
-        }
-        l.sort_unstable();
-        Some(
-            quantiles
-                .iter()
-                .map(|q| {
-                    let idx = ((l.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-                    l[idx]
-                })
-                .collect(),
-        )
+        self.latencies_us.percentiles(quantiles)
+    }
+
+    /// Event time → emit percentiles in ms for the given quantiles, or `None` when no
+    /// sink has an event-time column.
+    pub fn event_time_latency_percentiles(&self, quantiles: &[f64]) -> Option<Vec<u64>> {
+        self.event_time_ms.percentiles(quantiles)
     }
 }

@@ -100,7 +100,7 @@ async fn send(sender: &Sender<Message>, msg: Message) -> Result<Duration> {
 
 /// Splits `batch` into one part per target subtask by the key group of each row's key
 /// hash; `None` for targets that get no rows.
-pub(crate) fn split_by_hash(
+pub fn split_by_hash(
     batch: &RecordBatch,
     keys: &[usize],
     targets: usize,

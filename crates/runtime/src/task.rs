@@ -76,6 +76,8 @@ struct Written {
     name: String,
     tables: Vec<sluice_state::TableSnapshot>,
     link: Option<Link>,
+    /// The operator's counters, for the size of its state once written.
+    metrics: Arc<OperatorMetrics>,
 }
 
 struct Link {
@@ -99,6 +101,9 @@ pub(crate) enum Tail {
 
 /// A runnable subtask of a chain.
 pub(crate) struct Task {
+    /// The column of the sink's input that holds event time, if the tail is a sink
+    /// and it has one.
+    pub(crate) sink_event_time: Option<usize>,
     pub(crate) name: String,
     pub(crate) head: Head,
     pub(crate) source_metrics: Option<Arc<OperatorMetrics>>,
@@ -165,8 +170,7 @@ impl Task {
                     let n = batch.num_rows() as u64;
                     JobMetrics::add(&self.job.source_rows, n);
                     if let Some(m) = &self.source_metrics {
-                        JobMetrics::add(&m.rows_out, n);
-                        m.tap.send(&batch);
+                        m.batches_out([&batch]);
                     }
                     if let Some(op) = self.ops.first_mut() {
                         op.ctx.split = source.current_split();
@@ -418,7 +422,7 @@ impl Task {
         for op in self.ops.iter_mut().skip(start) {
             let mut next = Vec::with_capacity(cur.len());
             for b in cur {
-                JobMetrics::add(&op.metrics.rows_in, b.num_rows() as u64);
+                op.metrics.batch_in(&b);
                 let started = timing.then(Instant::now);
                 op.op.process(input, b, &mut op.ctx, &mut next)?;
                 if let Some(t) = started {
@@ -426,12 +430,7 @@ impl Task {
                 }
             }
             next.retain(|b| b.num_rows() > 0);
-            for b in &next {
-                op.metrics.tap.send(b);
-            }
-            let rows: usize = next.iter().map(RecordBatch::num_rows).sum();
-            JobMetrics::add(&op.metrics.rows_out, rows as u64);
-            JobMetrics::add(&op.metrics.batches_out, next.len() as u64);
+            op.metrics.batches_out(&next);
             cur = next;
             input = 0;
             if cur.is_empty() {
@@ -451,13 +450,17 @@ impl Task {
                 Tail::Sink(sink, m) => {
                     let n = b.num_rows() as u64;
                     m.tap.send(&b);
+                    m.batch_in(&b);
+                    let newest = self.sink_event_time.and_then(|c| newest_event_time(&b, c));
                     let started = self.timing.then(Instant::now);
                     sink.write(b).await?;
                     if let Some(t) = started {
                         m.batch_time.observe(t.elapsed());
                     }
-                    JobMetrics::add(&m.rows_in, n);
                     JobMetrics::add(&self.job.sink_rows, n);
+                    if let Some(ms) = newest {
+                        self.job.record_event_time_latency(ms);
+                    }
                 }
                 Tail::Edges(edges) => {
                     let mut waited = Duration::ZERO;
@@ -569,6 +572,7 @@ impl Task {
                 chain.in_flight = true;
                 chain.broken = false;
                 tables.push(Written {
+                    metrics: op.metrics.clone(),
                     name: sluice_state::shared_name(&state_stem(op.node, subtask), id.0),
                     tables: changes.tables,
                     link: Some(Link {
@@ -582,8 +586,11 @@ impl Task {
             // An operator that stopped being incremental starts any later chain anew.
             lock(&op.chain).files.clear();
             let t = op.op.snapshot()?;
-            if !t.is_empty() {
+            if t.is_empty() {
+                op.metrics.set_state_bytes(subtask, 0);
+            } else {
                 tables.push(Written {
+                    metrics: op.metrics.clone(),
                     name: state_file(op.node, subtask),
                     tables: t,
                     link: None,
@@ -619,7 +626,12 @@ impl Task {
         tokio::spawn(async move {
             let mut failed = None;
             for w in tables {
-                let Written { name, tables, link } = w;
+                let Written {
+                    name,
+                    tables,
+                    link,
+                    metrics,
+                } = w;
                 let rows = tables.iter().map(|t| t.batch.num_rows()).sum();
                 let written = if failed.is_some() {
                     Err("an earlier file failed".to_string())
@@ -633,9 +645,12 @@ impl Task {
                     Ok(entry) => {
                         part.written += entry.size;
                         let Some(link) = link else {
+                            metrics.set_state_bytes(subtask, entry.size);
                             part.files.push((name, entry));
                             continue;
                         };
+                        let earlier: u64 = link.earlier.iter().map(|f| f.entry.size).sum();
+                        metrics.set_state_bytes(subtask, earlier + entry.size);
                         for f in link.earlier {
                             part.files.push((f.name, f.entry));
                         }
@@ -667,6 +682,29 @@ impl Task {
             };
         });
         Ok(())
+    }
+}
+
+/// The newest event time in column `column` of `batch` (a timestamp of any unit), in
+/// ms since the epoch; `None` when it is all NULL or not a timestamp.
+fn newest_event_time(batch: &RecordBatch, column: usize) -> Option<i64> {
+    use datafusion::arrow::array::{
+        TimestampMicrosecondArray, TimestampMillisecondArray, TimestampNanosecondArray,
+        TimestampSecondArray,
+    };
+    use datafusion::arrow::compute::max;
+    let a = batch.columns().get(column)?;
+    let any = a.as_any();
+    if let Some(t) = any.downcast_ref::<TimestampMillisecondArray>() {
+        max(t)
+    } else if let Some(t) = any.downcast_ref::<TimestampMicrosecondArray>() {
+        max(t).map(|v| v.div_euclid(1_000))
+    } else if let Some(t) = any.downcast_ref::<TimestampNanosecondArray>() {
+        max(t).map(|v| v.div_euclid(1_000_000))
+    } else if let Some(t) = any.downcast_ref::<TimestampSecondArray>() {
+        max(t).map(|v| v.saturating_mul(1_000))
+    } else {
+        None
     }
 }
 

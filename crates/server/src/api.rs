@@ -72,6 +72,10 @@ fn detail(s: &Snapshot) -> Value {
                 "rows_in": o.rows_in.load(Ordering::Relaxed),
                 "rows_out": o.rows_out.load(Ordering::Relaxed),
                 "batches_out": o.batches_out.load(Ordering::Relaxed),
+                "bytes_in": o.bytes_in.load(Ordering::Relaxed),
+                "bytes_out": o.bytes_out.load(Ordering::Relaxed),
+                "input_fill": o.input_fill().filter(|_| running),
+                "state_bytes": o.state_bytes(),
                 "batch_p50_seconds": o.batch_time.quantile(0.5),
                 "batch_p99_seconds": o.batch_time.quantile(0.99),
                 "blocked_seconds": o.blocked_nanos.load(Ordering::Relaxed) as f64 / 1e9,
@@ -94,6 +98,20 @@ fn detail(s: &Snapshot) -> Value {
         "p50_seconds": m.latency.quantile(0.5),
         "p99_seconds": m.latency.quantile(0.99),
     });
+    v["event_time_latency"] = json!({
+        "p50_seconds": m.event_time_latency.quantile(0.5),
+        "p99_seconds": m.event_time_latency.quantile(0.99),
+    });
+    let running = s.status == crate::manager::Status::Running;
+    let lag: serde_json::Map<String, Value> = if running {
+        m.source_lag()
+            .into_iter()
+            .map(|(t, n)| (t, json!(n)))
+            .collect()
+    } else {
+        serde_json::Map::new()
+    };
+    v["source_lag"] = Value::Object(lag);
     v["checkpoint"] = json!({
         "location": s.checkpoint_location.as_deref().map(sluice_types::redact),
         "completed": completed,

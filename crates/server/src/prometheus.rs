@@ -205,6 +205,16 @@ pub fn render(pipelines: &[Snapshot]) -> String {
         "histogram",
         "End-to-end latency: a batch's read at the source to its write at the sink (chained pipelines).",
     );
+    let mut event_latency = Family::new(
+        "sluice_event_time_latency_seconds",
+        "histogram",
+        "Event time to emit: a sink's write of a batch minus the newest event time in it (sinks whose input has an event-time column).",
+    );
+    let mut source_lag = Family::new(
+        "sluice_source_lag_records",
+        "gauge",
+        "Records a source has yet to read (Kafka: consumer lag, the partitions' ends minus the positions).",
+    );
     let mut rows_in = Family::new(
         "sluice_operator_rows_in_total",
         "counter",
@@ -219,6 +229,26 @@ pub fn render(pipelines: &[Snapshot]) -> String {
         "sluice_operator_batches_out_total",
         "counter",
         "Batches out of the operator.",
+    );
+    let mut bytes_in = Family::new(
+        "sluice_operator_bytes_in_total",
+        "counter",
+        "Arrow memory size of the batches into the operator.",
+    );
+    let mut bytes_out = Family::new(
+        "sluice_operator_bytes_out_total",
+        "counter",
+        "Arrow memory size of the batches out of the operator.",
+    );
+    let mut state = Family::new(
+        "sluice_operator_state_bytes",
+        "gauge",
+        "Size of the operator's state in the newest checkpoint (all its files), summed over subtasks.",
+    );
+    let mut fill = Family::new(
+        "sluice_operator_input_queue_fill_ratio",
+        "gauge",
+        "How full the operator's input channels are: 0 empty, 1 full (its senders wait).",
     );
     let mut batch_time = Family::new(
         "sluice_operator_batch_seconds",
@@ -257,11 +287,25 @@ pub fn render(pipelines: &[Snapshot]) -> String {
             last_completed.sample("", &pl, done as f64 / 1e3);
         }
         latency.histogram(&pl, &m.latency.snapshot());
+        event_latency.histogram(&pl, &m.event_time_latency.snapshot());
+        if p.status == Status::Running {
+            for (table, n) in m.source_lag() {
+                source_lag.sample("", &format!("{pl},table=\"{}\"", label(&table)), n as f64);
+            }
+        }
         for op in m.operator_metrics() {
             let l = format!("{pl},operator=\"{}\"", label(&op.name));
             rows_in.sample("", &l, get(&op.rows_in));
             rows_out.sample("", &l, get(&op.rows_out));
             batches_out.sample("", &l, get(&op.batches_out));
+            bytes_in.sample("", &l, get(&op.bytes_in));
+            bytes_out.sample("", &l, get(&op.bytes_out));
+            if let Some(b) = op.state_bytes() {
+                state.sample("", &l, b as f64);
+            }
+            if let Some(f) = op.input_fill().filter(|_| p.status == Status::Running) {
+                fill.sample("", &l, f);
+            }
             batch_time.histogram(&l, &op.batch_time.snapshot());
             blocked.sample("", &l, get(&op.blocked_nanos) / 1e9);
             if let Some(seconds) = op
@@ -293,9 +337,15 @@ pub fn render(pipelines: &[Snapshot]) -> String {
     for f in [
         &last_completed,
         &latency,
+        &event_latency,
+        &source_lag,
         &rows_in,
         &rows_out,
         &batches_out,
+        &bytes_in,
+        &bytes_out,
+        &fill,
+        &state,
         &batch_time,
         &blocked,
         &lag,
@@ -314,6 +364,34 @@ mod tests {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
         assert_eq!(number(3.0), "3");
         assert_eq!(number(0.25), "0.25");
+    }
+
+    /// Every metric the Grafana dashboard and the alert rules read is one this
+    /// exporter writes, and docs/operations.md describes it.
+    #[test]
+    fn the_dashboard_and_alerts_read_metrics_that_exist() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../");
+        let source = include_str!("prometheus.rs");
+        let docs = std::fs::read_to_string(format!("{root}docs/operations.md")).expect("docs");
+        let name = regex::Regex::new(r"sluice_[a-z_]+").expect("a regex");
+        for file in ["deploy/grafana/sluice.json", "deploy/prometheus/alerts.yml"] {
+            let text = std::fs::read_to_string(format!("{root}{file}")).expect(file);
+            for m in name.find_iter(&text) {
+                let n = m.as_str();
+                let base = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|s| n.strip_suffix(s))
+                    .unwrap_or(n);
+                assert!(
+                    source.contains(&format!("\"{base}\"")),
+                    "{file} reads {n}, which /metrics does not have"
+                );
+                assert!(
+                    docs.contains(&format!("`{base}`")),
+                    "docs/operations.md lacks {base}"
+                );
+            }
+        }
     }
 
     #[test]

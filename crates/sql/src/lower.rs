@@ -1548,6 +1548,29 @@ impl<'a> Lowering<'a> {
         self.sink(&late.table, factory, key, &[s], &late.location)
     }
 
+    /// The column of `schema` that holds event time, for the event time → emit
+    /// latency: a `TIMESTAMP` named `window_time` or `window_end` (a window's
+    /// result), or named as the event-time column of a table with a `WATERMARK`.
+    fn event_time_column(&self, schema: &Schema) -> Option<usize> {
+        let rowtimes: Vec<String> = self
+            .watermarks
+            .keys()
+            .filter_map(|t| self.catalog.tables.get(t)?.watermark.as_ref())
+            .map(|w| w.column.clone())
+            .collect();
+        let is_time = |i: &usize| matches!(schema.field(*i).data_type(), DataType::Timestamp(..));
+        let named = |name: &str| {
+            schema
+                .fields()
+                .iter()
+                .position(|f| f.name() == name)
+                .filter(is_time)
+        };
+        named("window_time")
+            .or_else(|| named("window_end"))
+            .or_else(|| rowtimes.iter().find_map(|r| named(r)))
+    }
+
     /// Connects `inputs` to the sink of `table` (created on first use). Rows are hashed
     /// by the primary key when the table has one, so that upserts of one key stay in order.
     pub fn sink(
@@ -1579,6 +1602,7 @@ impl<'a> Lowering<'a> {
         let schema = inputs
             .first()
             .and_then(|s| self.graph.nodes[s.node.0].schema());
+        let event_time = schema.as_deref().and_then(|s| self.event_time_column(s));
         let inputs = match (updating_of(inputs), schema) {
             (Some(_), Some(schema)) if !key.is_empty() => {
                 let op = UpsertMaterializer::new(key.clone(), schema);
@@ -1599,6 +1623,9 @@ impl<'a> Lowering<'a> {
             .sinks
             .entry(table.to_string())
             .or_insert_with(|| self.graph.add_node(NodeKind::Sink(factory), parallelism));
+        if let Some(c) = event_time {
+            self.graph.event_time.insert(node, c);
+        }
         let parallelism = self.graph.nodes[node.0].parallelism;
         for s in inputs {
             let edge = if !key.is_empty() && parallelism > 1 {
@@ -2051,5 +2078,50 @@ fn unsupported(plan: &LogicalPlan, location: &Location) -> Error {
     Error::Unsupported {
         location: location.clone(),
         message: format!("{what} (plan node: {})", plan.display()),
+    }
+}
+
+#[cfg(test)]
+mod event_time_tests {
+    use crate::pipeline::{Pipeline, PipelineOptions};
+
+    /// Which column of each sink's input is its event time, by the sink's name.
+    fn event_time_columns(sql: &str) -> Vec<(String, usize)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        let p = rt
+            .block_on(Pipeline::plan(sql, &PipelineOptions::default()))
+            .expect("plans");
+        let mut out: Vec<(String, usize)> = p
+            .graph
+            .event_time
+            .iter()
+            .map(|(id, c)| (p.graph.nodes[id.0].name(), *c))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// A window's end, a source's `WATERMARK` column carried through, and nothing for a
+    /// sink without either (nor for a same-named column that is not a timestamp).
+    #[test]
+    fn sinks_find_their_event_time_column() {
+        let got = event_time_columns(
+            "CREATE TABLE src (k STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+               WITH ('connector' = 'datagen', 'number-of-rows' = '10');
+             CREATE TABLE windows (k STRING, n BIGINT, window_end TIMESTAMP(3)) WITH ('connector' = 'blackhole');
+             CREATE TABLE passed (ts TIMESTAMP(3), k STRING) WITH ('connector' = 'blackhole');
+             CREATE TABLE plain (k STRING, window_end STRING) WITH ('connector' = 'blackhole');
+             INSERT INTO windows SELECT k, COUNT(*), window_end
+               FROM TABLE(TUMBLE(TABLE src, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+               GROUP BY k, window_start, window_end;
+             INSERT INTO passed SELECT ts, k FROM src;
+             INSERT INTO plain SELECT k, 'x' FROM src;",
+        );
+        let names: Vec<String> = got.iter().map(|(n, _)| n.clone()).collect();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(names[0].contains("passed") && got[0].1 == 0, "{got:?}");
+        assert!(names[1].contains("windows") && got[1].1 == 2, "{got:?}");
     }
 }

@@ -1072,3 +1072,84 @@ fn an_upsert_topic_is_read_as_a_changelog() {
     );
     crate::jdbc::psql(&format!("DROP TABLE {rows}; DROP TABLE {totals}"));
 }
+
+/// Consumer lag in `/metrics`: a pipeline whose sink cannot keep up (a webhook whose
+/// server takes connections and never answers) falls behind a topic that gets 20,000
+/// records, and `sluice_source_lag_records` says by how much while the source waits.
+#[test]
+fn consumer_lag_is_exported() {
+    let t = topic("lag");
+    create_topic(BROKER, &t, 1);
+    // Takes connections and keeps them open without a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let silent_port = silent.local_addr().expect("bound").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    let sql = write_sql(
+        dir.path(),
+        &format!(
+            "CREATE TABLE events (k STRING, v BIGINT)
+               WITH ('connector' = 'kafka', 'topic' = '{t}', 'properties.bootstrap.servers' = '{BROKER}',
+                     'scan.startup.mode' = 'earliest-offset', 'format' = 'json');
+             CREATE TABLE hook (k STRING, v BIGINT)
+               WITH ('connector' = 'webhook', 'url' = 'http://127.0.0.1:{silent_port}/x',
+                     'sink.request-timeout' = '60 s', 'sink.max-retries' = '0',
+                     'sink.max-concurrent-requests' = '1');
+             INSERT INTO hook SELECT k, v FROM events;"
+        ),
+    );
+    let port = crate::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "run",
+            "-q",
+            "-w",
+            "1",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg(&sql)
+        .current_dir(dir.path())
+        .env("SLUICE_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sluice starts");
+    crate::wait_for_port(port, &mut child, "sluice run --http");
+    let recs: Vec<Rec> = (0..20_000)
+        .map(|i| Rec {
+            value: Some(format!("{{\"k\": \"k{i}\", \"v\": {i}}}").into_bytes()),
+            partition: Some(0),
+            ..Rec::default()
+        })
+        .collect();
+    // One record per batch: tansu's end of a partition is the first offset of its
+    // last batch (see kafka.md).
+    produce_with(BROKER, &t, &recs, false);
+    let lag = || -> Option<f64> {
+        crate::http_request(&format!("http://127.0.0.1:{port}"), "GET", "/metrics")
+            .lines()
+            .find(|l| l.starts_with("sluice_source_lag_records{") && l.contains("table=\"events\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    };
+    let started = Instant::now();
+    let mut seen = lag();
+    while seen.is_none_or(|l| l < 11_000.0) && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+        seen = lag();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = seen.expect("sluice_source_lag_records is exported");
+    // The source (chained to the sink) hands on one batch of at most 8,192 rows and
+    // waits on its first request.
+    assert!(
+        (11_000.0..=20_000.0).contains(&seen),
+        "lag {seen} of 20,000 records"
+    );
+}

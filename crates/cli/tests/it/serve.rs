@@ -371,10 +371,32 @@ fn pipelines_are_submitted_stopped_resumed_and_survive_restarts() {
         "sluice_operator_batch_seconds_bucket{pipeline=\"counts\",operator=",
         "le=\"+Inf\"}",
         "sluice_operator_blocked_seconds_total{pipeline=\"counts\",operator=",
+        "sluice_operator_bytes_in_total{pipeline=\"counts\",operator=",
+        "sluice_operator_bytes_out_total{pipeline=\"counts\",operator=",
+        "sluice_operator_input_queue_fill_ratio{pipeline=\"counts\",operator=",
+        "sluice_operator_state_bytes{pipeline=\"counts\",operator=",
         "sluice_checkpoint_last_completed_timestamp_seconds{pipeline=\"counts\"}",
     ] {
         assert!(metrics.contains(want), "/metrics lacks {want}:\n{metrics}");
     }
+    let values = |name: &str| -> Vec<f64> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .collect()
+    };
+    // 100 rows of a BIGINT and a STRING are some kilobytes as Arrow arrays.
+    let bytes = values("sluice_operator_bytes_out_total{pipeline=\"counts\"");
+    assert!(bytes.iter().any(|b| *b >= 800.0), "{bytes:?}");
+    // The aggregate's state: a few keys, some hundreds of bytes in the checkpoint.
+    let state = values("sluice_operator_state_bytes{pipeline=\"counts\"");
+    assert!(state.iter().any(|b| *b > 0.0), "{state:?}");
+    let fill = values("sluice_operator_input_queue_fill_ratio{pipeline=\"counts\"");
+    assert!(
+        !fill.is_empty() && fill.iter().all(|f| (0.0..=1.0).contains(f)),
+        "{fill:?}"
+    );
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -826,16 +848,19 @@ fn tls_and_rate_limits() {
     s.terminate();
 }
 
-/// `sluice run --http` shows its one pipeline read-only through the same API.
+/// `sluice run --http` shows its one pipeline read-only through the same API, and its
+/// metrics: rows stamped with the current time reach the sink with an event time →
+/// emit latency of well under a minute.
 #[test]
 fn run_shows_its_pipeline_read_only() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
     let file = dir.path().join("one.sql");
     std::fs::write(
         &file,
-        "CREATE TABLE src (k STRING) WITH ('connector' = 'http');
-         CREATE TABLE dst (k STRING) WITH ('connector' = 'blackhole');
-         INSERT INTO dst SELECT k FROM src;",
+        "CREATE TABLE src (k STRING, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+           WITH ('connector' = 'http');
+         CREATE TABLE dst (k STRING, ts TIMESTAMP(3)) WITH ('connector' = 'blackhole');
+         INSERT INTO dst SELECT k, ts FROM src;",
     )
     .expect("writes");
     let port = crate::free_port();
@@ -854,12 +879,19 @@ fn run_shows_its_pipeline_read_only() {
         child,
         base: format!("http://127.0.0.1:{port}"),
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
     let (st, _, v) = c.call(
         &s,
         "POST",
         "/ingest/src",
         None,
-        Some(("application/json", br#"[{"k": "a"}, {"k": "b"}]"#.to_vec())),
+        Some((
+            "application/json",
+            format!(r#"[{{"k": "a", "ts": {now}}}, {{"k": "b", "ts": {now}}}]"#).into_bytes(),
+        )),
     );
     assert_eq!(st, 200, "{v}");
     let started = Instant::now();
@@ -891,6 +923,16 @@ fn run_shows_its_pipeline_read_only() {
             .is_some_and(|m| m.contains("sluice_source_rows_total{pipeline=\"one\"} 2")),
         "{m}"
     );
+    let m = m.as_str().unwrap_or_default();
+    let value = |name: &str| -> f64 {
+        m.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let count = value("sluice_event_time_latency_seconds_count{pipeline=\"one\"}");
+    let sum = value("sluice_event_time_latency_seconds_sum{pipeline=\"one\"}");
+    assert!(count >= 1.0 && (0.0..60.0).contains(&(sum / count)), "{m}");
     let mut child = s.child;
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -900,7 +942,7 @@ fn run_shows_its_pipeline_read_only() {
 
 /// A `view` sink keeps the latest count per page; the API answers by key and as a
 /// whole, and psql queries it with SQL over the PostgreSQL protocol (the password is
-/// a read key).
+/// a read key); a server restart keeps it.
 #[test]
 fn views_answer_over_http_and_the_postgres_protocol() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
@@ -1001,6 +1043,24 @@ fn views_answer_over_http_and_the_postgres_protocol() {
             err.to_lowercase().contains(&want.to_lowercase()),
             "{sql}: {err}"
         );
+    }
+    // The view is in the savepoint SIGTERM takes: after a restart it holds every
+    // key again before any new input.
+    s.terminate();
+    let s = Server::start(dir.path(), &cfg, port, "http", &c);
+    let started = Instant::now();
+    loop {
+        let (st, all) = c.get(&s, "/api/views/per_url", READ);
+        if st == 200 && all["rows"].as_array().map(Vec::len) == Some(3) {
+            assert_eq!(
+                all["rows"][1],
+                json!({"url": "/p1", "n": 10, "users": 4}),
+                "{all}"
+            );
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{st} {all}");
+        std::thread::sleep(Duration::from_millis(100));
     }
     s.terminate();
 }

@@ -139,6 +139,7 @@ impl SourceFactory for KafkaSourceFactory {
             first_record: None,
             metrics: metrics.clone(),
             last_discovery: Instant::now(),
+            emitted_positions: Arc::default(),
             stash: None,
             batch_split: None,
             emitted_split: None,
@@ -170,7 +171,7 @@ struct KafkaSource {
     config: Arc<KafkaConfig>,
     schema: SchemaRef,
     metadata: MetadataColumns,
-    consumer: Option<BaseConsumer<KafkaContext>>,
+    consumer: Option<Arc<BaseConsumer<KafkaContext>>>,
     subtask: usize,
     parallelism: usize,
     /// The next offset to read of every partition this subtask owns.
@@ -185,6 +186,8 @@ struct KafkaSource {
     first_record: Option<Instant>,
     metrics: Arc<JobMetrics>,
     last_discovery: Instant,
+    /// The positions up to the last batch handed out, for the consumer lag.
+    emitted_positions: Shared,
     /// A record of another partition than the batch being built: it starts the next.
     stash: Option<Polled>,
     /// The partition of the batch being built.
@@ -207,9 +210,65 @@ struct Polled {
     bytes: usize,
 }
 
+/// How often the partitions' ends are asked for, for the consumer lag.
+const LAG_EVERY: Duration = Duration::from_secs(2);
+
+/// Positions or ends by partition, shared with the lag refresher and the metrics.
+type Shared = Arc<std::sync::Mutex<BTreeMap<Split, i64>>>;
+
+/// Asks the broker for the ends of the partitions in `positions` every [`LAG_EVERY`],
+/// on a thread of its own (so the lag stays current while backpressure holds the
+/// source up), until the consumer is gone.
+fn refresh_ends(
+    consumer: std::sync::Weak<BaseConsumer<KafkaContext>>,
+    positions: Shared,
+    ends: Shared,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("kafka-lag".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(LAG_EVERY);
+                let Some(consumer) = consumer.upgrade() else {
+                    return;
+                };
+                let splits: Vec<Split> = match positions.lock() {
+                    Ok(p) => p.keys().cloned().collect(),
+                    Err(_) => return,
+                };
+                for split in splits {
+                    if let Ok((_, high)) = consumer.fetch_watermarks(&split.0, split.1, LAG_EVERY)
+                        && let Ok(mut e) = ends.lock()
+                    {
+                        e.insert(split, high);
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "Cannot start the Kafka consumer lag thread; the lag is not reported.");
+    }
+}
+
+/// The consumer lag of one subtask: each partition's end (as last asked for) minus
+/// the position after the last batch handed on.
+fn lag_probe(positions: Shared, ends: Shared) -> sluice_runtime::LagProbe {
+    Box::new(move || {
+        let positions = positions.lock().ok()?;
+        let ends = ends.lock().ok()?;
+        let mut lag = 0u64;
+        for (split, &position) in positions.iter() {
+            if let Some(&end) = ends.get(split) {
+                lag += u64::try_from(end - position).unwrap_or(0);
+            }
+        }
+        Some(lag)
+    })
+}
+
 impl KafkaSource {
     fn consumer(&self) -> Result<&BaseConsumer<KafkaContext>> {
-        self.consumer.as_ref().ok_or_else(|| Error::External {
+        self.consumer.as_deref().ok_or_else(|| Error::External {
             table: self.config.table.clone(),
             message: "the Kafka source was read before it was opened".into(),
             retryable: false,
@@ -590,6 +649,18 @@ impl Source for KafkaSource {
             .enumerate()
             .map(|(i, s)| (s.clone(), i as u32))
             .collect();
+        let consumer = Arc::new(consumer);
+        let ends = Shared::default();
+        refresh_ends(
+            Arc::downgrade(&consumer),
+            self.emitted_positions.clone(),
+            ends.clone(),
+        );
+        self.metrics.source_lag_probe(
+            &c.table,
+            self.subtask,
+            lag_probe(self.emitted_positions.clone(), ends),
+        );
         self.consumer = Some(consumer);
         let owned = self.owned(&all);
         // Positions from every subtask of the checkpointed run: partitions are dealt
@@ -605,6 +676,9 @@ impl Source for KafkaSource {
             }
         }
         self.assign(&owned, &start)?;
+        if let Ok(mut p) = self.emitted_positions.lock() {
+            p.clone_from(&self.positions);
+        }
         info!(
             table = %self.config.table,
             subtask = self.subtask,
@@ -664,6 +738,9 @@ impl Source for KafkaSource {
                 owned: self.positions.len() as u32,
             });
             if let Some(b) = self.flush(dead)? {
+                if let Ok(mut p) = self.emitted_positions.lock() {
+                    p.clone_from(&self.positions);
+                }
                 return Ok(SourceEvent::Batch(b));
             }
         }

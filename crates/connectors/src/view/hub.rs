@@ -110,6 +110,12 @@ impl View {
         RecordBatch::try_new(schema, columns).map_err(|e| e.to_string())
     }
 
+    /// Every row, in key order.
+    pub(crate) fn all(&self) -> Result<RecordBatch, String> {
+        let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());
+        self.batch_of(rows.values())
+    }
+
     /// Every row (at most `limit`), in key order.
     pub fn scan(&self, limit: usize) -> Result<RecordBatch, String> {
         let rows = self.rows.read().unwrap_or_else(|p| p.into_inner());

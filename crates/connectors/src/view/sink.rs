@@ -3,11 +3,15 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::reader::StreamReader;
+use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use sluice_runtime::{Delivery, Sink, SinkFactory, TaskInfo};
-use sluice_types::RowKind;
+use sluice_types::{CheckpointId, RowKind};
 
 use super::config::ViewConfig;
 use super::hub::{View, register};
@@ -47,14 +51,25 @@ impl SinkFactory for ViewSinkFactory {
     fn create(&self, _task: &TaskInfo) -> sluice_runtime::Result<Box<dyn Sink>> {
         Ok(Box::new(ViewSink {
             view: self.view.clone(),
+            subtask: 0,
+            parallelism: 1,
         }))
     }
 }
 
 /// Writes one subtask's rows into the shared view.
+///
+/// Checkpoints hold the view: each subtask's pre-commit is the rows of the keys routed
+/// to it (only it changes them, so they are exactly as of its barrier), as an Arrow IPC
+/// stream in base64; after a restart every subtask puts back the rows of all of them.
 struct ViewSink {
     view: Arc<View>,
+    subtask: usize,
+    parallelism: usize,
 }
+
+/// The pre-commit's field holding the rows.
+const ROWS: &str = "view_rows";
 
 impl ViewSink {
     fn error(&self, message: String) -> sluice_runtime::Error {
@@ -68,13 +83,78 @@ impl ViewSink {
 
 #[async_trait]
 impl Sink for ViewSink {
-    async fn open(&mut self, _task: &TaskInfo) -> sluice_runtime::Result<()> {
+    async fn open(&mut self, task: &TaskInfo) -> sluice_runtime::Result<()> {
+        self.subtask = task.subtask;
+        self.parallelism = task.parallelism;
         Ok(())
     }
 
     async fn write(&mut self, batch: RecordBatch) -> sluice_runtime::Result<()> {
         let data = sluice_types::without_row_kind(&batch);
         let kinds = sluice_types::kinds_of(&batch);
+        self.apply(&data, &kinds)
+    }
+
+    async fn pre_commit(&mut self, _: CheckpointId) -> sluice_runtime::Result<serde_json::Value> {
+        let all = self.view.all().map_err(|e| self.error(e))?;
+        let mine = if self.parallelism > 1 && all.num_rows() > 0 {
+            sluice_runtime::split_by_hash(&all, self.view.key(), self.parallelism)?
+                .into_iter()
+                .nth(self.subtask)
+                .flatten()
+        } else {
+            Some(all)
+        };
+        let Some(mine) = mine.filter(|b| b.num_rows() > 0) else {
+            return Ok(serde_json::Value::Null);
+        };
+        let mut ipc = Vec::new();
+        {
+            let mut w = StreamWriter::try_new(&mut ipc, &mine.schema())
+                .map_err(|e| self.error(e.to_string()))?;
+            w.write(&mine).map_err(|e| self.error(e.to_string()))?;
+            w.finish().map_err(|e| self.error(e.to_string()))?;
+        }
+        Ok(serde_json::json!({ ROWS: BASE64.encode(ipc) }))
+    }
+
+    async fn recover(
+        &mut self,
+        pending: Vec<serde_json::Value>,
+        _undone: Vec<serde_json::Value>,
+    ) -> sluice_runtime::Result<()> {
+        for p in pending {
+            let Some(text) = p.get(ROWS).and_then(serde_json::Value::as_str) else {
+                continue;
+            };
+            let bytes = BASE64
+                .decode(text)
+                .map_err(|e| self.error(format!("the checkpoint's view rows: {e}")))?;
+            let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                .map_err(|e| self.error(format!("the checkpoint's view rows: {e}")))?;
+            for batch in reader {
+                let batch =
+                    batch.map_err(|e| self.error(format!("the checkpoint's view rows: {e}")))?;
+                let kinds = vec![RowKind::Insert; batch.num_rows()];
+                self.apply(&batch, &kinds)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn close(&mut self) -> sluice_runtime::Result<()> {
+        Ok(())
+    }
+
+    fn delivery(&self) -> Delivery {
+        // Restored from the checkpoint, then the changes since replayed onto it.
+        Delivery::AtLeastOnce
+    }
+}
+
+impl ViewSink {
+    /// Applies rows of the table's columns (`kinds`: one per row) to the view.
+    fn apply(&self, data: &RecordBatch, kinds: &[RowKind]) -> sluice_runtime::Result<()> {
         let keys: Vec<_> = self
             .view
             .key()
@@ -108,13 +188,5 @@ impl Sink for ViewSink {
                 "the view would hold more than {max} keys: raise 'view.max-rows' or narrow the query"
             ))
         })
-    }
-
-    async fn close(&mut self) -> sluice_runtime::Result<()> {
-        Ok(())
-    }
-
-    fn delivery(&self) -> Delivery {
-        Delivery::AtMostOnce
     }
 }
