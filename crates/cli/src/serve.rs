@@ -93,6 +93,7 @@ async fn run_server(config: ServerConfig) -> Result<(), Failure> {
                 tokio::spawn(sluice_server::serve_pg(
                     l,
                     config.api_keys.clone(),
+                    tls.clone(),
                     async move {
                         let _ = pg_stopped.await;
                     },

@@ -417,18 +417,25 @@ impl Job {
         }
     }
 
-    /// Creates channels for every unchained edge and one task per chain subtask.
     /// The counters of graph node `id` (named `<display name>#<node id>`).
     fn operator_metrics(&self, id: NodeId) -> Arc<crate::metrics::OperatorMetrics> {
         let node = &self.graph.nodes[id.0];
         self.metrics.operator(&format!("{}#{}", node.name(), id.0))
     }
 
+    /// Creates channels for every unchained edge and one task per chain subtask.
     fn build_tasks(&self, restore: Option<&Restore>, wiring: Option<&Wiring>) -> Result<Vec<Task>> {
         let g = &self.graph;
         // (node, subtask) -> input channels; (node, subtask, edge index) -> senders.
         let mut inputs: HashMap<(NodeId, usize), Vec<InputChannel>> = HashMap::new();
         let mut outputs: HashMap<(NodeId, usize), Vec<OutputEdge>> = HashMap::new();
+        // Every node's counters, chain by chain (the API, /metrics and the run
+        // summary list them in this order), before the channels name their receivers.
+        for chain in g.chains() {
+            for id in chain {
+                self.operator_metrics(id);
+            }
+        }
         for e in g.edges.iter().filter(|e| !g.is_chained(e)) {
             let up = g.nodes[e.from.0].parallelism;
             let down = g.nodes[e.to.0].parallelism;

@@ -257,17 +257,17 @@ impl OperatorMetrics {
         inputs.push(channel);
     }
 
-    /// How full the operator's input channels are right now: messages waiting over
-    /// room for them, from 0 (empty) to 1 (the sender waits: backpressure); `None`
-    /// when it has no input channel (a source, or an operator chained to its input).
+    /// How full the operator's fullest input channel is right now: messages waiting
+    /// over room for them, from 0 (empty) to 1 (its sender waits: backpressure);
+    /// `None` when it has no input channel (a source, or an operator chained to its
+    /// input).
     pub fn input_fill(&self) -> Option<f64> {
         let inputs = self.inputs.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut queued, mut room) = (0usize, 0usize);
-        for c in inputs.iter().filter_map(WeakSender::upgrade) {
-            queued += c.max_capacity() - c.capacity();
-            room += c.max_capacity();
-        }
-        (room > 0).then(|| queued as f64 / room as f64)
+        inputs
+            .iter()
+            .filter_map(WeakSender::upgrade)
+            .map(|c| (c.max_capacity() - c.capacity()) as f64 / c.max_capacity().max(1) as f64)
+            .reduce(f64::max)
     }
 
     /// The newest watermark seen, if any.
@@ -347,25 +347,46 @@ pub struct JobMetrics {
     event_time_ms: Reservoir,
 }
 
-/// Samples of a run, at most [`MAX_LATENCY_SAMPLES`] (later samples replace earlier
-/// ones, spread over the run), for exact percentiles.
+/// Samples of a run, at most [`MAX_LATENCY_SAMPLES`], for exact percentiles: a
+/// uniform sample of all the run's values (reservoir sampling, Algorithm R).
 #[derive(Debug, Default)]
-struct Reservoir(Mutex<Vec<u64>>);
+struct Reservoir(Mutex<ReservoirState>);
+
+#[derive(Debug, Default)]
+struct ReservoirState {
+    kept: Vec<u64>,
+    seen: u64,
+    rng: u64,
+}
 
 impl Reservoir {
     fn add(&self, v: u64) {
-        let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if l.len() < MAX_LATENCY_SAMPLES {
-            l.push(v);
-        } else {
-            // Cheap deterministic replacement keeps the reservoir spread over the run.
-            let i = (v as usize ^ l.len().wrapping_mul(2654435761)) % MAX_LATENCY_SAMPLES;
-            l[i] = v;
+        let mut r = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        r.seen += 1;
+        if r.kept.len() < MAX_LATENCY_SAMPLES {
+            r.kept.push(v);
+            return;
+        }
+        // The n-th value replaces a random kept one with probability kept/n
+        // (xorshift64*: cheap, and uniform enough for percentiles).
+        let mut x = r.rng ^ 0x9E37_79B9_7F4A_7C15;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.rng = x;
+        let j = x.wrapping_mul(0x2545_F491_4F6C_DD1D) % r.seen;
+        if let Some(slot) = r.kept.get_mut(j as usize) {
+            *slot = v;
         }
     }
 
     fn percentiles(&self, quantiles: &[f64]) -> Option<Vec<u64>> {
-        let mut l = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut l = self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .kept
+            .clone();
         if l.is_empty() {
             return None;
         }

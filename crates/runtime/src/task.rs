@@ -587,7 +587,10 @@ impl Task {
             lock(&op.chain).files.clear();
             let t = op.op.snapshot()?;
             if t.is_empty() {
-                op.metrics.set_state_bytes(subtask, 0);
+                // A stateful operator with nothing to keep; a stateless one has no size.
+                if !op.op.state_tables().is_empty() {
+                    op.metrics.set_state_bytes(subtask, 0);
+                }
             } else {
                 tables.push(Written {
                     metrics: op.metrics.clone(),

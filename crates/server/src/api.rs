@@ -61,12 +61,12 @@ fn summary(s: &Snapshot) -> Value {
 
 fn detail(s: &Snapshot) -> Value {
     let m = &s.metrics;
+    let running = s.status == crate::manager::Status::Running;
     let operators: Vec<Value> = m
         .operator_metrics()
         .iter()
         .map(|o| {
             let w = o.watermark();
-            let running = s.status == crate::manager::Status::Running;
             json!({
                 "name": o.name,
                 "rows_in": o.rows_in.load(Ordering::Relaxed),
@@ -102,7 +102,6 @@ fn detail(s: &Snapshot) -> Value {
         "p50_seconds": m.event_time_latency.quantile(0.5),
         "p99_seconds": m.event_time_latency.quantile(0.99),
     });
-    let running = s.status == crate::manager::Status::Running;
     let lag: serde_json::Map<String, Value> = if running {
         m.source_lag()
             .into_iter()

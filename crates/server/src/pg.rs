@@ -40,6 +40,8 @@ struct Views;
 struct KeyLogin {
     keys: Arc<Vec<ApiKey>>,
     parameters: DefaultServerParameterProvider,
+    /// The server has a certificate: clients must use TLS (the password is a key).
+    require_tls: bool,
 }
 
 fn user_error(code: &str, message: String) -> PgWireError {
@@ -64,6 +66,14 @@ impl StartupHandler for KeyLogin {
     {
         match message {
             PgWireFrontendMessage::Startup(ref startup) => {
+                if self.require_tls && !client.is_secure() {
+                    return Err(user_error(
+                        "28000",
+                        "this server takes TLS connections only: connect with sslmode=require \
+                         (or verify-full with sslrootcert)"
+                            .into(),
+                    ));
+                }
                 protocol_negotiation(client, startup).await?;
                 save_startup_parameters_to_metadata(client, startup);
                 if self.keys.is_empty() {
@@ -239,10 +249,12 @@ impl PgWireServerHandlers for Handlers {
     }
 }
 
-/// Serves the PostgreSQL protocol on `listener` until `shutdown` resolves.
+/// Serves the PostgreSQL protocol on `listener` until `shutdown` resolves; with `tls`
+/// (the server's certificate), only over TLS (`sslmode=require` and up).
 pub async fn serve_pg(
     listener: TcpListener,
     keys: Vec<ApiKey>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let handlers = Arc::new(Handlers {
@@ -250,6 +262,7 @@ pub async fn serve_pg(
         login: Arc::new(KeyLogin {
             keys: Arc::new(keys),
             parameters: DefaultServerParameterProvider::default(),
+            require_tls: tls.is_some(),
         }),
     });
     tokio::pin!(shutdown);
@@ -261,8 +274,9 @@ pub async fn serve_pg(
         match socket {
             Ok((s, _)) => {
                 let h = handlers.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = pgwire::tokio::process_socket(s, None, h).await {
+                    if let Err(e) = pgwire::tokio::process_socket(s, tls, h).await {
                         tracing::debug!(error = %e, "A PostgreSQL client connection ended with an error.");
                     }
                 });

@@ -1132,10 +1132,13 @@ fn consumer_lag_is_exported() {
     // last batch (see kafka.md).
     produce_with(BROKER, &t, &recs, false);
     let lag = || -> Option<f64> {
-        crate::http_request(&format!("http://127.0.0.1:{port}"), "GET", "/metrics")
-            .lines()
-            .find(|l| l.starts_with("sluice_source_lag_records{") && l.contains("table=\"events\""))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        let m = crate::http_request(&format!("http://127.0.0.1:{port}"), "GET", "/metrics");
+        crate::metric_values(
+            &m,
+            "sluice_source_lag_records{pipeline=\"pipeline\",table=\"events\"}",
+        )
+        .first()
+        .copied()
     };
     let started = Instant::now();
     let mut seen = lag();

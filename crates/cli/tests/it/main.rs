@@ -195,6 +195,24 @@ pub(crate) fn http_request(endpoint: &str, method: &str, path: &str) -> String {
     out
 }
 
+/// The values of the samples in Prometheus text `metrics` whose line starts with
+/// `prefix` (a metric name and the start of its labels).
+pub(crate) fn metric_values(metrics: &str, prefix: &str) -> Vec<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect()
+}
+
+/// The first of [`metric_values`], or -1 when there is none.
+pub(crate) fn metric_value(metrics: &str, prefix: &str) -> f64 {
+    metric_values(metrics, prefix)
+        .first()
+        .copied()
+        .unwrap_or(-1.0)
+}
+
 /// The repository root.
 pub(crate) fn root() -> PathBuf {
     sluice_testkit::repo_root()

@@ -580,7 +580,10 @@ fn tls_with_a_token_reads_and_writes() {
         while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), out.next()).await {
             let v: serde_json::Value = serde_json::from_slice(&m.payload).expect("JSON");
             assert_eq!(m.subject.to_string(), format!("out.{}", v["id"]));
-            ids.push(v["id"].as_i64().expect("id"));
+            // A late echo of a probe is not one of the messages.
+            if v["id"] != 0 {
+                ids.push(v["id"].as_i64().expect("id"));
+            }
         }
         ids
     });

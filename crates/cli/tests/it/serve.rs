@@ -379,13 +379,7 @@ fn pipelines_are_submitted_stopped_resumed_and_survive_restarts() {
     ] {
         assert!(metrics.contains(want), "/metrics lacks {want}:\n{metrics}");
     }
-    let values = |name: &str| -> Vec<f64> {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-            .collect()
-    };
+    let values = |name: &str| crate::metric_values(&metrics, name);
     // 100 rows of a BIGINT and a STRING are some kilobytes as Arrow arrays.
     let bytes = values("sluice_operator_bytes_out_total{pipeline=\"counts\"");
     assert!(bytes.iter().any(|b| *b >= 800.0), "{bytes:?}");
@@ -397,14 +391,7 @@ fn pipelines_are_submitted_stopped_resumed_and_survive_restarts() {
         !fill.is_empty() && fill.iter().all(|f| (0.0..=1.0).contains(f)),
         "{fill:?}"
     );
-    let value = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1.0)
-    };
+    let value = |name: &str| crate::metric_value(&metrics, name);
     assert!(value("sluice_checkpoints_completed_total{pipeline=\"counts\"}") >= 1.0);
     let done = value("sluice_checkpoint_last_completed_timestamp_seconds{pipeline=\"counts\"}");
     let now = std::time::SystemTime::now()
@@ -803,14 +790,19 @@ fn keys_scopes_and_malformed_requests_are_refused() {
     );
 }
 
-/// TLS from a certificate and key, and the per-key rate limit.
+/// TLS from a certificate and key (the API and the PostgreSQL endpoint), and the
+/// per-key rate limit.
 #[test]
 fn tls_and_rate_limits() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
     crate::make_certs(dir.path());
+    let pg_port = crate::free_port();
     let cfg = config(
         dir.path(),
-        "[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n[limits]\nrequests_per_second = 5",
+        &format!(
+            "pg_listen = \"127.0.0.1:{pg_port}\"\n[tls]\ncert = \"server.crt\"\nkey = \"server.key\"\n\
+             [limits]\nrequests_per_second = 5"
+        ),
     );
     let port = crate::free_port();
     let c = Client::new(Some(&dir.path().join("ca.crt")));
@@ -845,6 +837,40 @@ fn tls_and_rate_limits() {
     }
     // Another key has its own budget.
     assert_eq!(c.get(&s, "/api/pipelines", ADMIN).0, 200);
+    // The PostgreSQL endpoint speaks TLS with the same certificate, and only TLS:
+    // psql verifying it against the CA gets in; against another CA, or without TLS,
+    // it is refused.
+    let psql = |mode: &str, ca: &str| {
+        Command::new("psql")
+            .arg(format!(
+                "host=localhost port={pg_port} user=dashboard dbname=sluice sslmode={mode} \
+                 sslrootcert={}",
+                dir.path().join(ca).display()
+            ))
+            .args(["-At", "-c", "SELECT 1 + 1 AS two"])
+            .env("PGPASSWORD", READ)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .output()
+            .expect("psql runs")
+    };
+    let out = psql("verify-full", "ca.crt");
+    assert!(out.status.success(), "{}", crate::text(&out).1);
+    assert_eq!(crate::text(&out).0.trim(), "2");
+    let out = psql("verify-full", "other.crt");
+    assert!(!out.status.success());
+    assert!(
+        crate::text(&out).1.contains("certificate"),
+        "{}",
+        crate::text(&out).1
+    );
+    // Without TLS the password (a key) would cross in the clear: refused.
+    let out = psql("disable", "ca.crt");
+    assert!(!out.status.success());
+    assert!(
+        crate::text(&out).1.contains("TLS connections only"),
+        "{}",
+        crate::text(&out).1
+    );
     s.terminate();
 }
 
@@ -924,12 +950,7 @@ fn run_shows_its_pipeline_read_only() {
         "{m}"
     );
     let m = m.as_str().unwrap_or_default();
-    let value = |name: &str| -> f64 {
-        m.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(-1.0)
-    };
+    let value = |name: &str| crate::metric_value(m, name);
     let count = value("sluice_event_time_latency_seconds_count{pipeline=\"one\"}");
     let sum = value("sluice_event_time_latency_seconds_sum{pipeline=\"one\"}");
     assert!(count >= 1.0 && (0.0..60.0).contains(&(sum / count)), "{m}");

@@ -270,12 +270,12 @@ fn wss_feed_is_read_with_its_root_cert_and_refused_without() {
     let _ = child.wait();
     ns.sort_unstable();
     assert_eq!(ns, (0..N as i64).collect::<Vec<_>>());
+    let before = handshakes.lock().expect("not poisoned").len();
     // Another CA: the handshake fails on the certificate, the log says so, the source
     // retries, and nothing is read.
     let bad = sql("other.crt", "bad");
     let _ = std::fs::remove_dir_all(dir.path().join("chk"));
     let mut child = start(&bad, std::process::Stdio::piped());
-    let before = handshakes.lock().expect("not poisoned").len();
     let started = Instant::now();
     while handshakes.lock().expect("not poisoned").len() < before + 2
         && started.elapsed() < Duration::from_secs(30)

@@ -229,19 +229,24 @@ fn refresh_ends(
         .spawn(move || {
             loop {
                 std::thread::sleep(LAG_EVERY);
-                let Some(consumer) = consumer.upgrade() else {
-                    return;
-                };
                 let splits: Vec<Split> = match positions.lock() {
                     Ok(p) => p.keys().cloned().collect(),
                     Err(_) => return,
                 };
                 for split in splits {
+                    // Held for one request at a time: a source that ends drops its
+                    // consumer within one timeout, even with the broker away.
+                    let Some(consumer) = consumer.upgrade() else {
+                        return;
+                    };
                     if let Ok((_, high)) = consumer.fetch_watermarks(&split.0, split.1, LAG_EVERY)
                         && let Ok(mut e) = ends.lock()
                     {
                         e.insert(split, high);
                     }
+                }
+                if consumer.strong_count() == 0 {
+                    return;
                 }
             }
         });
@@ -251,16 +256,16 @@ fn refresh_ends(
 }
 
 /// The consumer lag of one subtask: each partition's end (as last asked for) minus
-/// the position after the last batch handed on.
+/// the position after the last batch handed on; `None` until every end is known.
 fn lag_probe(positions: Shared, ends: Shared) -> sluice_runtime::LagProbe {
     Box::new(move || {
         let positions = positions.lock().ok()?;
         let ends = ends.lock().ok()?;
         let mut lag = 0u64;
         for (split, &position) in positions.iter() {
-            if let Some(&end) = ends.get(split) {
-                lag += u64::try_from(end - position).unwrap_or(0);
-            }
+            // Not known until every partition's end was asked for once.
+            let end = ends.get(split)?;
+            lag += u64::try_from(end - position).unwrap_or(0);
         }
         Some(lag)
     })
@@ -737,10 +742,12 @@ impl Source for KafkaSource {
                 split: self.split_ids.get(s).copied().unwrap_or(u32::MAX),
                 owned: self.positions.len() as u32,
             });
-            if let Some(b) = self.flush(dead)? {
-                if let Ok(mut p) = self.emitted_positions.lock() {
-                    p.clone_from(&self.positions);
-                }
+            let batch = self.flush(dead)?;
+            // Records read count as read even when all of them were dead letters.
+            if let Ok(mut p) = self.emitted_positions.lock() {
+                p.clone_from(&self.positions);
+            }
+            if let Some(b) = batch {
                 return Ok(SourceEvent::Batch(b));
             }
         }

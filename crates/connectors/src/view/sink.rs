@@ -61,7 +61,8 @@ impl SinkFactory for ViewSinkFactory {
 ///
 /// Checkpoints hold the view: each subtask's pre-commit is the rows of the keys routed
 /// to it (only it changes them, so they are exactly as of its barrier), as an Arrow IPC
-/// stream in base64; after a restart every subtask puts back the rows of all of them.
+/// stream in base64; after a restart (on any parallelism) every subtask reads all of
+/// them and puts back the rows of the keys now routed to it.
 struct ViewSink {
     view: Arc<View>,
     subtask: usize,
@@ -97,15 +98,7 @@ impl Sink for ViewSink {
 
     async fn pre_commit(&mut self, _: CheckpointId) -> sluice_runtime::Result<serde_json::Value> {
         let all = self.view.all().map_err(|e| self.error(e))?;
-        let mine = if self.parallelism > 1 && all.num_rows() > 0 {
-            sluice_runtime::split_by_hash(&all, self.view.key(), self.parallelism)?
-                .into_iter()
-                .nth(self.subtask)
-                .flatten()
-        } else {
-            Some(all)
-        };
-        let Some(mine) = mine.filter(|b| b.num_rows() > 0) else {
+        let Some(mine) = self.mine(all)? else {
             return Ok(serde_json::Value::Null);
         };
         let mut ipc = Vec::new();
@@ -135,8 +128,27 @@ impl Sink for ViewSink {
             for batch in reader {
                 let batch =
                     batch.map_err(|e| self.error(format!("the checkpoint's view rows: {e}")))?;
-                let kinds = vec![RowKind::Insert; batch.num_rows()];
-                self.apply(&batch, &kinds)?;
+                let want = self.view.schema();
+                let same = batch.schema().fields().len() == want.fields().len()
+                    && batch
+                        .schema()
+                        .fields()
+                        .iter()
+                        .zip(want.fields())
+                        .all(|(a, b)| a.data_type() == b.data_type());
+                if !same {
+                    return Err(self.error(
+                        "the checkpoint holds the view with other columns; start the pipeline \
+                         afresh (without the savepoint) after changing the view's columns"
+                            .into(),
+                    ));
+                }
+                // Only this subtask's keys: the others put back theirs, and each key
+                // has one writer even while the others still recover.
+                if let Some(mine) = self.mine(batch)? {
+                    let kinds = vec![RowKind::Insert; mine.num_rows()];
+                    self.apply(&mine, &kinds)?;
+                }
             }
         }
         Ok(())
@@ -153,6 +165,22 @@ impl Sink for ViewSink {
 }
 
 impl ViewSink {
+    /// The rows of `batch` whose keys are routed to this subtask; `None` when none is.
+    fn mine(&self, batch: RecordBatch) -> sluice_runtime::Result<Option<RecordBatch>> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        if self.parallelism <= 1 {
+            return Ok(Some(batch));
+        }
+        Ok(
+            sluice_runtime::split_by_hash(&batch, self.view.key(), self.parallelism)?
+                .into_iter()
+                .nth(self.subtask)
+                .flatten(),
+        )
+    }
+
     /// Applies rows of the table's columns (`kinds`: one per row) to the view.
     fn apply(&self, data: &RecordBatch, kinds: &[RowKind]) -> sluice_runtime::Result<()> {
         let keys: Vec<_> = self
