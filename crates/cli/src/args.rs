@@ -71,6 +71,11 @@ pub(crate) struct RunArgs {
     /// such tables: 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<String>,
+    /// API keys, TLS and limits for that HTTP server: the `[[api_keys]]`, `[tls]` and
+    /// `[limits]` of a `sluice serve` configuration file (its other settings are not
+    /// used). Serves HTTP (on --http, else 127.0.0.1:8080) even without http tables.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) http_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -106,10 +106,15 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
             .map_err(server_failure)?,
         ..JobConfig::default()
     };
+    let http_config = match &args.http_config {
+        Some(path) => sluice_server::ServerConfig::load(path).map_err(server_failure)?,
+        None => sluice_server::ServerConfig::default(),
+    };
     let rt = runtime(pipeline.workers)?;
     let http = args.http.clone().or_else(|| {
         (!sluice_connectors::http::endpoints().is_empty()
-            || !sluice_connectors::sse::streams().is_empty())
+            || !sluice_connectors::sse::streams().is_empty()
+            || args.http_config.is_some())
         .then(|| DEFAULT_HTTP.to_string())
     });
     let quiet = args.quiet;
@@ -122,7 +127,7 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
                     checkpoint_dir: None,
                     checkpoint_interval: sluice_server::settings::DEFAULT_CHECKPOINT_INTERVAL,
                 });
-                let stop = start_server(addr, quiet, manager.clone()).await?;
+                let stop = start_server(addr, quiet, manager.clone(), &http_config).await?;
                 Some((manager, stop))
             }
             None => None,
@@ -150,12 +155,21 @@ pub(crate) fn run(args: RunArgs) -> Result<(), Failure> {
 const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 
 /// Binds `addr` and serves the ingest endpoints, the live streams and the read-only
-/// API of the one pipeline there until the returned sender fires.
+/// API of the one pipeline there until the returned sender fires; `config` gives the
+/// API keys, TLS and limits.
 async fn start_server(
     addr: &str,
     quiet: bool,
     manager: Arc<sluice_server::Manager>,
+    config: &sluice_server::ServerConfig,
 ) -> Result<tokio::sync::oneshot::Sender<()>, Failure> {
+    let tls = config
+        .tls
+        .as_ref()
+        .map(sluice_server::tls_acceptor)
+        .transpose()
+        .map_err(server_failure)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Failure::user(anyhow!(
             "cannot serve HTTP on '{addr}': {e}. Pass another address with --http HOST:PORT"
@@ -167,24 +181,25 @@ async fn start_server(
         .unwrap_or_else(|_| addr.to_string());
     if !quiet {
         for t in sluice_connectors::http::endpoints() {
-            eprintln!("Ingest: POST http://{bound}/ingest/{t}");
+            eprintln!("Ingest: POST {scheme}://{bound}/ingest/{t}");
         }
         for t in sluice_connectors::sse::streams() {
-            eprintln!("Events: GET http://{bound}/sse/{t}");
+            eprintln!("Events: GET {scheme}://{bound}/sse/{t}");
         }
-        eprintln!("API: GET http://{bound}/api/pipelines, metrics: GET http://{bound}/metrics");
+        eprintln!(
+            "API: GET {scheme}://{bound}/api/pipelines, metrics: GET {scheme}://{bound}/metrics"
+        );
     }
     tracing::info!(address = %bound, "Serving HTTP.");
-    if listener.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
+    if config.api_keys.is_empty() && listener.local_addr().is_ok_and(|a| !a.ip().is_loopback()) {
         eprintln!(
             "Warning: {bound} is reachable from the network and sluice run has no API keys: \
              the pipeline's read-only API, metrics and live tail are open to anyone who can reach it \
-             (ingest and sse tables check their own auth.token). Use sluice serve with API keys to close them."
+             (ingest and sse tables check their own auth.token). Give API keys with --http-config to close them."
         );
     }
-    let config = sluice_server::ServerConfig::default();
     let router = sluice_server::router(
-        sluice_server::AppState::new(manager, &config),
+        sluice_server::AppState::new(manager, config),
         config.max_body_bytes,
     );
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -192,7 +207,7 @@ async fn start_server(
         let shutdown = async move {
             let _ = stopped.await;
         };
-        if let Err(e) = sluice_server::serve(listener, router, None, shutdown).await {
+        if let Err(e) = sluice_server::serve(listener, router, tls, shutdown).await {
             tracing::error!(error = %e, "The HTTP server stopped.");
         }
     });

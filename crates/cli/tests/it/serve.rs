@@ -876,7 +876,7 @@ fn tls_and_rate_limits() {
 
 /// `sluice run --http` shows its one pipeline read-only through the same API, and its
 /// metrics: rows stamped with the current time reach the sink with an event time →
-/// emit latency of well under a minute.
+/// emit latency of well under a minute; with `--http-config`, behind keys and TLS.
 #[test]
 fn run_shows_its_pipeline_read_only() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
@@ -954,6 +954,49 @@ fn run_shows_its_pipeline_read_only() {
     let count = value("sluice_event_time_latency_seconds_count{pipeline=\"one\"}");
     let sum = value("sluice_event_time_latency_seconds_sum{pipeline=\"one\"}");
     assert!(count >= 1.0 && (0.0..60.0).contains(&(sum / count)), "{m}");
+    let mut child = s.child;
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // With --http-config: the keys and TLS of a server configuration.
+    crate::make_certs(dir.path());
+    let cfg = config(
+        dir.path(),
+        "[tls]\ncert = \"server.crt\"\nkey = \"server.key\"",
+    );
+    let port = crate::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "run",
+            "-q",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-config",
+        ])
+        .arg(&cfg)
+        .arg(&file)
+        .current_dir(dir.path())
+        .env("SLUICE_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sluice runs");
+    crate::wait_for_port(port, &mut child, "sluice run --http --http-config");
+    let c = Client::new(Some(&dir.path().join("ca.crt")));
+    let s = Server {
+        child,
+        base: format!("https://127.0.0.1:{port}"),
+    };
+    assert_eq!(c.call(&s, "GET", "/healthz", None, None).0, 200);
+    assert_eq!(c.call(&s, "GET", "/api/pipelines", None, None).0, 401);
+    assert_eq!(c.get(&s, "/metrics", INGEST).0, 403);
+    let (st, list) = c.get(&s, "/api/pipelines", READ);
+    assert_eq!(
+        (st, &list["pipelines"][0]["name"]),
+        (200, &json!("one")),
+        "{list}"
+    );
     let mut child = s.child;
     let _ = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
