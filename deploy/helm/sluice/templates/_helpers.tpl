@@ -48,6 +48,7 @@ strings is valid TOML. Top-level keys come before the tables.
 {{- $c := .Values.config -}}
 # Rendered by the sluice Helm chart.
 listen = {{ printf "0.0.0.0:%d" (int .Values.ports.http) | toJson }}
+pg_listen = {{ printf "0.0.0.0:%d" (int .Values.ports.pgwire) | toJson }}
 data_dir = {{ .Values.persistence.mountPath | toJson }}
 {{- if $c.checkpointDir }}
 checkpoint_dir = {{ $c.checkpointDir | toJson }}
