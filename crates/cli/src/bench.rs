@@ -216,7 +216,7 @@ pub(crate) fn bench(args: BenchArgs) -> Result<(), Failure> {
     }
     if let Some(p) = summary.latency_us {
         out!(
-            "# batch latency (source emit -> sink done, chained tasks): p50={:.3}ms p99={:.3}ms p999={:.3}ms max={:.3}ms",
+            "# ingest -> emit (newest source read behind each sink write): p50={:.3}ms p99={:.3}ms p999={:.3}ms max={:.3}ms",
             p[0] as f64 / 1e3,
             p[1] as f64 / 1e3,
             p[2] as f64 / 1e3,

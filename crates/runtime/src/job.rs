@@ -87,7 +87,8 @@ pub struct JobSummary {
     pub dead_letter_path: PathBuf,
     /// True when the job was stopped (Ctrl-C) rather than drained.
     pub stopped: bool,
-    /// Batch latency percentiles (p50, p99, p99.9, max) in µs, for chained pipelines.
+    /// Ingest → emit percentiles (p50, p99, p99.9, max) in µs: a sink's write of a
+    /// batch minus the newest source read it derives from.
     pub latency_us: Option<Vec<u64>>,
     /// Event time → emit percentiles (p50, p99, p99.9, max) in ms, for sinks whose
     /// input has an event-time column.
@@ -530,6 +531,7 @@ impl Job {
                 let index = tasks.len();
                 tasks.push(Task {
                     sink_event_time,
+                    ingested: None,
                     name: format!("{} ({}/{})", names.join(" -> "), s + 1, head.parallelism),
                     head: head_part,
                     source_metrics,

@@ -330,8 +330,8 @@ pub struct JobMetrics {
     pub restored_from: AtomicU64,
     /// Restarts after a task failure (`sluice_pipeline_restarts_total`).
     pub restarts: AtomicU64,
-    /// End-to-end latency: a batch's read at the source to its write at the sink, in
-    /// chained pipelines (`sluice_latency_seconds`).
+    /// Ingest → emit: a sink's write of a batch minus the newest source read it
+    /// derives from (`sluice_latency_seconds`).
     pub latency: Histogram,
     /// How many records each source subtask has yet to read, asked when the metrics
     /// are read (`sluice_source_lag_records`), by (table, subtask).
@@ -340,8 +340,8 @@ pub struct JobMetrics {
     /// it, for sinks whose input has an event-time column
     /// (`sluice_event_time_latency_seconds`).
     pub event_time_latency: Histogram,
-    /// Per-batch latency samples (source emit → sink write done) in microseconds,
-    /// for chained pipelines; bounded reservoir.
+    /// Ingest → emit samples in microseconds, for exact percentiles at the end of a
+    /// run.
     latencies_us: Reservoir,
     /// Event time → emit samples in ms, for exact percentiles at the end of a run.
     event_time_ms: Reservoir,

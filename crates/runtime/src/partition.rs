@@ -43,18 +43,22 @@ impl OutputEdge {
     /// Sends a batch according to the partitioning; returns how long it waited for
     /// room downstream (backpressure). Fails when a downstream task is gone (it failed
     /// or the job is stopping).
-    pub(crate) async fn send_batch(&mut self, batch: RecordBatch) -> Result<Duration> {
+    pub(crate) async fn send_batch(
+        &mut self,
+        batch: RecordBatch,
+        ingested: Option<Instant>,
+    ) -> Result<Duration> {
         match &self.kind {
-            EdgeKind::Forward => send(&self.senders[0], Message::Batch(batch)).await,
+            EdgeKind::Forward => send(&self.senders[0], Message::Batch(batch, ingested)).await,
             EdgeKind::Rebalance => {
                 let i = self.next;
                 self.next = (self.next + 1) % self.senders.len();
-                send(&self.senders[i], Message::Batch(batch)).await
+                send(&self.senders[i], Message::Batch(batch, ingested)).await
             }
             EdgeKind::Broadcast => {
                 let mut waited = Duration::ZERO;
                 for s in &self.senders {
-                    waited += send(s, Message::Batch(batch.clone())).await?;
+                    waited += send(s, Message::Batch(batch.clone(), ingested)).await?;
                 }
                 Ok(waited)
             }
@@ -63,7 +67,7 @@ impl OutputEdge {
                 let mut waited = Duration::ZERO;
                 for (i, part) in parts.into_iter().enumerate() {
                     if let Some(part) = part {
-                        waited += send(&self.senders[i], Message::Batch(part)).await?;
+                        waited += send(&self.senders[i], Message::Batch(part, ingested)).await?;
                     }
                 }
                 Ok(waited)

@@ -104,6 +104,11 @@ pub(crate) struct Task {
     /// The column of the sink's input that holds event time, if the tail is a sink
     /// and it has one.
     pub(crate) sink_event_time: Option<usize>,
+    /// When the newest source read behind the data being processed happened: set by
+    /// the source (each batch read) or by the batch just received; what the task
+    /// emits carries it on, and a sink's write measures the ingest → emit latency
+    /// from it.
+    pub(crate) ingested: Option<Instant>,
     pub(crate) name: String,
     pub(crate) head: Head,
     pub(crate) source_metrics: Option<Arc<OperatorMetrics>>,
@@ -147,7 +152,6 @@ impl Task {
 
     async fn run_source(&mut self, mut source: Box<dyn Source>) -> Result<()> {
         source.open(&self.head_info, self.restored.take()).await?;
-        let sink_tail = matches!(self.tail, Tail::Sink(..));
         let idle_timeout = self.ops.iter().filter_map(|o| o.op.idle_timeout()).min();
         let mut last_data = Instant::now();
         let mut idle = false;
@@ -166,7 +170,7 @@ impl Task {
                     }
                     last_data = Instant::now();
                     idle = false;
-                    let started = Instant::now();
+                    self.ingested = Some(Instant::now());
                     let n = batch.num_rows() as u64;
                     JobMetrics::add(&self.job.source_rows, n);
                     if let Some(m) = &self.source_metrics {
@@ -178,10 +182,6 @@ impl Task {
                     let out = self.push_from(0, 0, batch)?;
                     self.emit(out).await?;
                     self.generated_watermarks().await?;
-                    if sink_tail {
-                        self.job
-                            .record_latency(started.elapsed().as_micros() as u64);
-                    }
                     // A fully chained task may never wait on anything: give the
                     // scheduler its turn so Ctrl-C, progress and other tasks run. With
                     // checkpoints, after every batch: barriers then move through the
@@ -285,7 +285,10 @@ impl Task {
                 break;
             };
             match msg {
-                Message::Batch(batch) => {
+                Message::Batch(batch, ingested) => {
+                    if ingested.is_some() {
+                        self.ingested = ingested;
+                    }
                     let input = inputs.chans[chan].input;
                     inputs.on_active(chan);
                     let out = self.push_from(0, input, batch)?;
@@ -458,6 +461,9 @@ impl Task {
                         m.batch_time.observe(t.elapsed());
                     }
                     JobMetrics::add(&self.job.sink_rows, n);
+                    if let Some(t) = self.ingested {
+                        self.job.record_latency(t.elapsed().as_micros() as u64);
+                    }
                     if let Some(ms) = newest {
                         self.job.record_event_time_latency(ms);
                     }
@@ -465,7 +471,7 @@ impl Task {
                 Tail::Edges(edges) => {
                     let mut waited = Duration::ZERO;
                     for e in edges.iter_mut() {
-                        waited += e.send_batch(b.clone()).await?;
+                        waited += e.send_batch(b.clone(), self.ingested).await?;
                     }
                     // Time spent waiting for room downstream is backpressure on the
                     // chain's last operator (its source when nothing is chained).

@@ -203,7 +203,7 @@ pub fn render(pipelines: &[Snapshot]) -> String {
     let mut latency = Family::new(
         "sluice_latency_seconds",
         "histogram",
-        "End-to-end latency: a batch's read at the source to its write at the sink (chained pipelines).",
+        "Ingest to emit: a sink's write of a batch minus the newest source read it derives from.",
     );
     let mut event_latency = Family::new(
         "sluice_event_time_latency_seconds",

@@ -32,8 +32,9 @@ pub struct Barrier {
 /// relative to data (watermarks and barriers are in-band, as in Flink).
 #[derive(Debug, Clone)]
 pub enum Message {
-    /// A batch of rows (never empty when sent by the runtime).
-    Batch(RecordBatch),
+    /// A batch of rows (never empty when sent by the runtime), with when the newest
+    /// source read it derives from happened (for the ingest → emit latency).
+    Batch(RecordBatch, Option<std::time::Instant>),
     /// Event time has advanced to this watermark on the sending subtask.
     Watermark(Watermark),
     /// A checkpoint barrier.
@@ -49,7 +50,7 @@ impl Message {
     /// Rows carried by this message (0 for control messages).
     pub fn num_rows(&self) -> usize {
         match self {
-            Message::Batch(b) => b.num_rows(),
+            Message::Batch(b, _) => b.num_rows(),
             _ => 0,
         }
     }

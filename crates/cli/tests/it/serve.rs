@@ -393,6 +393,8 @@ fn pipelines_are_submitted_stopped_resumed_and_survive_restarts() {
     );
     let value = |name: &str| crate::metric_value(&metrics, name);
     assert!(value("sluice_checkpoints_completed_total{pipeline=\"counts\"}") >= 1.0);
+    // Ingest → emit across the hash repartition into the aggregate.
+    assert!(value("sluice_latency_seconds_count{pipeline=\"counts\"}") >= 1.0);
     let done = value("sluice_checkpoint_last_completed_timestamp_seconds{pipeline=\"counts\"}");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
