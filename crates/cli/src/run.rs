@@ -163,12 +163,7 @@ async fn start_server(
     manager: Arc<sluice_server::Manager>,
     config: &sluice_server::ServerConfig,
 ) -> Result<tokio::sync::oneshot::Sender<()>, Failure> {
-    let tls = config
-        .tls
-        .as_ref()
-        .map(sluice_server::tls_acceptor)
-        .transpose()
-        .map_err(server_failure)?;
+    let tls = config.tls_acceptor().map_err(server_failure)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Failure::user(anyhow!(

@@ -33,12 +33,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), Failure> {
 }
 
 async fn run_server(config: ServerConfig) -> Result<(), Failure> {
-    let tls = config
-        .tls
-        .as_ref()
-        .map(sluice_server::tls_acceptor)
-        .transpose()
-        .map_err(failure)?;
+    let tls = config.tls_acceptor().map_err(failure)?;
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| {

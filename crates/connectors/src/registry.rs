@@ -24,6 +24,21 @@ pub struct ConnectorTable {
     pub metadata: Vec<MetadataColumn>,
 }
 
+impl ConnectorTable {
+    /// The positions of the `PRIMARY KEY` columns in `schema`.
+    pub fn key_indices(&self) -> Result<Vec<usize>> {
+        self.primary_key
+            .iter()
+            .map(|k| {
+                self.schema.index_of(k).map_err(|_| Error::Unsupported {
+                    table: self.name.clone(),
+                    message: format!("PRIMARY KEY column '{k}' is not a column of the table"),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A `name TYPE METADATA [FROM 'key']` column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataColumn {

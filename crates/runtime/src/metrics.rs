@@ -231,13 +231,13 @@ impl OperatorMetrics {
     }
 
     /// Counts one batch taken in.
-    pub fn batch_in(&self, batch: &RecordBatch) {
+    pub fn count_in(&self, batch: &RecordBatch) {
         JobMetrics::add(&self.rows_in, batch.num_rows() as u64);
         JobMetrics::add(&self.bytes_in, batch.get_array_memory_size() as u64);
     }
 
     /// Counts batches sent on (and shows them to the tap).
-    pub fn batches_out<'a>(&self, batches: impl IntoIterator<Item = &'a RecordBatch>) {
+    pub fn count_out<'a>(&self, batches: impl IntoIterator<Item = &'a RecordBatch>) {
         let (mut rows, mut bytes, mut n) = (0, 0, 0);
         for b in batches {
             self.tap.send(b);

@@ -174,7 +174,7 @@ impl Task {
                     let n = batch.num_rows() as u64;
                     JobMetrics::add(&self.job.source_rows, n);
                     if let Some(m) = &self.source_metrics {
-                        m.batches_out([&batch]);
+                        m.count_out([&batch]);
                     }
                     if let Some(op) = self.ops.first_mut() {
                         op.ctx.split = source.current_split();
@@ -425,7 +425,7 @@ impl Task {
         for op in self.ops.iter_mut().skip(start) {
             let mut next = Vec::with_capacity(cur.len());
             for b in cur {
-                op.metrics.batch_in(&b);
+                op.metrics.count_in(&b);
                 let started = timing.then(Instant::now);
                 op.op.process(input, b, &mut op.ctx, &mut next)?;
                 if let Some(t) = started {
@@ -433,7 +433,7 @@ impl Task {
                 }
             }
             next.retain(|b| b.num_rows() > 0);
-            op.metrics.batches_out(&next);
+            op.metrics.count_out(&next);
             cur = next;
             input = 0;
             if cur.is_empty() {
@@ -453,7 +453,7 @@ impl Task {
                 Tail::Sink(sink, m) => {
                     let n = b.num_rows() as u64;
                     m.tap.send(&b);
-                    m.batch_in(&b);
+                    m.count_in(&b);
                     let newest = self.sink_event_time.and_then(|c| newest_event_time(&b, c));
                     let started = self.timing.then(Instant::now);
                     sink.write(b).await?;

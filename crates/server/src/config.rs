@@ -120,6 +120,11 @@ struct KeyEntry {
 }
 
 impl ServerConfig {
+    /// The TLS acceptor of `[tls]`, if set.
+    pub fn tls_acceptor(&self) -> Result<Option<tokio_rustls::TlsAcceptor>> {
+        self.tls.as_ref().map(crate::tls_acceptor).transpose()
+    }
+
     /// Reads `path`; relative paths in it are relative to the file's folder.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| {

@@ -33,3 +33,4 @@ pub use error::{Error, Result};
 pub use manager::{Manager, ManagerSettings};
 pub use pg::serve_pg;
 pub use prometheus::render as render_metrics;
+pub use tokio_rustls::TlsAcceptor;

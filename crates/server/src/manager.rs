@@ -744,24 +744,32 @@ impl Manager {
         Ok(entry)
     }
 
-    /// Starts pipeline `id` again, from its savepoint or latest checkpoint.
-    pub async fn resume(self: &Arc<Self>, id: &str) -> Result<Arc<Entry>> {
-        let entry = self.get(id)?;
-        self.managed(&entry)?;
+    /// Claims managed pipeline `entry` for a change that needs it not running (a
+    /// conflict saying `hint` otherwise), once its ending run has finished: a stop's
+    /// last checkpoint is written by that run.
+    async fn settled(&self, entry: &Arc<Entry>, hint: &str) -> Result<Busy> {
+        self.managed(entry)?;
         self.check_ready()?;
-        let _busy = Busy::take(&entry)?;
+        let busy = Busy::take(entry)?;
         let status = entry.status();
         if matches!(status, Status::Running | Status::Stopping) {
             return Err(Error::Conflict(format!(
-                "pipeline '{id}' is {}: stop it before resuming",
+                "pipeline '{}' is {}: {hint}",
+                entry.id,
                 status_name(status)
             )));
         }
-        // A stop's last checkpoint is written by the ending run: wait for it.
         let task = entry.lock().task.take();
         if let Some(t) = task {
             let _ = t.await;
         }
+        Ok(busy)
+    }
+
+    /// Starts pipeline `id` again, from its savepoint or latest checkpoint.
+    pub async fn resume(self: &Arc<Self>, id: &str) -> Result<Arc<Entry>> {
+        let entry = self.get(id)?;
+        let _busy = self.settled(&entry, "stop it before resuming").await?;
         self.save(&entry, true)?;
         self.launch(&entry, None).await?;
         Ok(entry)
@@ -771,20 +779,8 @@ impl Manager {
     /// checkpoints when they are kept there).
     pub async fn delete(&self, id: &str) -> Result<()> {
         let entry = self.get(id)?;
-        self.managed(&entry)?;
-        self.check_ready()?;
-        let _busy = Busy::take(&entry)?;
-        let status = entry.status();
-        if matches!(status, Status::Running | Status::Stopping) {
-            return Err(Error::Conflict(format!(
-                "pipeline '{id}' is {}: stop it first (POST /api/pipelines/{id}/stop)",
-                status_name(status)
-            )));
-        }
-        let task = entry.lock().task.take();
-        if let Some(t) = task {
-            let _ = t.await;
-        }
+        let hint = format!("stop it first (POST /api/pipelines/{id}/stop)");
+        let _busy = self.settled(&entry, &hint).await?;
         let dir = self.pipeline_dir(id)?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir)

@@ -125,6 +125,16 @@ pub(crate) fn make_certs(dir: &std::path::Path) {
     ]);
 }
 
+/// [`make_certs`] in `dir`, and a TLS acceptor with its server certificate.
+pub(crate) fn make_certs_and_acceptor(dir: &std::path::Path) -> sluice_server::TlsAcceptor {
+    make_certs(dir);
+    sluice_server::tls_acceptor(&sluice_server::config::TlsFiles {
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+    })
+    .expect("the test certificate loads")
+}
+
 /// A loopback port nothing listens on (right now).
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

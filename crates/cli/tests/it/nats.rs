@@ -404,15 +404,9 @@ fn nats_mistakes_are_explained() {
     }
 }
 
-/// TLS and a login: a NATS server of the test's own that takes TLS connections only
-/// (a test CA's certificate) and one user; the sink connects over `tls://`, trusting the
-/// CA from `tls.root-cert`, with the user's password, and every row arrives at a
-/// subscriber that logs in the same way.
-#[test]
-fn tls_with_a_login_delivers_every_row() {
-    let dir = tempfile::tempdir().expect("works in a temp dir");
-    crate::make_certs(dir.path());
-    let d = dir.path().display().to_string();
+/// A NATS server of the test's own on a free port, taking TLS connections only with
+/// the certificate `make_certs` wrote in `d`, and the login options `auth`.
+fn tls_server(d: &str, auth: &[&str]) -> (std::process::Child, u16) {
     let port = crate::free_port();
     let mut server = std::process::Command::new("nats-server")
         .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
@@ -422,12 +416,25 @@ fn tls_with_a_login_delivers_every_row() {
             "--tlskey",
             &format!("{d}/server.key"),
         ])
-        .args(["--user", "pipeline", "--pass", "n4ts-secret"])
+        .args(auth)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("nats-server runs");
     crate::wait_for_port(port, &mut server, "nats-server");
+    (server, port)
+}
+
+/// TLS and a login: a NATS server of the test's own that takes TLS connections only
+/// (a test CA's certificate) and one user; the sink connects over `tls://`, trusting the
+/// CA from `tls.root-cert`, with the user's password, and every row arrives at a
+/// subscriber that logs in the same way.
+#[test]
+fn tls_with_a_login_delivers_every_row() {
+    let dir = tempfile::tempdir().expect("works in a temp dir");
+    crate::make_certs(dir.path());
+    let d = dir.path().display().to_string();
+    let (mut server, port) = tls_server(&d, &["--user", "pipeline", "--pass", "n4ts-secret"]);
     let url = format!("tls://localhost:{port}");
     let rt = runtime();
     let sub = rt.block_on(async {
@@ -504,21 +511,7 @@ fn tls_with_a_token_reads_and_writes() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
     crate::make_certs(dir.path());
     let d = dir.path().display().to_string();
-    let port = crate::free_port();
-    let mut server = std::process::Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--tls"])
-        .args([
-            "--tlscert",
-            &format!("{d}/server.crt"),
-            "--tlskey",
-            &format!("{d}/server.key"),
-        ])
-        .args(["--auth", "t0ken-for-sluice"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nats-server runs");
-    crate::wait_for_port(port, &mut server, "nats-server");
+    let (mut server, port) = tls_server(&d, &["--auth", "t0ken-for-sluice"]);
     let url = format!("tls://localhost:{port}");
     let sql = write_sql(
         dir.path(),

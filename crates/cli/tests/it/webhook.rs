@@ -351,12 +351,7 @@ fn webhook_dead_letters_after_the_last_retry_and_opens_the_circuit() {
 #[test]
 fn webhook_over_https_trusts_its_root_cert_only() {
     let dir = tempfile::tempdir().expect("works in a temp dir");
-    crate::make_certs(dir.path());
-    let acceptor = sluice_server::tls_acceptor(&sluice_server::config::TlsFiles {
-        cert: dir.path().join("server.crt"),
-        key: dir.path().join("server.key"),
-    })
-    .expect("the test certificate loads");
+    let acceptor = crate::make_certs_and_acceptor(dir.path());
     let server = Server::start_with(
         Box::new(|_, _| (200, vec![])),
         Some(acceptor.config().clone()),

@@ -20,6 +20,29 @@ fn trade(i: usize) -> (String, f64, f64, usize) {
     (symbol, price, qty, i / 3)
 }
 
+/// Runs `server` on a thread of its own (a current-thread runtime) with a listener on
+/// a free loopback port; returns the port.
+fn serve<F, Fut>(server: F) -> u16
+where
+    F: FnOnce(tokio::net::TcpListener) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let port = listener.local_addr().expect("bound").port();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async move {
+            listener.set_nonblocking(true).expect("non-blocking");
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            server(listener).await;
+        });
+    });
+    port
+}
+
 fn frame(t: &(String, f64, f64, usize)) -> String {
     let (h, m, s) = (10 + t.3 / 3600, (t.3 / 60) % 60, t.3 % 60);
     format!(
@@ -35,48 +58,38 @@ fn frame(t: &(String, f64, f64, usize)) -> String {
 #[test]
 fn trades_example_makes_ohlc_bars_across_a_reconnect() {
     const N: usize = 900;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = listener.local_addr().expect("bound").port();
     let subscribes: Arc<Mutex<Vec<String>>> = Arc::default();
     let seen = subscribes.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            listener.set_nonblocking(true).expect("non-blocking");
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            for conn in 0.. {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    return;
-                };
-                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
-                    continue;
-                };
-                // The subscribe message comes first.
-                if let Some(Ok(Message::Text(t))) = ws.next().await {
-                    seen.lock().expect("not poisoned").push(t.to_string());
-                }
-                let range = if conn == 0 { 0..N / 2 } else { N / 2..N };
-                for i in range {
-                    if ws.send(Message::text(frame(&trade(i)))).await.is_err() {
-                        break;
-                    }
-                }
-                if conn == 0 {
-                    // Gone without a close frame.
-                    drop(ws);
-                    continue;
-                }
-                let _ = ws.send(Message::text("not json")).await;
-                let _ = ws
-                    .send(Message::text(frame(&("ZZZ".to_string(), 1.0, 1.0, 600))))
-                    .await;
-                // Keep the connection open until the test ends.
-                while let Some(Ok(_)) = ws.next().await {}
+    let port = serve(move |listener| async move {
+        for conn in 0.. {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                continue;
+            };
+            // The subscribe message comes first.
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                seen.lock().expect("not poisoned").push(t.to_string());
             }
-        });
+            let range = if conn == 0 { 0..N / 2 } else { N / 2..N };
+            for i in range {
+                if ws.send(Message::text(frame(&trade(i)))).await.is_err() {
+                    break;
+                }
+            }
+            if conn == 0 {
+                // Gone without a close frame.
+                drop(ws);
+                continue;
+            }
+            let _ = ws.send(Message::text("not json")).await;
+            let _ = ws
+                .send(Message::text(frame(&("ZZZ".to_string(), 1.0, 1.0, 600))))
+                .await;
+            // Keep the connection open until the test ends.
+            while let Some(Ok(_)) = ws.next().await {}
+        }
     });
     let dir = tempfile::tempdir().expect("works in a temp dir");
     let bars_dir = dir.path().join("bars");
@@ -194,45 +207,30 @@ fn websocket_mistakes_are_explained() {
 fn wss_feed_is_read_with_its_root_cert_and_refused_without() {
     const N: usize = 300;
     let dir = tempfile::tempdir().expect("works in a temp dir");
-    crate::make_certs(dir.path());
+    let acceptor = crate::make_certs_and_acceptor(dir.path());
     let d = dir.path().display().to_string();
-    let acceptor = sluice_server::tls_acceptor(&sluice_server::config::TlsFiles {
-        cert: dir.path().join("server.crt"),
-        key: dir.path().join("server.key"),
-    })
-    .expect("the test certificate loads");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    let port = listener.local_addr().expect("bound").port();
     let handshakes: Arc<Mutex<Vec<bool>>> = Arc::default();
     let seen = handshakes.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(async move {
-            listener.set_nonblocking(true).expect("non-blocking");
-            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-            while let Ok((tcp, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let tls = acceptor.accept(tcp).await;
-                    seen.lock().expect("not poisoned").push(tls.is_ok());
-                    let Ok(tls) = tls else { return };
-                    let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+    let port = serve(move |listener| async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let tls = acceptor.accept(tcp).await;
+                seen.lock().expect("not poisoned").push(tls.is_ok());
+                let Ok(tls) = tls else { return };
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                for i in 0..N {
+                    let f = format!("{{\"symbol\": \"S{}\", \"n\": {i}}}", i % 3);
+                    if ws.send(Message::text(f)).await.is_err() {
                         return;
-                    };
-                    for i in 0..N {
-                        let f = format!("{{\"symbol\": \"S{}\", \"n\": {i}}}", i % 3);
-                        if ws.send(Message::text(f)).await.is_err() {
-                            return;
-                        }
                     }
-                    while let Some(Ok(_)) = ws.next().await {}
-                });
-            }
-        });
+                }
+                while let Some(Ok(_)) = ws.next().await {}
+            });
+        }
     });
     let sql = |ca: &str, out: &str| {
         let file = dir.path().join(format!("{out}.sql"));

@@ -59,16 +59,7 @@ impl JdbcSinkFactory {
                 });
             }
         }
-        let key = table
-            .primary_key
-            .iter()
-            .map(|k| {
-                table.schema.index_of(k).map_err(|_| Error::Unsupported {
-                    table: table.name.clone(),
-                    message: format!("PRIMARY KEY column '{k}' is not a column of the table"),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let key = table.key_indices()?;
         Ok(JdbcSinkFactory {
             table: table.clone(),
             config,

@@ -30,16 +30,7 @@ impl ViewConfig {
                         .into(),
             });
         }
-        let key = table
-            .primary_key
-            .iter()
-            .map(|k| {
-                table.schema.index_of(k).map_err(|_| Error::Unsupported {
-                    table: table.name.clone(),
-                    message: format!("the primary key column '{k}' is not a column of the table"),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let key = table.key_indices()?;
         Ok(ViewConfig {
             max_rows,
             key,
